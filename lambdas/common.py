@@ -1,0 +1,116 @@
+"""Shared handler plumbing: the action registry, client creation and AWS error mapping."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from lambdas.errors import (
+    AccessDenied,
+    AwsUnavailable,
+    InvalidRequest,
+    PilotLightError,
+    ResourceNotFound,
+    ResourceNotReady,
+    Throttled,
+)
+
+LOG = logging.getLogger("pilotlight")
+
+# botocore's own retries stay on (standard mode); what is left after them becomes a workflow Retry.
+_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
+
+Handler = Callable[..., dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Action:
+    """A step a workflow can call: a plain function plus the IAM actions it needs."""
+
+    name: str
+    func: Handler
+    permissions: tuple[str, ...]
+    resource: str = "*"
+    doc: str = ""
+
+
+@dataclass
+class Registry:
+    service: str
+    actions: dict[str, Action] = field(default_factory=dict)
+
+    def action(self, name: str, *, permissions: list[str], resource: str = "*") -> Callable[[Handler], Handler]:
+        def register(func: Handler) -> Handler:
+            if name in self.actions:
+                raise ValueError(f"action {self.service}.{name} registered twice")
+            self.actions[name] = Action(name, func, tuple(permissions), resource, (func.__doc__ or "").strip())
+            return func
+
+        return register
+
+    def handler(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        """Lambda entry point: dispatch on ``event['action']``; errors propagate by class name."""
+        name = event.get("action")
+        if name not in self.actions:
+            raise InvalidRequest(f"{self.service}: unknown action {name!r}; known: {sorted(self.actions)}")
+        args = {k: v for k, v in event.items() if k != "action"}
+        started = time.monotonic()
+        request_id = getattr(context, "aws_request_id", None)
+        try:
+            result = self.actions[name].func(**args)
+        except PilotLightError as exc:
+            _log(self.service, name, request_id, started, error=type(exc).__name__, message=str(exc))
+            raise
+        _log(self.service, name, request_id, started)
+        return result
+
+
+def _log(service: str, action: str, request_id: str | None, started: float, **extra: Any) -> None:
+    # One JSON line per invocation; arguments are not logged (they can carry names users consider sensitive).
+    record = {"service": service, "action": action, "request_id": request_id,
+              "ms": round((time.monotonic() - started) * 1000, 1), **extra}
+    LOG.info(json.dumps(record, default=str))
+
+
+def client(service: str, region: str) -> Any:
+    """A boto3 client with parameter validation on (botocore's default) and standard retries."""
+    return boto3.client(service, region_name=region, config=_CLIENT_CONFIG)
+
+
+_NOT_READY = {"InvalidDBInstanceState", "InvalidDBInstanceStateFault", "IncorrectState", "PriorRequestNotComplete",
+              "InvalidParameterCombination_NotReady", "OperationAborted", "InvalidChangeBatch_Pending"}
+_THROTTLED = {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
+              "SlowDown", "RequestThrottled"}
+_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure"}
+
+
+def raise_mapped(exc: ClientError, what: str) -> None:
+    """Re-raise an AWS error as the pilotlight error class the workflows retry or catch by name."""
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    message = f"{what}: {code}: {error.get('Message', '')}"
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    if code in _NOT_READY:
+        raise ResourceNotReady(message) from exc
+    if code in _THROTTLED:
+        raise Throttled(message) from exc
+    if code in _DENIED:
+        raise AccessDenied(message) from exc
+    if code.endswith("NotFound") or code.endswith("NotFoundFault") or code in {"NoSuchHostedZone", "NoSuchBucket"}:
+        raise ResourceNotFound(message) from exc
+    if status >= 500:
+        raise AwsUnavailable(message) from exc
+    raise InvalidRequest(message) from exc
+
+
+def region_of_lambda(default: str | None = None) -> str:
+    return os.environ.get("AWS_REGION") or default or "us-east-1"

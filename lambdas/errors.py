@@ -1,0 +1,52 @@
+"""Error classes raised by the handlers.
+
+Step Functions sees the class name as the error name (``errorType``), so ``Retry`` and ``Catch``
+in the workflows refer to these names; a test checks every ``ErrorEquals`` name exists here.
+"""
+
+from __future__ import annotations
+
+
+class PilotLightError(Exception):
+    """Root of every error a pilotlight step raises on purpose."""
+
+
+class RetryableError(PilotLightError):
+    """The step may succeed if run again later; workflows retry these with backoff."""
+
+
+class TerminalError(PilotLightError):
+    """Running the step again will not help; the workflow fails with this error and cause."""
+
+
+class ResourceNotReady(RetryableError):
+    """The resource is in a state that refuses the action for now (e.g. modifying)."""
+
+
+class Throttled(RetryableError):
+    """AWS throttled the call after botocore's own retries."""
+
+
+class AwsUnavailable(RetryableError):
+    """An AWS endpoint answered with a server-side error."""
+
+
+class PreconditionFailed(TerminalError):
+    """The world is not as the step requires (e.g. the DR replica is missing)."""
+
+
+class ResourceNotFound(TerminalError):
+    """A resource the plan names does not exist."""
+
+
+class AccessDenied(TerminalError):
+    """The function's role may not perform the call."""
+
+
+class InvalidRequest(TerminalError):
+    """AWS rejected the request's parameters."""
+
+
+RETRYABLE = [ResourceNotReady, Throttled, AwsUnavailable]
+TERMINAL = [PreconditionFailed, ResourceNotFound, AccessDenied, InvalidRequest]
+ALL_ERROR_NAMES = {cls.__name__ for cls in [PilotLightError, RetryableError, TerminalError, *RETRYABLE, *TERMINAL]}

@@ -1,0 +1,79 @@
+"""Corrections and additions to moto, so the sandbox answers as AWS does.
+
+Kept out of the product path: the handlers in ``lambdas/`` never know they run here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from moto.core import DEFAULT_ACCOUNT_ID
+
+
+def _rds(region: str) -> Any:
+    from moto.rds.models import rds_backends
+
+    return rds_backends[DEFAULT_ACCOUNT_ID][region]
+
+
+def after_promote(http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """moto keeps a promoted cross-region replica linked to its source; AWS unlinks it."""
+    if http_response.status_code >= 300:
+        return
+    region = context["client_region"]
+    ident = parsed["DBInstance"]["DBInstanceIdentifier"]
+    db = _rds(region).databases.get(ident)
+    if db is None or not db.source_db_instance_identifier:
+        return
+    source_id = db.source_db_instance_identifier
+    source_region = source_id.split(":")[3] if source_id.startswith("arn:") else region
+    source = _rds(source_region).databases.get(source_id.rsplit(":", 1)[-1])
+    if source is not None:
+        for ref in (db.db_instance_arn, db.db_instance_identifier):
+            if ref in source.replicas:
+                source.replicas.remove(ref)
+    db.source_db_instance_identifier = None
+    db.is_replica = False
+
+
+def after_create_replica(http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """moto copies the source into the replica (AZ, Multi-AZ); AWS gives the replica its own."""
+    if http_response.status_code >= 300:
+        return
+    region = context["client_region"]
+    ident = parsed["DBInstance"]["DBInstanceIdentifier"]
+    db = _rds(region).databases.get(ident)
+    if db is None:
+        return
+    request = context.get("pilotlight_params") or {}
+    # moto copies the source instance; a replica has its own AZ, Multi-AZ setting and class.
+    wanted_az = request.get("AvailabilityZone") or f"{region}a"
+    if request.get("AvailabilityZone") or not str(db.availability_zone).startswith(region):
+        db.availability_zone = wanted_az
+    db.multi_az = str(request.get("MultiAZ", "false")).lower() == "true"
+    parsed["DBInstance"]["AvailabilityZone"] = db.availability_zone
+    parsed["DBInstance"]["MultiAZ"] = db.multi_az
+
+
+def stash_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """Keep the API parameters in the request context for the ``after-call`` adapters."""
+    from sandbox.responses import request_params
+
+    context["pilotlight_params"] = request_params(params)
+
+
+HANDLERS: list[tuple[str, Any]] = [
+    ("before-call.rds.CreateDBInstanceReadReplica", stash_params),
+    ("after-call.rds.PromoteReadReplica", after_promote),
+    ("after-call.rds.CreateDBInstanceReadReplica", after_create_replica),
+]
+
+
+def install(events: Any) -> None:
+    for event, handler in HANDLERS:
+        events.register_first(event, handler, unique_id=f"pilotlight-adapter-{event}")
+
+
+def uninstall(events: Any) -> None:
+    for event, _ in HANDLERS:
+        events.unregister(event, unique_id=f"pilotlight-adapter-{event}")

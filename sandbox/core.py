@@ -1,0 +1,165 @@
+"""The sandbox: an in-process AWS that runs the deployed state machines for real.
+
+Usage::
+
+    with Sandbox(scale=60) as sb:
+        sb.seed(plan)
+        arns = sb.deploy(plan)
+        execution = sb.start(plan, "failover", {"source": "cli"})
+
+Inside the ``with`` block every boto3 client created through ``boto3.client`` talks to the sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from typing import Any
+
+import boto3
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+
+from sandbox import adapters, clock, seed
+from sandbox.faults import Faults
+from sandbox.lambda_host import LambdaHost
+from sandbox.latency import LatencyModel, snapshot_before_modify
+from workflows import asl, render
+from workflows.plan import Plan
+
+_FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "sandbox",
+    "AWS_SECRET_ACCESS_KEY": "sandbox",
+    "AWS_SESSION_TOKEN": "sandbox",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+_CLEARED_ENV = ("AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONFIG_FILE",
+                "AWS_SHARED_CREDENTIALS_FILE")
+
+
+class Sandbox:
+    account_id = DEFAULT_ACCOUNT_ID
+
+    def __init__(self, scale: float = 60.0, latency: str = "p50") -> None:
+        if latency not in ("p50", "p95", "none"):
+            raise ValueError("latency must be p50, p95 or none")
+        self.scale = scale
+        self.latency = LatencyModel("p95" if latency == "p95" else "p50")
+        self.latency.enabled = latency != "none"
+        self.lambdas = LambdaHost()
+        self._mock: Any = None
+        self._saved_env: dict[str, str | None] = {}
+        self._events: Any = None
+        self._started: list[str] = []
+        self.faults: Faults
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def __enter__(self) -> Sandbox:
+        for key in (*_FAKE_ENV, *_CLEARED_ENV):
+            self._saved_env[key] = os.environ.get(key)
+        os.environ.update(_FAKE_ENV)
+        for key in _CLEARED_ENV:
+            os.environ.pop(key, None)
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._mock.start()
+        boto3.setup_default_session()
+        self._events = boto3.DEFAULT_SESSION.events
+        clock.install(self.scale)
+        self.lambdas.install(self._events)
+        adapters.install(self._events)
+        self._events.register_first("before-call.rds.ModifyDBInstance", snapshot_before_modify,
+                                    unique_id="pilotlight-snapshot-modify")
+        self.latency.install(self._events)
+        self.faults = Faults(self._events)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop_executions()
+        self.faults.clear()
+        self.latency.uninstall(self._events)
+        adapters.uninstall(self._events)
+        self.lambdas.uninstall(self._events)
+        clock.uninstall()
+        self._mock.stop()
+        boto3.DEFAULT_SESSION = None
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    # -- building the world --------------------------------------------------------------------
+    def seed(self, plan: Plan, *, pilot_light: bool = True) -> dict[str, Any]:
+        """Create the plan's primary estate (and the pilot light), instantly: seeding takes no modeled time."""
+        enabled, self.latency.enabled = self.latency.enabled, False
+        try:
+            out = seed.seed_primary(plan)
+            if pilot_light:
+                out.update(seed.seed_pilot_light(plan))
+        finally:
+            self.latency.enabled = enabled
+        return out
+
+    def substitutions(self, plan: Plan) -> dict[str, str]:
+        return {
+            asl.function_key(service): self.function_arn(plan, service) for service in sorted(render.services_used(plan))
+        }
+
+    def function_arn(self, plan: Plan, service: str) -> str:
+        return f"arn:aws:lambda:{plan.dr_region}:{self.account_id}:function:{render.function_name(plan, service)}"
+
+    def deploy(self, plan: Plan) -> dict[str, str]:
+        """Register the Lambda functions and create every state machine from the rendered ASL."""
+        for service in render.services_used(plan):
+            self.lambdas.register(render.function_name(plan, service), service)
+        iam = boto3.client("iam")
+        role_name = f"pilotlight-{plan.name}-states"
+        try:
+            role_arn = iam.get_role(RoleName=role_name)["Role"]["Arn"]
+        except iam.exceptions.NoSuchEntityException:
+            role_arn = iam.create_role(
+                RoleName=role_name,
+                AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+            )["Role"]["Arn"]
+        sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
+        subs = self.substitutions(plan)
+        arns = {}
+        for workflow, text in render.render_all(plan).items():
+            definition = asl.substitute(text, subs)
+            name = render.state_machine_name(plan, workflow)
+            existing = self.state_machine_arn(plan, workflow)
+            try:
+                sfn.describe_state_machine(stateMachineArn=existing)
+                sfn.update_state_machine(stateMachineArn=existing, definition=definition, roleArn=role_arn)
+                arns[workflow] = existing
+            except sfn.exceptions.StateMachineDoesNotExist:
+                arns[workflow] = sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn)[
+                    "stateMachineArn"]
+        return arns
+
+    def state_machine_arn(self, plan: Plan, workflow: str) -> str:
+        return (f"arn:aws:states:{plan.dr_region}:{self.account_id}:stateMachine:"
+                f"{render.state_machine_name(plan, workflow)}")
+
+    def start(self, plan: Plan, workflow: str, execution_input: dict[str, Any] | None = None) -> str:
+        sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
+        arn = sfn.start_execution(
+            stateMachineArn=self.state_machine_arn(plan, workflow),
+            name=f"{workflow}-{uuid.uuid4().hex[:12]}",
+            input=json.dumps(execution_input or {}),
+        )["executionArn"]
+        self._started.append(arn)
+        return arn
+
+    def stop_executions(self) -> None:
+        """Stop what is still running so no interpreter thread outlives the sandbox."""
+        for arn in self._started:
+            sfn = boto3.client("stepfunctions", region_name=arn.split(":")[3])
+            try:
+                if sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+                    sfn.stop_execution(executionArn=arn, error="SandboxClosed", cause="the sandbox was closed")
+            except Exception:  # noqa: BLE001 - best effort during teardown
+                pass
+        self._started.clear()

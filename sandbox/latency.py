@@ -1,0 +1,195 @@
+"""The latency model: resources take the time AWS takes, in modeled time.
+
+moto makes every resource ready at once. ``after-call`` handlers note when an operation starts a
+long-running change; until its modeled duration has passed, ``Describe*`` answers show the
+resource as AWS does meanwhile (status ``modifying``, old values, ``PendingModifiedValues``) and
+conflicting calls are refused with ``InvalidDBInstanceState``. Durations are the published p50
+(or p95) figures in ARCHITECTURE.md, divided by the sandbox's time scale.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from moto.core import DEFAULT_ACCOUNT_ID
+
+from sandbox import clock, responses
+
+# Modeled seconds per operation: (p50, p95).
+DURATIONS: dict[str, tuple[float, float]] = {
+    "rds.promote": (300, 900),
+    "rds.multi_az": (900, 2400),
+    "rds.modify_class_multi_az": (1200, 1800),
+    "rds.modify_class_single_az": (600, 900),
+    "rds.create_replica": (1200, 2700),
+    "route53.change": (60, 90),
+    "ec2.create_image": (600, 1200),
+    "ec2.copy_image": (900, 3000),
+    "beanstalk.create_environment": (300, 600),
+}
+
+
+def duration(kind: str, profile: str = "p50") -> float:
+    p50, p95 = DURATIONS[kind]
+    return p95 if profile == "p95" else p50
+
+
+@dataclass
+class Busy:
+    kind: str
+    until: float  # wall clock
+    status: str
+    shown: dict[str, Any] = field(default_factory=dict)  # attributes as AWS shows them meanwhile
+    pending: dict[str, Any] = field(default_factory=dict)
+
+
+class LatencyModel:
+    def __init__(self, profile: str = "p50") -> None:
+        self.profile = profile
+        self.enabled = True
+        self._busy: dict[tuple[str, str, str], Busy] = {}
+        self._lock = threading.Lock()
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def hold(self, key: tuple[str, str, str], kind: str, status: str, **attrs: Any) -> Busy:
+        busy = Busy(kind, clock.now() + clock.to_wall(duration(kind, self.profile)), status, **attrs)
+        with self._lock:
+            previous = self._busy.get(key)
+            if previous and previous.until > clock.now():
+                # A second change queued behind the first finishes after it.
+                busy.until = previous.until + (busy.until - clock.now())
+                busy.shown = {**busy.shown, **previous.shown}
+                busy.pending = {**previous.pending, **busy.pending}
+            self._busy[key] = busy
+        return busy
+
+    def busy(self, key: tuple[str, str, str]) -> Busy | None:
+        with self._lock:
+            entry = self._busy.get(key)
+            if entry is None:
+                return None
+            if entry.until <= clock.now():
+                del self._busy[key]
+                return None
+            return entry
+
+    # -- hooks -------------------------------------------------------------------------------
+    def install(self, events: Any) -> None:
+        for event, handler in self._handlers():
+            events.register(event, handler, unique_id=f"pilotlight-latency-{event}")
+
+    def uninstall(self, events: Any) -> None:
+        for event, _ in self._handlers():
+            events.unregister(event, unique_id=f"pilotlight-latency-{event}")
+
+    def _handlers(self) -> list[tuple[str, Any]]:
+        return [
+            ("before-call.rds.ModifyDBInstance", self._refuse_while_busy),
+            ("before-call.rds.PromoteReadReplica", self._refuse_while_busy),
+            ("after-call.rds.PromoteReadReplica", self._after_promote),
+            ("after-call.rds.ModifyDBInstance", self._after_modify),
+            ("after-call.rds.CreateDBInstanceReadReplica", self._after_create_replica),
+            ("after-call.rds.DescribeDBInstances", self._describe_db_instances),
+            ("after-call.route53.ChangeResourceRecordSets", self._after_change),
+            ("after-call.route53.GetChange", self._get_change),
+        ]
+
+    # RDS --------------------------------------------------------------------------------------
+    def _refuse_while_busy(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> Any:
+        if not self.enabled:
+            return None
+        ident = responses.request_params(params).get("DBInstanceIdentifier", "")
+        busy = self.busy(("rds", context.get("client_region", ""), ident))
+        if busy is not None:
+            return responses.error(
+                "InvalidDBInstanceState",
+                f"Database instance is not in available state (it is {busy.status}).",
+            )
+        return None
+
+    def _after_promote(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if not self.enabled or http_response.status_code >= 300:
+            return
+        db = parsed["DBInstance"]
+        source = db.get("ReadReplicaSourceDBInstanceIdentifier")
+        busy = self.hold(
+            ("rds", context["client_region"], db["DBInstanceIdentifier"]),
+            "rds.promote",
+            "modifying",
+            shown={"ReadReplicaSourceDBInstanceIdentifier": source},
+        )
+        _apply(db, busy)
+
+    def _after_modify(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if not self.enabled or http_response.status_code >= 300:
+            return
+        db = parsed["DBInstance"]
+        before = context.get("pilotlight_before") or {}
+        region = context["client_region"]
+        shown: dict[str, Any] = {}
+        pending: dict[str, Any] = {}
+        kinds: list[str] = []
+        if "MultiAZ" in before and before["MultiAZ"] != db.get("MultiAZ"):
+            shown["MultiAZ"], pending["MultiAZ"] = before["MultiAZ"], db.get("MultiAZ")
+            kinds.append("rds.multi_az")
+        if "DBInstanceClass" in before and before["DBInstanceClass"] != db.get("DBInstanceClass"):
+            shown["DBInstanceClass"], pending["DBInstanceClass"] = before["DBInstanceClass"], db["DBInstanceClass"]
+            kinds.append("rds.modify_class_multi_az" if before.get("MultiAZ") else "rds.modify_class_single_az")
+        key = ("rds", region, db["DBInstanceIdentifier"])
+        busy = None
+        for kind in kinds:
+            busy = self.hold(key, kind, "modifying", shown=dict(shown), pending=dict(pending))
+        if busy:
+            _apply(db, busy)
+
+    def _after_create_replica(
+        self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        if not self.enabled or http_response.status_code >= 300:
+            return
+        db = parsed["DBInstance"]
+        busy = self.hold(("rds", context["client_region"], db["DBInstanceIdentifier"]), "rds.create_replica", "creating")
+        _apply(db, busy)
+
+    def _describe_db_instances(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if not self.enabled:
+            return
+        for db in parsed.get("DBInstances", []):
+            busy = self.busy(("rds", context.get("client_region", ""), db["DBInstanceIdentifier"]))
+            if busy:
+                _apply(db, busy)
+
+    # Route 53 ---------------------------------------------------------------------------------
+    def _after_change(self, http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+        if not self.enabled or http_response.status_code >= 300:
+            return
+        info = parsed["ChangeInfo"]
+        busy = self.hold(("route53", "global", info["Id"].rsplit("/", 1)[-1]), "route53.change", "PENDING")
+        info["Status"] = busy.status
+
+    def _get_change(self, parsed: dict[str, Any], **_: Any) -> None:
+        if not self.enabled:
+            return
+        info = parsed.get("ChangeInfo", {})
+        if self.busy(("route53", "global", info.get("Id", "").rsplit("/", 1)[-1])):
+            info["Status"] = "PENDING"
+
+
+def _apply(db: dict[str, Any], busy: Busy) -> None:
+    db["DBInstanceStatus"] = busy.status
+    db.update(busy.shown)
+    if busy.pending:
+        db["PendingModifiedValues"] = {**db.get("PendingModifiedValues", {}), **busy.pending}
+
+
+def snapshot_before_modify(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """Remember MultiAZ and class before a ModifyDBInstance, so the model can show the old values."""
+    from moto.rds.models import rds_backends
+
+    ident = responses.request_params(params).get("DBInstanceIdentifier", "")
+    region = context.get("client_region", "")
+    db = rds_backends[DEFAULT_ACCOUNT_ID][region].databases.get(ident)
+    if db is not None:
+        context["pilotlight_before"] = {"MultiAZ": bool(db.multi_az), "DBInstanceClass": db.db_instance_class}

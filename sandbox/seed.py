@@ -1,0 +1,121 @@
+"""Create in the sandbox what a plan names, so any valid plan can be rehearsed.
+
+``seed_primary`` builds the primary estate. ``seed_pilot_light`` builds what the replicate
+workflow will keep current (the DR replica and the DNS record pointing at the primary).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from moto.core import DEFAULT_ACCOUNT_ID
+
+from workflows.plan import Plan
+
+SOLUTION_STACK = "64bit Amazon Linux 2023 v4.3.0 running Python 3.11"
+DB_PASSWORD = "sandbox-only-password"  # never leaves the in-process sandbox
+
+
+def _engine_defaults(engine: str) -> dict[str, Any]:
+    return {"postgres": {"EngineVersion": "16.3", "Port": 5432}, "mysql": {"EngineVersion": "8.0.36", "Port": 3306},
+            "mariadb": {"EngineVersion": "10.11.8", "Port": 3306}}[engine]
+
+
+def seed_primary(plan: Plan) -> dict[str, Any]:
+    """The application as it runs in the primary region, plus what the DR region already has (buckets)."""
+    primary = plan.primary_region
+    eb = boto3.client("elasticbeanstalk", region_name=primary)
+    rds = boto3.client("rds", region_name=primary)
+    s3p = boto3.client("s3", region_name=primary)
+    s3d = boto3.client("s3", region_name=plan.dr_region)
+    cw = boto3.client("cloudwatch", region_name=primary)
+    created: dict[str, Any] = {"environments": [], "databases": [], "buckets": [], "alarms": []}
+
+    apps = {e.application for e in plan.environments}
+    for app in sorted(apps):
+        eb.create_application(ApplicationName=app)
+    for env in plan.environments:
+        out = eb.create_environment(
+            ApplicationName=env.application, EnvironmentName=env.name, SolutionStackName=SOLUTION_STACK,
+            CNAMEPrefix=env.name.lower(),
+        )
+        created["environments"].append(out["EnvironmentName"])
+
+    for db in plan.databases:
+        extra = {"KmsKeyId": _kms_key(primary)} if db.storage_encrypted else {}
+        rds.create_db_instance(
+            DBInstanceIdentifier=db.identifier, Engine=db.engine, DBInstanceClass=db.replica_instance_class,
+            MasterUsername="app", MasterUserPassword=DB_PASSWORD, AllocatedStorage=100, MultiAZ=True,
+            StorageEncrypted=db.storage_encrypted, BackupRetentionPeriod=7,
+            EngineVersion=_engine_defaults(db.engine)["EngineVersion"], **extra,
+        )
+        created["databases"].append(db.identifier)
+
+    for pair in plan.buckets:
+        _bucket(s3p, pair.source, primary)
+        _bucket(s3d, pair.destination, plan.dr_region)
+        created["buckets"].append(pair.source)
+
+    for alarm in plan.triggers.alarms:
+        region = alarm.region or primary
+        (cw if region == primary else boto3.client("cloudwatch", region_name=region)).put_metric_alarm(
+            AlarmName=alarm.name, Namespace="AWS/ElasticBeanstalk", MetricName="ApplicationRequests5xx",
+            Statistic="Sum", Period=60, EvaluationPeriods=3, Threshold=50, ComparisonOperator="GreaterThanThreshold",
+        )
+        created["alarms"].append(alarm.name)
+
+    if plan.dns is not None:
+        _hosted_zone(plan)
+        env = plan.dns_environment
+        assert env is not None  # the plan validator guarantees an environment for dns
+        boto3.client("route53").change_resource_record_sets(
+            HostedZoneId=plan.dns.hosted_zone_id,
+            ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
+                "Name": plan.dns.record_name, "Type": plan.dns.record_type, "TTL": plan.dns.ttl,
+                "ResourceRecords": [{"Value": f"{env.name.lower()}.{primary}.elasticbeanstalk.com"}]}}]},
+        )
+    return created
+
+
+def seed_pilot_light(plan: Plan) -> dict[str, Any]:
+    """The DR read replicas, as the replicate workflow would leave them."""
+    dr = boto3.client("rds", region_name=plan.dr_region)
+    src = boto3.client("rds", region_name=plan.primary_region)
+    replicas = []
+    for db in plan.databases:
+        source_arn = src.describe_db_instances(DBInstanceIdentifier=db.identifier)["DBInstances"][0]["DBInstanceArn"]
+        extra = {"KmsKeyId": db.dr_kms_key_id} if db.storage_encrypted and db.dr_kms_key_id else {}
+        dr.create_db_instance_read_replica(
+            DBInstanceIdentifier=db.dr_replica_identifier, SourceDBInstanceIdentifier=source_arn,
+            DBInstanceClass=db.replica_instance_class, SourceRegion=plan.primary_region, **extra,
+        )
+        replicas.append(db.dr_replica_identifier)
+    return {"replicas": replicas}
+
+
+def _bucket(s3: Any, name: str, region: str) -> None:
+    kwargs: dict[str, Any] = {"Bucket": name}
+    if region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    s3.create_bucket(**kwargs)
+
+
+def _kms_key(region: str) -> str:
+    return boto3.client("kms", region_name=region).create_key(Description="pilotlight sandbox source key")[
+        "KeyMetadata"]["Arn"]
+
+
+def _hosted_zone(plan: Plan) -> None:
+    """Create the plan's hosted zone under the plan's own zone id."""
+    from moto.route53.models import HostedZoneIdentifier
+    from moto.utilities.id_generator import moto_id_manager
+
+    assert plan.dns is not None
+    zone_name = plan.dns.record_name.split(".", 1)[1]
+    ident = HostedZoneIdentifier(DEFAULT_ACCOUNT_ID, zone_name + ".", None)
+    moto_id_manager.set_custom_id(ident, plan.dns.hosted_zone_id)
+    try:
+        boto3.client("route53").create_hosted_zone(Name=zone_name + ".", CallerReference=f"pilotlight-{plan.name}")
+    finally:
+        moto_id_manager.unset_custom_id(ident)

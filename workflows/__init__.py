@@ -1,0 +1,1 @@
+"""Plan model and state machine builders (Python -> ASL JSON)."""

@@ -1,0 +1,154 @@
+"""Small builders for ASL shapes used by every workflow, written once.
+
+Task resources are ``${<Service>FunctionArn}`` placeholders; CDK (``definition_substitutions``)
+and the sandbox fill them with the same substitution, so both run the same JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+State = dict[str, Any]
+
+# Errors the Lambda service itself raises; always worth retrying quickly.
+LAMBDA_SERVICE_ERRORS = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
+# Our retryable classes (lambdas/errors.py).
+RETRYABLE_ERRORS = ["ResourceNotReady", "Throttled", "AwsUnavailable"]
+
+STANDARD_RETRY: list[dict[str, Any]] = [
+    {"ErrorEquals": LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 6, "BackoffRate": 2.0},
+    {
+        "ErrorEquals": RETRYABLE_ERRORS,
+        "IntervalSeconds": 10,
+        "MaxAttempts": 5,
+        "BackoffRate": 2.0,
+        "MaxDelaySeconds": 120,
+    },
+]
+
+TASK_TIMEOUT_SECONDS = 120
+
+
+def function_placeholder(service: str) -> str:
+    return "${" + service.capitalize() + "FunctionArn}"
+
+
+def function_key(service: str) -> str:
+    """The substitution key for a service's function, e.g. ``RdsFunctionArn``."""
+    return service.capitalize() + "FunctionArn"
+
+
+def task(
+    step: str,
+    service: str,
+    action: str,
+    params: dict[str, Any],
+    *,
+    result_path: str | None,
+    next_state: str | None,
+    retry: bool = True,
+) -> State:
+    state: State = {
+        "Type": "Task",
+        "Comment": step,
+        "Resource": function_placeholder(service),
+        "Parameters": {"action": action, **params},
+        "ResultPath": result_path,
+        "TimeoutSeconds": TASK_TIMEOUT_SECONDS,
+    }
+    if retry:
+        state["Retry"] = [dict(r) for r in STANDARD_RETRY]
+    if next_state is None:
+        state["End"] = True
+    else:
+        state["Next"] = next_state
+    return state
+
+
+def poll_loop(
+    name: str,
+    step: str,
+    *,
+    service: str,
+    act: tuple[str, dict[str, Any]],
+    check: tuple[str, dict[str, Any]],
+    interval_seconds: int,
+    max_attempts: int,
+    next_state: str,
+    what: str,
+) -> dict[str, State]:
+    """Act once, then Wait -> Check -> Choice until done, at most ``max_attempts`` checks.
+
+    The act and check results land in ``$.poll`` (``done``, ``attempt``, details); the check
+    receives the attempt count so the Choice can stop an endless wait with a named error.
+    """
+    act_action, act_params = act
+    check_action, check_params = check
+    wait, chk, choice, fail = f"{name}Wait", f"{name}Check", f"{name}Done?", f"{name}TimedOut"
+    return {
+        name: task(step, service, act_action, act_params, result_path="$.poll", next_state=wait),
+        wait: {"Type": "Wait", "Comment": step, "Seconds": interval_seconds, "Next": chk},
+        chk: task(
+            step,
+            service,
+            check_action,
+            {**check_params, "attempt.$": "$.poll.attempt"},
+            result_path="$.poll",
+            next_state=choice,
+        ),
+        choice: {
+            "Type": "Choice",
+            "Comment": step,
+            "Choices": [
+                {"Variable": "$.poll.done", "BooleanEquals": True, "Next": next_state},
+                {"Variable": "$.poll.attempt", "NumericGreaterThanEquals": max_attempts, "Next": fail},
+            ],
+            "Default": wait,
+        },
+        fail: {
+            "Type": "Fail",
+            "Comment": step,
+            "Error": "WaitTimedOut",
+            "Cause": f"{what} not done after {max_attempts} checks {interval_seconds} s apart",
+        },
+    }
+
+
+def machine(comment: str, start_at: str, states: dict[str, State], timeout_seconds: int) -> dict[str, Any]:
+    return {"Comment": comment, "StartAt": start_at, "TimeoutSeconds": timeout_seconds, "States": states}
+
+
+def dumps(definition: dict[str, Any]) -> str:
+    """Canonical JSON text of a definition: what is committed, deployed and run."""
+    return json.dumps(definition, indent=2, sort_keys=False) + "\n"
+
+
+def substitute(text: str, substitutions: dict[str, str]) -> str:
+    for key, value in substitutions.items():
+        text = text.replace("${" + key + "}", value)
+    return text
+
+
+def placeholders(definition: dict[str, Any]) -> set[str]:
+    """Substitution keys a definition uses."""
+    import re
+
+    return set(re.findall(r"\$\{([A-Za-z0-9]+)\}", json.dumps(definition)))
+
+
+def iter_states(states: dict[str, State]):
+    """Every state, including those nested in Map and Parallel, as (name, state)."""
+    for name, state in states.items():
+        yield name, state
+        if state["Type"] == "Map":
+            proc = state.get("ItemProcessor") or state.get("Iterator")
+            yield from iter_states(proc["States"])
+        elif state["Type"] == "Parallel":
+            for branch in state["Branches"]:
+                yield from iter_states(branch["States"])

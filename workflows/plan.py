@@ -1,0 +1,380 @@
+"""The plan: one YAML file per application, validated into a frozen pydantic model.
+
+Structural rules live on the fields (types, patterns, ranges); rules that relate fields to
+each other live in validators that raise :class:`PlanFieldError` so every problem is reported
+with the full path of the field it is about (``databases[0].dr_kms_key_id: ...``).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = ["Plan", "PlanError", "PlanFieldError", "load_plan", "parse_plan", "plan_json_schema"]
+
+
+class PlanFieldError(ValueError):
+    """A semantic problem with a field below the model that raises it (``path`` is relative)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+class PlanError(Exception):
+    """A plan that cannot be used; ``problems`` holds one ``field.path: message`` line each."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(f"{source}: " + "; ".join(problems))
+        self.source = source
+        self.problems = problems
+
+
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """Region names from botocore's bundled endpoint data (offline), across the public partitions."""
+    import boto3
+
+    session = boto3.session.Session()
+    regions: set[str] = set()
+    for partition in ("aws", "aws-us-gov", "aws-cn"):
+        for service in ("ec2", "rds", "elasticbeanstalk", "states"):
+            regions.update(session.get_available_regions(service, partition_name=partition))
+    return frozenset(regions)
+
+
+def _check_region(value: str) -> str:
+    if value not in known_regions():
+        raise ValueError(f"'{value}' is not an AWS region name (e.g. us-east-1)")
+    return value
+
+
+Region = Annotated[str, Field(max_length=25, description="AWS region name, e.g. us-east-1")]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")]
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{2,38}[A-Za-z0-9]$")]
+DbId = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*$", max_length=63)]
+DbClass = Annotated[str, Field(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")]
+BucketName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+VpcId = Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")]
+SubnetId = Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]
+SgId = Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]
+Arn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{0,12}:.+$")]
+KmsKey = Annotated[str, Field(pattern=r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/.+|alias/.+|[0-9a-f-]{36})$")]
+HostedZoneId = Annotated[str, Field(pattern=r"^Z[A-Z0-9]{1,32}$")]
+Fqdn = Annotated[str, Field(pattern=r"^([a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\.?$", max_length=253)]
+ScheduleExpr = Annotated[
+    str,
+    Field(pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$"),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Objectives(_Model):
+    rto_minutes: int = Field(ge=1, le=1440, description="Recovery time objective")
+    rpo_minutes: int = Field(ge=0, le=1440, description="Recovery point objective")
+
+
+class DrNetwork(_Model):
+    """Where the standby Beanstalk environment runs in the DR region."""
+
+    vpc_id: VpcId
+    subnets: list[SubnetId] = Field(min_length=1)
+    elb_subnets: list[SubnetId] = Field(default_factory=list, description="Defaults to `subnets`")
+    security_groups: list[SgId] = Field(min_length=1)
+    key_name: str | None = Field(default=None, min_length=1, max_length=255)
+    certificate_arns: dict[Arn, Arn] = Field(
+        default_factory=dict, description="Primary-region certificate ARN -> DR-region certificate ARN"
+    )
+
+    @field_validator("subnets", "elb_subnets", "security_groups")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        dupes = sorted({v for v in value if value.count(v) > 1})
+        if dupes:
+            raise ValueError(f"listed more than once: {', '.join(dupes)}")
+        return value
+
+
+class Environment(_Model):
+    """An Elastic Beanstalk environment and its standby in the DR region."""
+
+    name: EnvName
+    application: str = Field(min_length=1, max_length=100)
+    dr_environment_name: EnvName
+    dr_cname_prefix: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]{2,61}[a-z0-9]$",
+        description="CNAME prefix of the DR environment; defaults to dr_environment_name (lower-cased)",
+    )
+    dr_network: DrNetwork
+
+    @property
+    def cname_prefix(self) -> str:
+        return self.dr_cname_prefix or self.dr_environment_name.lower()
+
+    def dr_cname(self, dr_region: str) -> str:
+        return f"{self.cname_prefix}.{dr_region}.elasticbeanstalk.com"
+
+
+class Az2Replica(_Model):
+    identifier: DbId
+    availability_zone: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
+
+
+class Database(_Model):
+    """An RDS instance with its cross-region read replica (the pilot light)."""
+
+    identifier: DbId
+    engine: Literal["postgres", "mysql", "mariadb"] = "postgres"
+    dr_replica_identifier: DbId
+    replica_instance_class: DbClass
+    failover_instance_class: DbClass
+    multi_az_on_failover: bool = True
+    az2_replica: Az2Replica | None = None
+    storage_encrypted: bool = Field(default=False, description="Whether the source instance is encrypted")
+    dr_kms_key_id: KmsKey | None = Field(default=None, description="DR-region KMS key for encrypted copies")
+
+
+class BucketPair(_Model):
+    source: BucketName
+    destination: BucketName
+    replicate_delete_markers: bool = False
+    replication_role_arn: Arn | None = None
+
+
+class Dns(_Model):
+    hosted_zone_id: HostedZoneId
+    record_name: Fqdn
+    record_type: Literal["CNAME"] = "CNAME"
+    ttl: int = Field(default=60, ge=0, le=172800)
+    cutover: Literal["records", "health_check"] = "records"
+    environment: EnvName | None = Field(
+        default=None, description="Plan environment whose DR CNAME the record points at (default: the first)"
+    )
+
+
+class Alarm(_Model):
+    name: str = Field(min_length=1, max_length=255)
+    region: Region | None = Field(default=None, description="Defaults to the primary region")
+
+    _region = field_validator("region")(lambda cls, v: v if v is None else _check_region(v))
+
+
+class Triggers(_Model):
+    alarms: list[Alarm] = Field(default_factory=list)
+    failover: Literal["automatic", "approval"] = "approval"
+    min_interval_minutes: int = Field(default=60, ge=0, le=10080)
+
+
+class Schedules(_Model):
+    replicate: ScheduleExpr = "rate(1 hour)"
+    readiness: ScheduleExpr = "rate(30 minutes)"
+
+
+class AmiPolicy(_Model):
+    retention: int = Field(default=3, ge=1, le=100)
+    max_age_hours: int = Field(default=24, ge=1, le=8760)
+
+
+class Plan(_Model):
+    name: Name = Field(description="Lower-case name; prefixes every deployed resource")
+    primary_region: Region
+    dr_region: Region
+    objectives: Objectives
+    environments: list[Environment] = Field(default_factory=list)
+    databases: list[Database] = Field(default_factory=list)
+    buckets: list[BucketPair] = Field(default_factory=list)
+    dns: Dns | None = None
+    triggers: Triggers = Field(default_factory=Triggers)
+    schedules: Schedules = Field(default_factory=Schedules)
+    ami: AmiPolicy = Field(default_factory=AmiPolicy)
+
+    _regions = field_validator("primary_region", "dr_region")(lambda cls, v: _check_region(v))
+
+    @model_validator(mode="after")
+    def _semantics(self) -> Plan:
+        problems: list[PlanFieldError] = []
+        if self.primary_region == self.dr_region:
+            problems.append(PlanFieldError("dr_region", f"must differ from primary_region ({self.primary_region})"))
+        if not (self.environments or self.databases or self.buckets):
+            problems.append(PlanFieldError("environments", "the plan names no environment, database or bucket"))
+        problems += _duplicates("environments", [e.name for e in self.environments], "name")
+        problems += _duplicates(
+            "environments", [e.dr_environment_name for e in self.environments], "dr_environment_name"
+        )
+        problems += _duplicates("databases", [d.identifier for d in self.databases], "identifier")
+        problems += _duplicates("databases", [d.dr_replica_identifier for d in self.databases], "dr_replica_identifier")
+        names = [b.source for b in self.buckets] + [b.destination for b in self.buckets]
+        for i, bucket in enumerate(self.buckets):
+            if bucket.source == bucket.destination:
+                problems.append(PlanFieldError(f"buckets[{i}].destination", "must differ from source"))
+            elif names.count(bucket.destination) > 1:
+                problems.append(PlanFieldError(f"buckets[{i}].destination", f"'{bucket.destination}' is used twice"))
+        for i, env in enumerate(self.environments):
+            for src, dst in env.dr_network.certificate_arns.items():
+                if _arn_region(dst) not in ("", self.dr_region):
+                    problems.append(
+                        PlanFieldError(
+                            f"environments[{i}].dr_network.certificate_arns",
+                            f"{dst} is not in the DR region {self.dr_region}",
+                        )
+                    )
+        for i, db in enumerate(self.databases):
+            path = f"databases[{i}]"
+            if db.storage_encrypted and not db.dr_kms_key_id:
+                problems.append(
+                    PlanFieldError(
+                        f"{path}.dr_kms_key_id",
+                        "required when storage_encrypted is true: an encrypted source can only be "
+                        f"replicated to {self.dr_region} with a KMS key in that region",
+                    )
+                )
+            if db.dr_kms_key_id and db.dr_kms_key_id.startswith("arn:"):
+                if _arn_region(db.dr_kms_key_id) != self.dr_region:
+                    problems.append(
+                        PlanFieldError(f"{path}.dr_kms_key_id", f"the key must be in the DR region {self.dr_region}")
+                    )
+            if db.az2_replica and not db.az2_replica.availability_zone.startswith(self.primary_region):
+                problems.append(
+                    PlanFieldError(
+                        f"{path}.az2_replica.availability_zone",
+                        f"must be a zone of the primary region {self.primary_region}",
+                    )
+                )
+        if self.dns is not None:
+            if not self.environments:
+                problems.append(PlanFieldError("dns", "needs an environment to point at; the plan has none"))
+            elif self.dns.environment and self.dns.environment not in {e.name for e in self.environments}:
+                problems.append(
+                    PlanFieldError("dns.environment", f"'{self.dns.environment}' is not one of the plan's environments")
+                )
+        for i, alarm in enumerate(self.triggers.alarms):
+            if alarm.region and alarm.region not in (self.primary_region, self.dr_region, "us-east-1"):
+                problems.append(
+                    PlanFieldError(
+                        f"triggers.alarms[{i}].region",
+                        "must be the primary region, the DR region or us-east-1 (Route 53 health-check alarms)",
+                    )
+                )
+        if problems:
+            raise _MultiFieldError(problems)
+        return self
+
+    # Convenience views used by builders and handlers.
+    @property
+    def dns_environment(self) -> Environment | None:
+        if self.dns is None or not self.environments:
+            return None
+        wanted = self.dns.environment or self.environments[0].name
+        return next(e for e in self.environments if e.name == wanted)
+
+    @property
+    def dns_dr_target(self) -> str | None:
+        env = self.dns_environment
+        return env.dr_cname(self.dr_region) if env else None
+
+
+class _MultiFieldError(ValueError):
+    def __init__(self, problems: list[PlanFieldError]) -> None:
+        super().__init__("; ".join(f"{p.path}: {p.message}" for p in problems))
+        self.problems = problems
+
+
+def _duplicates(collection: str, values: list[str], field: str) -> list[PlanFieldError]:
+    seen: set[str] = set()
+    out = []
+    for i, value in enumerate(values):
+        if value in seen:
+            out.append(PlanFieldError(f"{collection}[{i}].{field}", f"'{value}' is used twice"))
+        seen.add(value)
+    return out
+
+
+def _arn_region(arn: str) -> str:
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 3 else ""
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    lines: list[str] = []
+    for err in exc.errors(include_url=False):
+        loc = _loc(err["loc"])
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, _MultiFieldError):
+            for p in cause.problems:
+                lines.append(f"{loc + '.' if loc else ''}{p.path}: {p.message}")
+            continue
+        msg = err["msg"]
+        if err["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown field (not part of the plan schema; check the spelling)"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        elif err["type"] == "string_pattern_mismatch":
+            msg = f"{err['input']!r} does not match the expected format {err['ctx']['pattern']}"
+        lines.append(f"{loc or '(plan)'}: {msg}")
+    return lines
+
+
+def parse_plan(data: Any, source: str = "<plan>") -> Plan:
+    """Validate an already-loaded document; raises :class:`PlanError` listing every problem."""
+    if data is None:
+        raise PlanError(source, ["(plan): the file is empty"])
+    if not isinstance(data, dict):
+        raise PlanError(source, [f"(plan): expected a mapping of fields at the top level, got {type(data).__name__}"])
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as exc:
+        raise PlanError(source, _problems(exc)) from exc
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read and validate a plan file; every failure is a :class:`PlanError`, never a traceback."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError(source, ["(file): no such file"]) from None
+    except IsADirectoryError:
+        raise PlanError(source, ["(file): is a directory, not a plan file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError(source, [f"(file): cannot be read: {exc}"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PlanError(source, [f"(yaml): {where}{problem}"]) from exc
+    return parse_plan(data, source)
+
+
+def plan_json_schema() -> dict[str, Any]:
+    schema = Plan.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "pilotlight plan"
+    return schema
+
+
+def resource_prefix(plan: Plan) -> str:
+    return f"pilotlight-{plan.name}"
+

@@ -1,0 +1,48 @@
+"""Every workflow of a plan, rendered to ASL JSON (the single source of truth)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from workflows import asl, failover
+from workflows.plan import Plan
+
+BUILDERS: dict[str, Callable[[Plan], dict[str, Any]]] = {
+    "failover": failover.build,
+}
+
+
+def render_all(plan: Plan) -> dict[str, str]:
+    """Workflow name -> canonical ASL JSON text (with ``${...FunctionArn}`` placeholders)."""
+    return {name: asl.dumps(build(plan)) for name, build in BUILDERS.items()}
+
+
+def state_machine_name(plan: Plan, workflow: str) -> str:
+    return f"pilotlight-{plan.name}-{workflow}"
+
+
+def function_name(plan: Plan, service: str) -> str:
+    return f"pilotlight-{plan.name}-{service}"
+
+
+def services_used(plan: Plan) -> set[str]:
+    """The Lambda services (lambdas/<service>.py) the plan's workflows call."""
+    used: set[str] = set()
+    for text in render_all(plan).values():
+        for key in asl.placeholders(json.loads(text)):
+            used.add(key.removesuffix("FunctionArn").lower())
+    return used
+
+
+def write(plan: Plan, out_dir: str | Path) -> list[Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in render_all(plan).items():
+        path = out / f"{name}.asl.json"
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
