@@ -42,7 +42,7 @@ def upsert_record(zone_id: str, name: str, record_type: str, ttl: int, value: st
     r53 = client("route53", _ROUTE53_REGION)
     before = current_values(r53, zone_id, name, record_type)
     if before == [value]:
-        return {"done": False, "attempt": 0, "change_id": None, "changed": False, "previous": before, "value": value}
+        return {"done": True, "attempt": 0, "change_id": None, "changed": False, "previous": before, "value": value}
     try:
         out = r53.change_resource_record_sets(
             HostedZoneId=zone_id,

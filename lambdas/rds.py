@@ -62,7 +62,8 @@ def promote_replica(region: str, identifier: str, backup_retention_days: int = 7
     rds = client("rds", region)
     db = _require(rds, identifier, region)
     if not db.get("ReadReplicaSourceDBInstanceIdentifier"):
-        return {"done": False, "attempt": 0, "promoted_now": False, "db": facts(db)}
+        done = db.get("DBInstanceStatus") == "available"
+        return {"done": done, "attempt": 0, "promoted_now": False, "db": facts(db)}
     if db.get("DBInstanceStatus") != "available":
         raise ResourceNotReady(f"{identifier} is {db.get('DBInstanceStatus')}, cannot promote yet")
     try:
@@ -87,7 +88,8 @@ def _modify(region: str, identifier: str, **changes: Any) -> dict[str, Any]:
         raise PreconditionFailed(f"{identifier} is still a read replica; promote it first")
     wanted = {k: v for k, v in changes.items() if db.get(k) != v}
     if not wanted:
-        return {"done": False, "attempt": 0, "modified_now": False, "db": facts(db)}
+        done = db.get("DBInstanceStatus") == "available" and not db.get("PendingModifiedValues")
+        return {"done": done, "attempt": 0, "modified_now": False, "db": facts(db)}
     if db.get("DBInstanceStatus") != "available":
         raise ResourceNotReady(f"{identifier} is {db.get('DBInstanceStatus')}, cannot modify yet")
     try:

@@ -83,16 +83,18 @@ def poll_loop(
     next_state: str,
     what: str,
 ) -> dict[str, State]:
-    """Act once, then Wait -> Check -> Choice until done, at most ``max_attempts`` checks.
+    """Act once, then Choice -> Wait -> Check until done, at most ``max_attempts`` checks.
 
     The act and check results land in ``$.poll`` (``done``, ``attempt``, details); the check
-    receives the attempt count so the Choice can stop an endless wait with a named error.
+    receives the attempt count so the Choice can stop an endless wait with a named error. An act
+    that finds the work already done answers ``done: true`` and the loop is skipped, so a re-run
+    converges without waiting.
     """
     act_action, act_params = act
     check_action, check_params = check
     wait, chk, choice, fail = f"{name}Wait", f"{name}Check", f"{name}Done?", f"{name}TimedOut"
     return {
-        name: task(step, service, act_action, act_params, result_path="$.poll", next_state=wait),
+        name: task(step, service, act_action, act_params, result_path="$.poll", next_state=choice),
         wait: {"Type": "Wait", "Comment": step, "Seconds": interval_seconds, "Next": chk},
         chk: task(
             step,

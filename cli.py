@@ -1,0 +1,232 @@
+"""pilotlight command line: parses, calls the layers below, renders output.
+
+Exit codes: 0 ok, 1 workflow failed, 2 usage error, 3 invalid plan, 4 precondition not met.
+Every workflow command takes ``--sandbox`` (rehearse in a fresh in-process sandbox seeded from
+the plan) and ``--json`` (exactly one JSON document on stdout; progress goes to stderr).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from workflows.plan import Plan, PlanError, load_plan, plan_json_schema
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INVALID_PLAN, EXIT_PRECONDITION = 0, 1, 2, 3, 4
+REFERENCE_PLAN = Path(__file__).resolve().parent / "examples" / "reference.yaml"
+
+
+class Precondition(click.ClickException):
+    exit_code = EXIT_PRECONDITION
+
+
+def _emit_json(document: Any) -> None:
+    click.echo(json.dumps(document, indent=2, default=str))
+
+
+def _load(path: str, as_json: bool = False) -> Plan:
+    try:
+        return load_plan(path)
+    except PlanError as exc:
+        if as_json:
+            _emit_json({"plan": path, "valid": False, "problems": exc.problems})
+        else:
+            for line in exc.problems:
+                click.echo(f"{path}: {line}", err=True)
+        sys.exit(EXIT_INVALID_PLAN)
+
+
+def workflow_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every workflow command shares."""
+
+    @click.option("--sandbox", is_flag=True, help="Rehearse in a fresh in-process sandbox seeded from the plan.")
+    @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout.")
+    @click.option("--profile", default=None, help="AWS profile (without --sandbox).")
+    @click.option("--region", default=None, help="Region of the deployed workflows (default: the plan's DR region).")
+    @click.option("--scale", default=60.0, show_default=True, type=click.FloatRange(min=1),
+                  help="Sandbox time scale: modeled seconds per wall second.")
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pilotlight")
+def cli() -> None:
+    """Pilot-light disaster recovery for AWS: Elastic Beanstalk, RDS, S3 and Route 53 on Step Functions."""
+
+
+@cli.command()
+@click.argument("plan", type=click.Path(dir_okay=True))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def validate(plan: str, as_json: bool) -> None:
+    """Check a plan file. Exit 0 when valid; exit 3 with one line per problem, naming the field."""
+    model = _load(plan, as_json)
+    if as_json:
+        _emit_json({"plan": plan, "valid": True, "name": model.name})
+    else:
+        click.echo(f"{plan}: valid plan '{model.name}' ({model.primary_region} -> {model.dr_region}: "
+                   f"{len(model.environments)} environment(s), {len(model.databases)} database(s), "
+                   f"{len(model.buckets)} bucket pair(s))")
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of a plan (for editors)."""
+    _emit_json(plan_json_schema())
+
+
+@cli.command()
+@click.argument("plan", type=click.Path(dir_okay=True))
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for <workflow>.asl.json files.")
+def render(plan: str, out_dir: str) -> None:
+    """Write the ASL JSON of every workflow of a plan."""
+    from workflows import render as renderer
+
+    for path in renderer.write(_load(plan), out_dir):
+        click.echo(str(path))
+
+
+# -- failover ---------------------------------------------------------------------------------
+
+def _progress_printer(as_json: bool) -> Callable[[Any], None]:
+    symbols = {"started": "▶", "update": "…", "done": "✓", "failed": "✗"}
+
+    def show(p: Any) -> None:
+        from workflows.executions import fmt_duration
+
+        detail = f"  {p.detail}" if p.detail else ""
+        click.echo(f"[{fmt_duration(p.at):>8}] {symbols.get(p.kind, ' ')} {p.step}{detail}", err=as_json)
+
+    return show
+
+
+def _rto_report(plan: Plan, result: Any, modeled: bool) -> dict[str, Any]:
+    seconds = result.duration
+    minutes = None if seconds is None else round(seconds / 60, 1)
+    return {
+        "seconds": None if seconds is None else round(seconds, 1),
+        "minutes": minutes,
+        "objective_minutes": plan.objectives.rto_minutes,
+        "met": minutes is not None and minutes <= plan.objectives.rto_minutes,
+        "modeled": modeled,
+    }
+
+
+def _print_result(plan: Plan, result: Any, report: dict[str, Any], as_json: bool, extra: dict[str, Any]) -> None:
+    from workflows.executions import fmt_duration, timeline_table
+
+    if as_json:
+        _emit_json({**extra, **result.to_json(), "rto": report})
+        return
+    click.echo()
+    click.echo("Timeline (modeled time)" if report["modeled"] else "Timeline")
+    click.echo(timeline_table(result))
+    click.echo()
+    if result.status == "SUCCEEDED":
+        label = "Modeled RTO" if report["modeled"] else "RTO"
+        verdict = "within" if report["met"] else "OVER"
+        click.echo(f"{label}: {fmt_duration(result.duration)} ({report['minutes']} min), "
+                   f"{verdict} the objective of {plan.objectives.rto_minutes} min")
+    else:
+        click.echo(f"Failover {result.status} at step '{result.failed_step}' (state {result.failed_state}): "
+                   f"{result.error}: {result.cause}", err=True)
+
+
+def run_sandbox_failover(plan: Plan, scale: float, as_json: bool, *, demo: bool = False) -> int:
+    import boto3
+
+    from sandbox import Sandbox
+    from workflows.executions import follow
+
+    say = functools.partial(click.echo, err=as_json)
+    started = time.monotonic()
+    with Sandbox(scale=scale) as sb:
+        seeded = sb.seed(plan)
+        say(f"Sandbox: {plan.primary_region} -> {plan.dr_region}, time scale {scale:g}x "
+            f"(1 wall second = {scale:g} modeled seconds)")
+        say(f"Seeded primary estate: {len(seeded['environments'])} environment(s), "
+            f"{len(seeded['databases'])} database(s), {len(seeded['buckets'])} bucket pair(s); "
+            f"pilot light: replicas {', '.join(seeded.get('replicas', [])) or 'none'}")
+        arns = sb.deploy(plan)
+        say(f"Deployed state machines: {', '.join(sorted(arns))}")
+        sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
+        arn = sb.start(plan, "failover", {"source": "pilotlight demo" if demo else "pilotlight failover --sandbox"})
+        say(f"Started failover: {arn.rsplit(':', 1)[-1]}")
+        result = follow(sfn, arn, scale=scale, on_progress=_progress_printer(as_json))
+        report = _rto_report(plan, result, modeled=True)
+        extra = {"plan": plan.name, "mode": "sandbox", "time_scale": scale,
+                 "wall_seconds": round(time.monotonic() - started, 1)}
+        _print_result(plan, result, report, as_json, extra)
+    return EXIT_OK if result.status == "SUCCEEDED" else EXIT_FAILED
+
+
+def run_aws_failover(plan: Plan, profile: str | None, region: str | None, as_json: bool) -> int:
+    import boto3
+    import botocore.exceptions
+
+    from workflows import render as renderer
+    from workflows.executions import follow
+
+    region = region or plan.dr_region
+    try:
+        session = boto3.Session(profile_name=profile, region_name=region)
+        account = session.client("sts").get_caller_identity()["Account"]
+    except (botocore.exceptions.NoCredentialsError, botocore.exceptions.ProfileNotFound,
+            botocore.exceptions.ClientError) as exc:
+        raise Precondition(f"no usable AWS credentials ({exc}); use --profile, or --sandbox to rehearse") from exc
+    sfn = session.client("stepfunctions")
+    machine = f"arn:aws:states:{region}:{account}:stateMachine:{renderer.state_machine_name(plan, 'failover')}"
+    try:
+        arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"source": "pilotlight failover"}))[
+            "executionArn"]
+    except sfn.exceptions.StateMachineDoesNotExist as exc:
+        raise Precondition(f"{machine} is not deployed; run `pilotlight deploy` first") from exc
+    click.echo(f"Started failover: {arn}", err=as_json)
+    result = follow(sfn, arn, scale=1.0, on_progress=_progress_printer(as_json), poll_seconds=5)
+    _print_result(plan, result, _rto_report(plan, result, modeled=False), as_json, {"plan": plan.name, "mode": "aws"})
+    return EXIT_OK if result.status == "SUCCEEDED" else EXIT_FAILED
+
+
+@cli.command()
+@click.argument("plan", type=click.Path(dir_okay=True))
+@workflow_options
+def failover(plan: str, sandbox: bool, as_json: bool, profile: str | None, region: str | None, scale: float) -> None:
+    """Fail the plan's application over to the DR region, with live progress and a timeline.
+
+    Promotes the DR replica, waits until it is available, enables Multi-AZ, resizes it to the
+    failover class and repoints DNS. With --sandbox the failover is rehearsed in a fresh sandbox
+    and the reported RTO is modeled time.
+    """
+    model = _load(plan, as_json)
+    code = run_sandbox_failover(model, scale, as_json) if sandbox else run_aws_failover(model, profile, region, as_json)
+    sys.exit(code)
+
+
+@cli.command()
+@click.option("--plan", "plan_path", default=str(REFERENCE_PLAN), show_default=True, type=click.Path(),
+              help="Plan to demonstrate.")
+@click.option("--scale", default=60.0, show_default=True, type=click.FloatRange(min=1),
+              help="Time scale: modeled seconds per wall second.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout.")
+def demo(plan_path: str, scale: float, as_json: bool) -> None:
+    """Run a failover of the reference estate in the embedded sandbox; no AWS account needed."""
+    sys.exit(run_sandbox_failover(_load(plan_path, as_json), scale, as_json, demo=True))
+
+
+def main() -> None:
+    cli(prog_name="pilotlight")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from sandbox import Sandbox
+from workflows.executions import Result, follow
+from workflows.plan import Plan, load_plan
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT / "examples" / "reference.yaml"
+
+# Tests compress time harder than the demo: 10 modeled minutes per wall second.
+TEST_SCALE = 600.0
+
+
+@pytest.fixture(scope="session")
+def reference_plan() -> Plan:
+    return load_plan(REFERENCE)
+
+
+@pytest.fixture
+def sandbox():
+    with Sandbox(scale=TEST_SCALE) as sb:
+        yield sb
+
+
+def run_workflow(sb: Sandbox, plan: Plan, workflow: str, execution_input: dict[str, Any] | None = None,
+                 timeout: float = 120) -> Result:
+    """Start a deployed workflow in the sandbox and follow it to the end."""
+    arn = sb.start(plan, workflow, execution_input or {"source": "test"})
+    sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
+    return follow(sfn, arn, scale=sb.scale, poll_seconds=0.05, timeout_seconds=timeout)
+
+
+def history_of_state(result: Result, state: str) -> list[str]:
+    """Event types of the Lambda invocations made by ``state``, in order."""
+    by_id = {e["id"]: e for e in result.events}
+    out = []
+    for event in result.events:
+        if not event["type"].startswith("LambdaFunction") or event["type"] in ("LambdaFunctionScheduled",
+                                                                              "LambdaFunctionStarted"):
+            continue
+        node = event
+        while node is not None and not node["type"].endswith("StateEntered"):
+            node = by_id.get(node.get("previousEventId", 0))
+        if node is not None and node["stateEnteredEventDetails"]["name"] == state:
+            out.append(event["type"])
+    return out

@@ -1,0 +1,118 @@
+"""The rendered ASL: committed copy is current, lints clean, parses in moto's interpreter, names real errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from statelint.config import Config
+from statelint.linter import Linter
+
+from lambdas import dns, rds
+from lambdas.errors import ALL_ERROR_NAMES
+from sandbox import Sandbox
+from workflows import asl, render
+from workflows.plan import load_plan
+from tests.conftest import REFERENCE, ROOT
+
+COMMITTED = ROOT / "asl" / "reference"
+REGISTRIES = {"rds": rds.registry, "dns": dns.registry}
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    return render.render_all(load_plan(REFERENCE))
+
+
+def _substituted(plan, text: str) -> str:
+    subs = {asl.function_key(s): f"arn:aws:lambda:{plan.dr_region}:123456789012:function:{render.function_name(plan, s)}"
+            for s in render.services_used(plan)}
+    return asl.substitute(text, subs)
+
+
+def test_committed_asl_is_current(rendered):
+    for name, text in rendered.items():
+        path = COMMITTED / f"{name}.asl.json"
+        assert path.exists(), f"{path} missing: run `make render`"
+        assert path.read_text() == text, f"{path} is stale: run `make render` and commit"
+    assert {p.name for p in COMMITTED.glob("*.asl.json")} == {f"{n}.asl.json" for n in rendered}
+
+
+def test_rendered_asl_passes_statelint(rendered):
+    plan = load_plan(REFERENCE)
+    for name, text in rendered.items():
+        problems = Linter.validate(_substituted(plan, text), Config([], False, False))
+        assert problems == [], f"{name}: {problems}"
+
+
+def test_rendered_asl_parses_in_motos_interpreter(rendered):
+    plan = load_plan(REFERENCE)
+    for text in rendered.values():
+        program, _ = AmazonStateLanguageParser.parse(_substituted(plan, text))
+        assert program is not None
+
+
+def test_every_error_name_in_retry_and_catch_exists(rendered):
+    for text in rendered.values():
+        definition = json.loads(text)
+        for name, state in asl.iter_states(definition["States"]):
+            for rule in state.get("Retry", []) + state.get("Catch", []):
+                for error in rule["ErrorEquals"]:
+                    assert error in ALL_ERROR_NAMES or error.startswith(("Lambda.", "States.")), (name, error)
+
+
+def test_every_task_calls_a_registered_action(rendered):
+    for text in rendered.values():
+        for name, state in asl.iter_states(json.loads(text)["States"]):
+            if state["Type"] != "Task":
+                continue
+            service = state["Resource"].removeprefix("${").removesuffix("FunctionArn}").lower()
+            assert state["Parameters"]["action"] in REGISTRIES[service].actions, name
+            assert state["TimeoutSeconds"] <= 900  # Lambda's own limit
+            assert state["Retry"], name
+
+
+def test_every_wait_loop_is_bounded(rendered):
+    for text in rendered.values():
+        definition = json.loads(text)
+        assert definition["TimeoutSeconds"] > 0
+        states = dict(asl.iter_states(definition["States"]))
+        for name, state in states.items():
+            if state["Type"] != "Wait":
+                continue
+            check = states[state["Next"]]
+            choice = states[check["Next"]]
+            limits = [c for c in choice["Choices"] if "NumericGreaterThanEquals" in c]
+            assert limits and states[limits[0]["Next"]]["Type"] == "Fail", name
+            assert choice["Default"] == name
+
+
+def test_every_registered_action_declares_permissions():
+    for service, registry in REGISTRIES.items():
+        for action in registry.actions.values():
+            assert action.permissions, f"{service}.{action.name}"
+            assert all(":" in p for p in action.permissions)
+
+
+def test_sandbox_deploys_exactly_the_rendered_definition(rendered):
+    plan = load_plan(REFERENCE)
+    import boto3
+
+    with Sandbox() as sb:
+        arns = sb.deploy(plan)
+        sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
+        for name, arn in arns.items():
+            deployed = sfn.describe_state_machine(stateMachineArn=arn)["definition"]
+            assert deployed == asl.substitute(rendered[name], sb.substitutions(plan))
+
+
+def test_render_command_writes_every_workflow(tmp_path):
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    result = CliRunner().invoke(cli, ["render", str(REFERENCE), "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert Path(tmp_path / "failover.asl.json").read_text() == (COMMITTED / "failover.asl.json").read_text()

@@ -1,0 +1,137 @@
+"""`pilotlight validate`: exit 0 on a good plan; exit 3 naming the field on a bad one, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from cli import cli
+from tests.conftest import REFERENCE
+
+
+def _reference() -> dict:
+    return yaml.safe_load(REFERENCE.read_text())
+
+
+def _write(tmp_path: Path, data, name="plan.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return str(path)
+
+
+def _validate(path: str, *extra: str):
+    return CliRunner().invoke(cli, ["validate", path, *extra])
+
+
+def test_reference_plan_is_valid():
+    result = _validate(str(REFERENCE))
+    assert result.exit_code == 0, result.output
+    assert "valid plan 'shop'" in result.output
+
+
+def _mutate(fn):
+    data = _reference()
+    fn(data)
+    return data
+
+
+MALFORMED = {
+    "bad_region": (lambda d: d.update(dr_region="us-westt-2"), "dr_region: 'us-westt-2' is not an AWS region name"),
+    "same_region_twice": (lambda d: d.update(dr_region="us-east-1"), "dr_region: must differ from primary_region"),
+    "unknown_field": (lambda d: d["databases"][0].update(replica_clas="db.t3.medium"),
+                      "databases[0].replica_clas: unknown field"),
+    "wrong_type": (lambda d: d["objectives"].update(rto_minutes="fast"), "objectives.rto_minutes: "),
+    "missing_required_part": (lambda d: d.pop("objectives"), "objectives: required field is missing"),
+    "bad_instance_class": (lambda d: d["databases"][0].update(failover_instance_class="r6g.large"),
+                           "databases[0].failover_instance_class: 'r6g.large' does not match"),
+    "encrypted_without_dr_key": (lambda d: d["databases"][0].update(storage_encrypted=True),
+                                 "databases[0].dr_kms_key_id: required when storage_encrypted is true"),
+    "dr_key_in_wrong_region": (
+        lambda d: d["databases"][0].update(storage_encrypted=True,
+                                           dr_kms_key_id="arn:aws:kms:us-east-1:123456789012:key/abc"),
+        "databases[0].dr_kms_key_id: the key must be in the DR region us-west-2"),
+    "duplicate_replica_id": (lambda d: d["databases"].append(dict(d["databases"][0], identifier="other-db")),
+                             "databases[1].dr_replica_identifier: 'shop-db-dr' is used twice"),
+    "bad_subnet_id": (lambda d: d["environments"][0]["dr_network"].update(subnets=["subnet-xyz"]),
+                      "environments[0].dr_network.subnets[0]: 'subnet-xyz' does not match"),
+    "dns_unknown_environment": (lambda d: d["dns"].update(environment="nope-env"),
+                                "dns.environment: 'nope-env' is not one of the plan's environments"),
+    "negative_ttl": (lambda d: d["dns"].update(ttl=-5), "dns.ttl: Input should be greater than or equal to 0"),
+    "bad_cutover_mode": (lambda d: d["dns"].update(cutover="magic"), "dns.cutover: "),
+    "az2_in_other_region": (lambda d: d["databases"][0]["az2_replica"].update(availability_zone="us-west-2b"),
+                            "databases[0].az2_replica.availability_zone: must be a zone of the primary region"),
+    "bad_schedule": (lambda d: d["schedules"].update(readiness="every 5 minutes"), "schedules.readiness: "),
+    "nothing_to_protect": (lambda d: [d.pop(k) for k in ("environments", "databases", "buckets", "dns")],
+                           "environments: the plan names no environment, database or bucket"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_plan_exits_3_with_the_field_path(tmp_path, case):
+    mutate, expected = MALFORMED[case]
+    result = _validate(_write(tmp_path, _mutate(mutate)))
+    assert result.exit_code == 3, result.output
+    assert expected in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("name: shop\nprimary_region: [us-east-1\n", "(yaml): line 3, column 1"),
+        ("", "(plan): the file is empty"),
+        ("- just\n- a list\n", "(plan): expected a mapping of fields at the top level, got list"),
+        ("name: shop\n\tdr_region: x\n", "(yaml): line 2"),
+    ],
+    ids=["yaml_syntax_error", "empty_file", "not_a_mapping", "tab_indent"],
+)
+def test_unparseable_files_exit_3_without_traceback(tmp_path, content, expected):
+    result = _validate(_write(tmp_path, content))
+    assert result.exit_code == 3
+    assert expected in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_file_exits_3(tmp_path):
+    result = _validate(str(tmp_path / "nope.yaml"))
+    assert result.exit_code == 3
+    assert "(file): no such file" in result.output
+
+
+def test_directory_instead_of_file_exits_3(tmp_path):
+    result = _validate(str(tmp_path))
+    assert result.exit_code == 3
+    assert "is a directory" in result.output
+
+
+def test_every_problem_is_reported_not_just_the_first(tmp_path):
+    data = _reference()
+    data["databases"][0]["failover_instance_class"] = "big"
+    data["dns"]["ttl"] = "sixty"
+    data["surprise"] = 1
+    result = _validate(_write(tmp_path, data))
+    assert result.exit_code == 3
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 3
+    assert {line.split(": ")[1] for line in lines} == {"databases[0].failover_instance_class", "dns.ttl", "surprise"}
+
+
+def test_validate_json_lists_problems(tmp_path):
+    result = _validate(_write(tmp_path, _mutate(lambda d: d.update(dr_region="us-east-1"))), "--json")
+    assert result.exit_code == 3
+    doc = json.loads(result.output)
+    assert doc["valid"] is False
+    assert doc["problems"] == ["dr_region: must differ from primary_region (us-east-1)"]
+
+
+def test_schema_is_json_schema_of_the_plan():
+    result = CliRunner().invoke(cli, ["schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    assert schema["title"] == "pilotlight plan"
+    assert {"name", "primary_region", "dr_region", "objectives"} <= set(schema["required"])
+    assert schema["additionalProperties"] is False
