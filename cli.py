@@ -143,7 +143,24 @@ def _print_result(plan: Plan, result: Any, report: dict[str, Any], as_json: bool
                    f"{result.error}: {result.cause}", err=True)
 
 
-def run_sandbox_failover(plan: Plan, scale: float, as_json: bool, *, demo: bool = False) -> int:
+def _failover_input(source: str, force: bool) -> dict[str, Any]:
+    import getpass
+
+    # An operator starting a failover from the CLI is the approval the plan may ask for.
+    return {"source": source, "force": force, "approved_by": getpass.getuser()}
+
+
+def _exit_code(result: Any) -> int:
+    from lambdas.errors import GUARD_ERRORS
+
+    if result.status == "SUCCEEDED":
+        return EXIT_OK
+    if result.error in {cls.__name__ for cls in GUARD_ERRORS}:
+        return EXIT_PRECONDITION
+    return EXIT_FAILED
+
+
+def run_sandbox_failover(plan: Plan, scale: float, as_json: bool, *, demo: bool = False, force: bool = False) -> int:
     import boto3
 
     from sandbox import Sandbox
@@ -160,18 +177,23 @@ def run_sandbox_failover(plan: Plan, scale: float, as_json: bool, *, demo: bool 
             f"pilot light: replicas {', '.join(seeded.get('replicas', [])) or 'none'}")
         arns = sb.deploy(plan)
         say(f"Deployed state machines: {', '.join(sorted(arns))}")
+        if not force:
+            alarms = sb.simulate_disaster(plan)
+            say(f"Simulated outage of {plan.primary_region}: "
+                + (f"alarms {', '.join(alarms)} -> ALARM" if alarms else "the plan names no trigger alarm"))
         sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
-        arn = sb.start(plan, "failover", {"source": "pilotlight demo" if demo else "pilotlight failover --sandbox"})
+        arn = sb.start(plan, "failover", _failover_input("pilotlight demo" if demo else "pilotlight failover --sandbox",
+                                                         force))
         say(f"Started failover: {arn.rsplit(':', 1)[-1]}")
         result = follow(sfn, arn, scale=scale, on_progress=_progress_printer(as_json))
         report = _rto_report(plan, result, modeled=True)
         extra = {"plan": plan.name, "mode": "sandbox", "time_scale": scale,
                  "wall_seconds": round(time.monotonic() - started, 1)}
         _print_result(plan, result, report, as_json, extra)
-    return EXIT_OK if result.status == "SUCCEEDED" else EXIT_FAILED
+    return _exit_code(result)
 
 
-def run_aws_failover(plan: Plan, profile: str | None, region: str | None, as_json: bool) -> int:
+def run_aws_failover(plan: Plan, profile: str | None, region: str | None, as_json: bool, force: bool) -> int:
     import boto3
     import botocore.exceptions
 
@@ -188,28 +210,39 @@ def run_aws_failover(plan: Plan, profile: str | None, region: str | None, as_jso
     sfn = session.client("stepfunctions")
     machine = f"arn:aws:states:{region}:{account}:stateMachine:{renderer.state_machine_name(plan, 'failover')}"
     try:
-        arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"source": "pilotlight failover"}))[
-            "executionArn"]
+        running = sfn.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]
     except sfn.exceptions.StateMachineDoesNotExist as exc:
         raise Precondition(f"{machine} is not deployed; run `pilotlight deploy` first") from exc
+    if running:
+        raise Precondition(f"failover {running[0]['name']} of plan {plan.name} is already running "
+                           "(`pilotlight status` shows it); a second one is not started")
+    arn = sfn.start_execution(stateMachineArn=machine,
+                              input=json.dumps(_failover_input("pilotlight failover", force)))["executionArn"]
     click.echo(f"Started failover: {arn}", err=as_json)
     result = follow(sfn, arn, scale=1.0, on_progress=_progress_printer(as_json), poll_seconds=5)
     _print_result(plan, result, _rto_report(plan, result, modeled=False), as_json, {"plan": plan.name, "mode": "aws"})
-    return EXIT_OK if result.status == "SUCCEEDED" else EXIT_FAILED
+    return _exit_code(result)
 
 
 @cli.command()
 @click.argument("plan", type=click.Path(dir_okay=True))
 @workflow_options
-def failover(plan: str, sandbox: bool, as_json: bool, profile: str | None, region: str | None, scale: float) -> None:
+@click.option("--force", is_flag=True, help="Fail over even though every trigger alarm is OK.")
+def failover(plan: str, sandbox: bool, as_json: bool, profile: str | None, region: str | None, scale: float,
+             force: bool) -> None:
     """Fail the plan's application over to the DR region, with live progress and a timeline.
 
     Promotes the DR replica, waits until it is available, enables Multi-AZ, resizes it to the
-    failover class and repoints DNS. With --sandbox the failover is rehearsed in a fresh sandbox
+    failover class and repoints DNS. Refuses (exit 4) while every trigger alarm is OK unless
+    --force, and while another failover of the plan runs. With --sandbox the failover is rehearsed
+    in a fresh sandbox with a simulated outage (the trigger alarms in ALARM; with --force, none),
     and the reported RTO is modeled time.
     """
     model = _load(plan, as_json)
-    code = run_sandbox_failover(model, scale, as_json) if sandbox else run_aws_failover(model, profile, region, as_json)
+    if sandbox:
+        code = run_sandbox_failover(model, scale, as_json, force=force)
+    else:
+        code = run_aws_failover(model, profile, region, as_json, force)
     sys.exit(code)
 
 

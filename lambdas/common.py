@@ -81,9 +81,14 @@ def _log(service: str, action: str, request_id: str | None, started: float, **ex
     LOG.info(json.dumps(record, default=str))
 
 
-def client(service: str, region: str) -> Any:
+# For calls that may go to an impaired region (e.g. reading the primary's alarms during a
+# failover): fail fast rather than hold the critical path.
+_FAST_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=10)
+
+
+def client(service: str, region: str, *, fast: bool = False) -> Any:
     """A boto3 client with parameter validation on (botocore's default) and standard retries."""
-    return boto3.client(service, region_name=region, config=_CLIENT_CONFIG)
+    return boto3.client(service, region_name=region, config=_FAST_CONFIG if fast else _CLIENT_CONFIG)
 
 
 _NOT_READY = {"InvalidDBInstanceState", "InvalidDBInstanceStateFault", "IncorrectState", "PriorRequestNotComplete",

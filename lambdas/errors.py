@@ -47,6 +47,31 @@ class InvalidRequest(TerminalError):
     """AWS rejected the request's parameters."""
 
 
-RETRYABLE = [ResourceNotReady, Throttled, AwsUnavailable]
-TERMINAL = [PreconditionFailed, ResourceNotFound, AccessDenied, InvalidRequest]
+class PrimaryHealthy(TerminalError):
+    """A failover was asked for while every trigger alarm of the plan is OK (use --force)."""
+
+
+class AlreadyRunning(TerminalError):
+    """Another failover execution of the same plan is running; a second one is not queued."""
+
+
+class TooSoon(TerminalError):
+    """An automatic failover came within the plan's minimum interval of the previous one."""
+
+
+class Aborted(TerminalError):
+    """An operator aborted the failover while it waited for approval."""
+
+
+def _subclasses(root: type) -> list[type]:
+    out = []
+    for cls in root.__subclasses__():
+        out += [cls, *_subclasses(cls)]
+    return out
+
+
+RETRYABLE = _subclasses(RetryableError)
+TERMINAL = _subclasses(TerminalError)
+# Refusals by the guard rails: the CLI reports them as "precondition not met" (exit 4).
+GUARD_ERRORS = [PrimaryHealthy, AlreadyRunning, TooSoon]
 ALL_ERROR_NAMES = {cls.__name__ for cls in [PilotLightError, RetryableError, TerminalError, *RETRYABLE, *TERMINAL]}

@@ -102,9 +102,21 @@ class Sandbox:
         return out
 
     def substitutions(self, plan: Plan) -> dict[str, str]:
-        return {
+        subs = {
             asl.function_key(service): self.function_arn(plan, service) for service in sorted(render.services_used(plan))
         }
+        subs[asl.NOTIFICATION_TOPIC_KEY] = self.topic_arn(plan)
+        return subs
+
+    def topic_arn(self, plan: Plan) -> str:
+        return f"arn:aws:sns:{plan.dr_region}:{self.account_id}:{render.topic_name(plan)}"
+
+    def simulate_disaster(self, plan: Plan) -> list[str]:
+        """Put every trigger alarm of the plan into ALARM, as an outage of the primary would."""
+        for alarm in plan.triggers.alarms:
+            boto3.client("cloudwatch", region_name=alarm.region or plan.primary_region).set_alarm_state(
+                AlarmName=alarm.name, StateValue="ALARM", StateReason="sandbox: simulated outage of the primary")
+        return [a.name for a in plan.triggers.alarms]
 
     def function_arn(self, plan: Plan, service: str) -> str:
         return f"arn:aws:lambda:{plan.dr_region}:{self.account_id}:function:{render.function_name(plan, service)}"
@@ -123,6 +135,7 @@ class Sandbox:
                 AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
                     {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
             )["Role"]["Arn"]
+        boto3.client("sns", region_name=plan.dr_region).create_topic(Name=render.topic_name(plan))
         sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
         subs = self.substitutions(plan)
         arns = {}

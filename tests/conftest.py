@@ -31,7 +31,8 @@ def sandbox():
 def run_workflow(sb: Sandbox, plan: Plan, workflow: str, execution_input: dict[str, Any] | None = None,
                  timeout: float = 120) -> Result:
     """Start a deployed workflow in the sandbox and follow it to the end."""
-    arn = sb.start(plan, workflow, execution_input or {"source": "test"})
+    # Default: an operator-started run (carries its approval), as `pilotlight failover` starts it.
+    arn = sb.start(plan, workflow, execution_input or {"source": "pilotlight failover", "approved_by": "test"})
     sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
     return follow(sfn, arn, scale=sb.scale, poll_seconds=0.05, timeout_seconds=timeout)
 

@@ -20,7 +20,8 @@ def test_failover_sandbox_json_is_one_document_with_the_modeled_rto():
     assert doc["rto"]["objective_minutes"] == 15
     assert doc["rto"]["minutes"] >= 41  # 5 + 15 + 20 + 1 min at p50, hardening before DNS
     assert doc["rto"]["met"] is False
-    assert [s["step"] for s in doc["timeline"]][:2] == ["Load plan", "Databases"]
+    assert [s["step"] for s in doc["timeline"]][:3] == ["Load plan", "Guard rails", "Databases"]
+    assert doc["output"]["guard"]["primary_health"] == "in_alarm"
     assert doc["output"]["databases"][0]["db"]["instance_class"] == "db.r6g.large"
     assert "Promote DR replica" in result.stderr
 

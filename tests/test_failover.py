@@ -23,6 +23,7 @@ def test_failover_promotes_hardens_and_repoints_dns(sandbox, reference_plan):
     plan = reference_plan
     sandbox.seed(plan)
     sandbox.deploy(plan)
+    sandbox.simulate_disaster(plan)
     assert _db(plan, "shop-db-dr")["ReadReplicaSourceDBInstanceIdentifier"]
     assert _record(plan)["ResourceRecords"][0]["Value"].startswith("shop-prod.us-east-1.")
 
@@ -45,6 +46,7 @@ def test_failover_promotes_hardens_and_repoints_dns(sandbox, reference_plan):
 def test_failover_follows_the_restore_then_harden_order_and_models_time(sandbox, reference_plan):
     sandbox.seed(reference_plan)
     sandbox.deploy(reference_plan)
+    sandbox.simulate_disaster(reference_plan)
     result = run_workflow(sandbox, reference_plan, "failover")
     steps = {s.name: s for s in result.steps}
     order = ["Promote DR replica", "Enable Multi-AZ", "Resize to failover class", "Repoint DNS"]
@@ -63,6 +65,7 @@ def test_retryable_error_is_retried_by_the_state_machine(sandbox, reference_plan
     plan = reference_plan
     sandbox.seed(plan)
     sandbox.deploy(plan)
+    sandbox.simulate_disaster(plan)
     fault = sandbox.faults.inject("rds", "PromoteReadReplica", "InvalidDBInstanceState",
                                   "Database instance is not in available state.", times=2)
 
@@ -82,6 +85,7 @@ def test_terminal_error_ends_the_execution_with_its_name_and_cause(sandbox, refe
     plan = reference_plan
     sandbox.seed(plan, pilot_light=False)  # no DR replica: nothing to promote
     sandbox.deploy(plan)
+    sandbox.simulate_disaster(plan)
 
     result = run_workflow(sandbox, plan, "failover")
 
@@ -100,6 +104,7 @@ def test_a_second_failover_converges_without_acting_again(sandbox, reference_pla
     plan = reference_plan
     sandbox.seed(plan)
     sandbox.deploy(plan)
+    sandbox.simulate_disaster(plan)
     assert run_workflow(sandbox, plan, "failover").status == "SUCCEEDED"
     calls_before = dict(sandbox.lambdas.invocations)
 
@@ -122,6 +127,7 @@ def test_wait_loop_gives_up_after_its_attempts_with_a_named_error(sandbox, refer
     monkeypatch.setitem(latency.DURATIONS, "route53.change", (10**7, 10**7))  # never INSYNC
     sandbox.seed(plan)
     sandbox.deploy(plan)
+    sandbox.simulate_disaster(plan)
     result = run_workflow(sandbox, plan, "failover", timeout=180)
     assert result.status == "FAILED"
     assert result.error == "WaitTimedOut"
@@ -138,6 +144,7 @@ def test_multi_az_step_is_skipped_when_the_plan_says_so(sandbox, reference_plan,
     plan = parse_plan(data)
     sandbox.seed(plan)
     sandbox.deploy(plan)
+    sandbox.simulate_disaster(plan)
     result = run_workflow(sandbox, plan, "failover")
     assert result.status == "SUCCEEDED"
     db = _db(plan, "shop-db-dr")

@@ -39,6 +39,10 @@ def function_placeholder(service: str) -> str:
     return "${" + service.capitalize() + "FunctionArn}"
 
 
+NOTIFICATION_TOPIC = "${NotificationTopicArn}"
+NOTIFICATION_TOPIC_KEY = "NotificationTopicArn"
+
+
 def function_key(service: str) -> str:
     """The substitution key for a service's function, e.g. ``RdsFunctionArn``."""
     return service.capitalize() + "FunctionArn"

@@ -225,7 +225,10 @@ def follow(
     stop = described.get("stopDate")
     duration = follower._modeled(stop) if stop else None
     failed_state = failed_step = None
-    if status != "SUCCEEDED":
+    if status == "SUCCEEDED":
+        for step in follower.steps.values():
+            step.status = "done"
+    else:
         failed_state, failed_step = follower.failure()
         for step in follower.steps.values():
             if step.status == "running":

@@ -1,6 +1,8 @@
 """The failover workflow: promote the DR replica(s), harden them, repoint DNS, summarise.
 
-Order (foundation): promote -> wait until available -> enable Multi-AZ -> resize -> DNS.
+Order: guard rails (one run at a time, minimum interval, primary not healthy unless forced)
+-> approval when the plan asks for it -> promote -> wait until available -> enable Multi-AZ
+-> resize -> DNS.
 Each AWS call is a Lambda step; each wait is a bounded Wait/Check/Choice loop.
 """
 
@@ -18,6 +20,7 @@ MULTI_AZ_POLL, MULTI_AZ_MAX = 60, 90  # 90 min
 RESIZE_POLL, RESIZE_MAX = 60, 75  # 75 min
 DNS_POLL, DNS_MAX = 10, 60  # 10 min
 MACHINE_TIMEOUT = 6 * 3600
+APPROVAL_TIMEOUT = 4 * 3600  # an unanswered approval request fails the execution
 
 
 def plan_document(plan: Plan) -> dict[str, Any]:
@@ -106,6 +109,58 @@ def _database_states() -> dict[str, asl.State]:
     return states
 
 
+def _guard_states(plan: Plan, first: str) -> dict[str, asl.State]:
+    alarms = [{"name": a.name, "region": a.region or plan.primary_region} for a in plan.triggers.alarms]
+    approval = plan.triggers.failover == "approval"
+    states: dict[str, asl.State] = {
+        "GuardRails": asl.task(
+            "Guard rails",
+            "guard",
+            "check",
+            {
+                "state_machine_arn.$": "$$.StateMachine.Id",
+                "execution_arn.$": "$$.Execution.Id",
+                "alarms": alarms,
+                "min_interval_minutes": plan.triggers.min_interval_minutes,
+                "trigger.$": "$.trigger",
+                "region": plan.dr_region,
+            },
+            result_path="$.guard",
+            next_state="NeedsApproval?" if approval else first,
+        )
+    }
+    if approval:
+        # A failover started by an operator (CLI) carries its approval; an alarm-triggered one waits.
+        states["NeedsApproval?"] = {
+            "Type": "Choice",
+            "Comment": "Guard rails",
+            "Choices": [{"Variable": "$.guard.approved", "BooleanEquals": True, "Next": first}],
+            "Default": "AwaitApproval",
+        }
+        states["AwaitApproval"] = {
+            "Type": "Task",
+            "Comment": "Await approval",
+            "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "Parameters": {
+                "FunctionName": asl.function_placeholder("guard"),
+                "Payload": {
+                    "action": "request_approval",
+                    "token.$": "$$.Task.Token",
+                    "topic_arn": asl.NOTIFICATION_TOPIC,
+                    "plan": plan.name,
+                    "execution_arn.$": "$$.Execution.Id",
+                    "region": plan.dr_region,
+                },
+            },
+            "TimeoutSeconds": APPROVAL_TIMEOUT,
+            "ResultPath": "$.approval",
+            "Retry": [{"ErrorEquals": asl.LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 3,
+                       "BackoffRate": 2.0}],
+            "Next": first,
+        }
+    return states
+
+
 def build(plan: Plan) -> dict[str, Any]:
     states: dict[str, asl.State] = {}
     first = "Databases" if plan.databases else ("RepointDns" if plan.dns else "Summary")
@@ -113,8 +168,9 @@ def build(plan: Plan) -> dict[str, Any]:
         "Type": "Pass",
         "Comment": "Load plan",
         "Parameters": {"plan": plan_document(plan), "trigger.$": "$"},
-        "Next": first,
+        "Next": "GuardRails",
     }
+    states.update(_guard_states(plan, first))
     after_db = "RepointDns" if plan.dns else "Summary"
     if plan.databases:
         states["Databases"] = {
@@ -150,7 +206,7 @@ def build(plan: Plan) -> dict[str, Any]:
                 what="Route 53 change",
             )
         )
-    summary: dict[str, Any] = {"plan.$": "$.plan.name", "dr_region.$": "$.plan.dr_region"}
+    summary: dict[str, Any] = {"plan.$": "$.plan.name", "dr_region.$": "$.plan.dr_region", "guard.$": "$.guard"}
     if plan.databases:
         summary["databases.$"] = "$.databases"
     if plan.dns:

@@ -33,8 +33,13 @@ def services_used(plan: Plan) -> set[str]:
     used: set[str] = set()
     for text in render_all(plan).values():
         for key in asl.placeholders(json.loads(text)):
-            used.add(key.removesuffix("FunctionArn").lower())
+            if key.endswith("FunctionArn"):
+                used.add(key.removesuffix("FunctionArn").lower())
     return used
+
+
+def topic_name(plan: Plan) -> str:
+    return f"pilotlight-{plan.name}-notifications"
 
 
 def write(plan: Plan, out_dir: str | Path) -> list[Path]:

@@ -1,0 +1,104 @@
+"""Guard rails before a failover acts, and the human approval step.
+
+- only one failover of a plan at a time (the oldest running execution wins; the others stop);
+- an automatic (alarm-triggered) run within ``min_interval_minutes`` of the previous run is refused;
+- refused while every trigger alarm is OK, unless forced (no trigger alarms: health unknown, allowed);
+- ``request_approval`` publishes the task token to the plan's SNS topic; ``pilotlight approve``
+  or ``pilotlight abort`` answer it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lambdas.common import Registry, client, raise_mapped
+from lambdas.errors import AlreadyRunning, PrimaryHealthy, TooSoon
+
+registry = Registry("guard")
+handler = registry.handler
+
+
+def is_automatic(trigger: dict[str, Any]) -> bool:
+    """An EventBridge alarm event, as the alarm rule delivers it."""
+    return trigger.get("source") == "aws.cloudwatch" or trigger.get("detail-type") == "CloudWatch Alarm State Change"
+
+
+def _alarm_states(alarms: list[dict[str, str]]) -> list[dict[str, Any]]:
+    by_region: dict[str, list[str]] = {}
+    for alarm in alarms:
+        by_region.setdefault(alarm["region"], []).append(alarm["name"])
+    states = []
+    for region, names in sorted(by_region.items()):
+        try:
+            found = client("cloudwatch", region, fast=True).describe_alarms(AlarmNames=names)["MetricAlarms"]
+            seen = {a["AlarmName"]: a["StateValue"] for a in found}
+        except (ClientError, BotoCoreError) as exc:
+            # A region in trouble may not answer: that is no evidence of health.
+            seen = {name: f"UNREADABLE ({type(exc).__name__})" for name in names}
+        states += [{"name": n, "region": region, "state": seen.get(n, "MISSING")} for n in names]
+    return states
+
+
+@registry.action(
+    "check",
+    permissions=["cloudwatch:DescribeAlarms", "states:ListExecutions"],
+    resource="alarm",
+)
+def check(
+    state_machine_arn: str, execution_arn: str, alarms: list[dict[str, str]], min_interval_minutes: int,
+    trigger: dict[str, Any], region: str,
+) -> dict[str, Any]:
+    sfn = client("stepfunctions", region)
+    try:
+        running = sfn.list_executions(stateMachineArn=state_machine_arn, statusFilter="RUNNING")["executions"]
+        recent = sfn.list_executions(stateMachineArn=state_machine_arn, maxResults=20)["executions"]
+    except ClientError as exc:
+        raise_mapped(exc, "list failover executions")
+    me = next((e for e in running if e["executionArn"] == execution_arn), None)
+    others = [e for e in running if e["executionArn"] != execution_arn]
+    if me is not None:
+        older = [e for e in others if (e["startDate"], e["executionArn"]) < (me["startDate"], me["executionArn"])]
+        if older:
+            raise AlreadyRunning(f"failover {older[0]['name']} is already running; this one stops")
+    automatic = is_automatic(trigger)
+    if automatic and min_interval_minutes > 0:
+        now = datetime.now(UTC)
+        for e in recent:
+            if e["executionArn"] == execution_arn:
+                continue
+            age = (now - e["startDate"]).total_seconds() / 60
+            if age < min_interval_minutes:
+                raise TooSoon(f"previous failover {e['name']} started {age:.0f} min ago; "
+                              f"the plan's minimum interval is {min_interval_minutes} min")
+    states = _alarm_states(alarms)
+    forced = bool(trigger.get("force"))
+    if states and all(s["state"] == "OK" for s in states) and not forced:
+        names = ", ".join(s["name"] for s in states)
+        raise PrimaryHealthy(f"the primary looks healthy: every trigger alarm is OK ({names}); use --force to fail over anyway")
+    health = "unknown" if not states else ("in_alarm" if any(s["state"] == "ALARM" for s in states) else "not_ok")
+    return {"automatic": automatic, "forced": forced, "primary_health": health, "alarms": states,
+            "approved": bool(trigger.get("approved_by")) and not automatic}
+
+
+@registry.action("request_approval", permissions=["sns:Publish"], resource="topic")
+def request_approval(token: str, topic_arn: str, plan: str, execution_arn: str, region: str) -> dict[str, Any]:
+    """Publish the approval request; the execution waits until someone approves or aborts."""
+    message = {
+        "plan": plan,
+        "execution": execution_arn,
+        "requested_at": datetime.now(UTC).isoformat(),
+        "approve": f"pilotlight approve <plan file for {plan}>",
+        "abort": f"pilotlight abort <plan file for {plan}>",
+        "task_token": token,
+    }
+    try:
+        out = client("sns", region).publish(
+            TopicArn=topic_arn, Subject=f"pilotlight: failover of {plan} awaits approval"[:100],
+            Message=json.dumps(message, indent=2))
+    except ClientError as exc:
+        raise_mapped(exc, f"publish approval request to {topic_arn}")
+    return {"message_id": out["MessageId"]}
