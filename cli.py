@@ -257,6 +257,99 @@ def demo(plan_path: str, scale: float, as_json: bool) -> None:
     sys.exit(run_sandbox_failover(_load(plan_path, as_json), scale, as_json, demo=True))
 
 
+def _aws_machine(plan: Plan, profile: str | None, region: str | None, workflow: str) -> tuple[Any, str]:
+    import boto3
+    import botocore.exceptions
+
+    from workflows import render as renderer
+
+    region = region or plan.dr_region
+    try:
+        session = boto3.Session(profile_name=profile, region_name=region)
+        account = session.client("sts").get_caller_identity()["Account"]
+    except (botocore.exceptions.NoCredentialsError, botocore.exceptions.ProfileNotFound,
+            botocore.exceptions.ClientError) as exc:
+        raise Precondition(f"no usable AWS credentials ({exc}); use --profile") from exc
+    arn = f"arn:aws:states:{region}:{account}:stateMachine:{renderer.state_machine_name(plan, workflow)}"
+    return session.client("stepfunctions"), arn
+
+
+def _answer(plan_path: str, profile: str | None, region: str | None, as_json: bool, approve: bool,
+            reason: str = "") -> None:
+    import getpass
+
+    from workflows.executions import NothingToAnswer, answer_approval
+
+    plan = _load(plan_path, as_json)
+    sfn, machine = _aws_machine(plan, profile, region, "failover")
+    try:
+        execution = answer_approval(sfn, machine, approve=approve, who=getpass.getuser(), reason=reason)
+    except NothingToAnswer as exc:
+        raise Precondition(f"{plan.name}: {exc}") from exc
+    except sfn.exceptions.StateMachineDoesNotExist as exc:
+        raise Precondition(f"{machine} is not deployed; run `pilotlight deploy` first") from exc
+    verb = "approved" if approve else "aborted"
+    if as_json:
+        _emit_json({"plan": plan.name, "execution_arn": execution, "answer": verb})
+    else:
+        click.echo(f"{verb}: {execution}")
+
+
+def _aws_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout.")(func)
+    func = click.option("--region", default=None, help="Region of the deployed workflows (default: DR region).")(func)
+    return click.option("--profile", default=None, help="AWS profile.")(func)
+
+
+@cli.command()
+@click.argument("plan", type=click.Path(dir_okay=True))
+@_aws_options
+def approve(plan: str, profile: str | None, region: str | None, as_json: bool) -> None:
+    """Approve the failover of PLAN that waits for approval (exit 4 if none waits).
+
+    Acts on a running execution in AWS, so there is no --sandbox rehearsal of it; the tests
+    exercise it against the sandbox.
+    """
+    _answer(plan, profile, region, as_json, approve=True)
+
+
+@cli.command()
+@click.argument("plan", type=click.Path(dir_okay=True))
+@_aws_options
+@click.option("--reason", default="", help="Recorded as the cause of the abort.")
+def abort(plan: str, profile: str | None, region: str | None, as_json: bool, reason: str) -> None:
+    """Abort the failover of PLAN that waits for approval; nothing in production has changed yet."""
+    _answer(plan, profile, region, as_json, approve=False, reason=reason)
+
+
+@cli.command()
+@click.argument("plan", type=click.Path(dir_okay=True))
+@_aws_options
+def status(plan: str, profile: str | None, region: str | None, as_json: bool) -> None:
+    """Show the running (or last) failover of PLAN step by step."""
+    from workflows.executions import fmt_duration, snapshot, timeline_table
+
+    model = _load(plan, as_json)
+    sfn, machine = _aws_machine(model, profile, region, "failover")
+    try:
+        executions = sfn.list_executions(stateMachineArn=machine, maxResults=1)["executions"]
+    except sfn.exceptions.StateMachineDoesNotExist as exc:
+        raise Precondition(f"{machine} is not deployed; run `pilotlight deploy` first") from exc
+    if not executions:
+        if as_json:
+            _emit_json({"plan": model.name, "execution": None})
+        else:
+            click.echo(f"{model.name}: no failover has run")
+        return
+    result = snapshot(sfn, executions[0]["executionArn"])
+    if as_json:
+        _emit_json({"plan": model.name, **result.to_json()})
+        return
+    click.echo(f"{executions[0]['name']}: {result.status}" + (f" ({fmt_duration(result.duration)})"
+                                                                 if result.duration else ""))
+    click.echo(timeline_table(result))
+
+
 def main() -> None:
     cli(prog_name="pilotlight")
 

@@ -271,3 +271,64 @@ def timeline_table(result: Result) -> str:
 def transitions(events: list[dict[str, Any]]) -> int:
     """State transitions as Step Functions bills them (one per state entered)."""
     return sum(1 for e in events if e["type"].endswith("StateEntered"))
+
+
+def snapshot(sfn: Any, execution_arn: str, scale: float = 1.0) -> Result:
+    """One look at an execution, running or ended, without waiting for it."""
+    follower = Follower(sfn, execution_arn, scale)
+    follower.poll()
+    described = sfn.describe_execution(executionArn=execution_arn)
+    stop = described.get("stopDate")
+    failed_state = failed_step = None
+    if described["status"] not in ("RUNNING", "SUCCEEDED"):
+        failed_state, failed_step = follower.failure()
+    return Result(
+        execution_arn=execution_arn,
+        status=described["status"],
+        steps=list(follower.steps.values()),
+        duration=follower._modeled(stop) if stop else None,
+        output=_loads(described.get("output")),
+        error=described.get("error"),
+        cause=described.get("cause"),
+        failed_state=failed_state,
+        failed_step=failed_step,
+        events=follower.events,
+    )
+
+
+def running_executions(sfn: Any, state_machine_arn: str) -> list[dict[str, Any]]:
+    return sfn.list_executions(stateMachineArn=state_machine_arn, statusFilter="RUNNING")["executions"]
+
+
+def pending_approval_token(sfn: Any, execution_arn: str) -> str | None:
+    """The task token of an approval request the execution is waiting on (from its history)."""
+    events = _history(sfn, execution_arn)
+    token = None
+    for event in events:
+        if event["type"] == "TaskScheduled":
+            details = event["taskScheduledEventDetails"]
+            if details.get("resource", "").endswith("waitForTaskToken"):
+                payload = (_loads(details.get("parameters")) or {}).get("Payload") or {}
+                token = payload.get("token")
+        elif event["type"] in ("TaskSucceeded", "TaskFailed", "TaskTimedOut") and token:
+            token = None
+    return token
+
+
+class NothingToAnswer(Exception):
+    """No failover of the plan is waiting for approval."""
+
+
+def answer_approval(sfn: Any, state_machine_arn: str, *, approve: bool, who: str, reason: str = "") -> str:
+    """Approve or abort the failover waiting for approval; returns the execution ARN."""
+    for execution in running_executions(sfn, state_machine_arn):
+        token = pending_approval_token(sfn, execution["executionArn"])
+        if token is None:
+            continue
+        if approve:
+            sfn.send_task_success(taskToken=token, output=json.dumps({"approved_by": who}))
+        else:
+            sfn.send_task_failure(taskToken=token, error="Aborted",
+                                  cause=f"aborted by {who}" + (f": {reason}" if reason else ""))
+        return execution["executionArn"]
+    raise NothingToAnswer("no failover of this plan is waiting for approval")
