@@ -64,7 +64,7 @@ def test_state_machines_log_all_events_and_trace_with_xray(dr):
 
 
 def test_state_machine_role_invokes_only_its_functions_unqualified(dr, plan):
-    for lid, res in dr.of_type("AWS::IAM::Policy").items():
+    for res in dr.of_type("AWS::IAM::Policy").values():
         for st in res["Properties"]["PolicyDocument"]["Statement"]:
             if "lambda:InvokeFunction" in _list(st["Action"]):
                 arns = set(_list(dr.resolve(st["Resource"])))
@@ -99,9 +99,9 @@ def test_function_code_asset_is_the_lambdas_package_only(dr, synthesized):
 
 
 def test_topic_is_kms_encrypted_and_refuses_plain_http(dr):
-    (topic_lid, topic), = dr.of_type("AWS::SNS::Topic").items()
+    (_topic_lid, topic), = dr.of_type("AWS::SNS::Topic").items()
     assert "KmsMasterKeyId" in topic["Properties"]
-    (key_lid, key), = dr.of_type("AWS::KMS::Key").items()
+    (_key_lid, key), = dr.of_type("AWS::KMS::Key").items()
     assert key["Properties"]["EnableKeyRotation"] is True
     (_, policy), = dr.of_type("AWS::SNS::TopicPolicy").items()
     denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
