@@ -201,3 +201,22 @@ def test_new_workflows_are_deployed_without_infra_changes(more_workflows, plan, 
         f"pilotlight-{plan.name}-replicate": plan.schedules.replicate,
         f"pilotlight-{plan.name}-readiness": plan.schedules.readiness,
     }
+
+
+# Pure helpers -------------------------------------------------------------------------------
+
+
+def test_alarm_regions_group_alarms_and_default_to_the_primary_region(plan):
+    from infra.stacks import alarm_regions
+    from workflows.plan import parse_plan
+
+    data = plan.model_dump(exclude_none=True)
+    data["triggers"]["alarms"] = [{"name": "a"}, {"name": "b", "region": "us-west-2"}, {"name": "c", "region": "us-east-1"}]
+    assert alarm_regions(parse_plan(data)) == {"us-east-1": ["a", "c"], "us-west-2": ["b"]}
+
+
+def test_every_service_used_has_a_lambda_handler(plan):
+    import importlib
+
+    for service in render.services_used(plan):
+        assert callable(importlib.import_module(f"lambdas.{service}").handler)
