@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint render clean bench
+.PHONY: demo test lint render synth clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ lint: $(STAMP)
 
 render: $(STAMP)
 	$(BIN)/pilotlight render examples/reference.yaml -o asl/reference
+
+synth: $(STAMP)
+	$(BIN)/python -m infra.app examples/reference.yaml cdk.out
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -1,0 +1,261 @@
+"""Least-privilege IAM computed from the handlers' declarations and the plan's resources.
+
+Every action in ``lambdas/<service>.py`` declares the IAM actions it needs and the *kind* of
+resource it works on (``resource="db"``). This module turns a service's registry plus a plan
+into IAM statements whose resources are the ARNs of the plan's own resources of that kind.
+
+Rules:
+
+- A mutating action (anything not ``Describe*``/``List*``/``Get*``/``Head*``) is granted only on
+  the ARNs of its declared kind. A mutating action with no kind is refused at synth time
+  (:class:`PermissionsError`), except the few AWS actions that have no resource type at all,
+  which are granted on ``*`` narrowed by a condition (``UNSCOPED_WITH_CONDITION``).
+- A read-only action is scoped like a mutating one, unless AWS does not support resource-level
+  permissions for it (``NO_RESOURCE_LEVEL``); then it gets ``*``.
+- An unknown kind is an error naming this module, so a new handler cannot silently widen access.
+
+This module does not import aws_cdk: it returns plain IAM JSON, so it is testable on its own.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from workflows.plan import Plan
+
+__all__ = [
+    "METRICS_NAMESPACE",
+    "NO_RESOURCE_LEVEL",
+    "RESOURCE_KINDS",
+    "UNSCOPED_WITH_CONDITION",
+    "PermissionsError",
+    "is_mutating",
+    "registry_for",
+    "resource_arns",
+    "statements",
+]
+
+METRICS_NAMESPACE = "pilotlight"
+
+_READ_PREFIXES = ("Describe", "List", "Get", "Head", "BatchGet")
+
+# Read-only actions that AWS authorizes only on "*" (no resource types in the service
+# authorization reference). Patterns are fnmatch-style.
+NO_RESOURCE_LEVEL: tuple[str, ...] = (
+    "ec2:Describe*",
+    "elasticbeanstalk:ListAvailableSolutionStacks",
+    "elasticbeanstalk:ListPlatformVersions",
+    "elasticbeanstalk:DescribeAccountAttributes",
+    "cloudwatch:GetMetricData",
+    "cloudwatch:GetMetricStatistics",
+    "cloudwatch:ListMetrics",
+    "cloudwatch:DescribeAlarmsForMetric",
+    "route53:ListHostedZones",
+    "route53:ListHealthChecks",
+    "route53:GetHealthCheckCount",
+    "s3:ListAllMyBuckets",
+    "sts:GetCallerIdentity",
+    "states:ListStateMachines",
+    "sns:ListTopics",
+    "tag:GetResources",
+    "rds:DescribeDBEngineVersions",
+    "rds:DescribeOrderableDBInstanceOptions",
+    "rds:DescribeAccountAttributes",
+    "rds:DescribeEvents",
+)
+
+# Mutating actions that have no resource type at all: the only possible Resource is "*", so
+# they are granted with a condition that narrows them to what pilotlight owns.
+UNSCOPED_WITH_CONDITION: dict[str, dict[str, dict[str, str]]] = {
+    "cloudwatch:PutMetricData": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+}
+
+
+class PermissionsError(ValueError):
+    """A handler declaration that cannot be turned into least-privilege IAM."""
+
+
+def is_mutating(iam_action: str) -> bool:
+    verb = iam_action.split(":", 1)[1]
+    return not verb.startswith(_READ_PREFIXES)
+
+
+def _no_resource_level(iam_action: str) -> bool:
+    return any(fnmatch.fnmatchcase(iam_action, pattern) for pattern in NO_RESOURCE_LEVEL)
+
+
+class _Arns:
+    """ARN builders for one plan in one account/partition (account may be a CDK token)."""
+
+    def __init__(self, plan: Plan, account: str, partition: str) -> None:
+        self.plan, self.account, self.partition = plan, account, partition
+
+    def _arn(self, service: str, region: str, resource: str, account: str | None = None) -> str:
+        acct = self.account if account is None else account
+        return f"arn:{self.partition}:{service}:{region}:{acct}:{resource}"
+
+    # RDS: the DR replicas are what failover promotes and modifies.
+    def db(self) -> list[str]:
+        return [self._arn("rds", self.plan.dr_region, f"db:{d.dr_replica_identifier}") for d in self.plan.databases]
+
+    # RDS in the primary region: the sources and their in-region second-AZ replicas.
+    def source_db(self) -> list[str]:
+        out = []
+        for d in self.plan.databases:
+            out.append(self._arn("rds", self.plan.primary_region, f"db:{d.identifier}"))
+            if d.az2_replica:
+                out.append(self._arn("rds", self.plan.primary_region, f"db:{d.az2_replica.identifier}"))
+        return out
+
+    def hostedzone(self) -> list[str]:
+        return [f"arn:{self.partition}:route53:::hostedzone/{self.plan.dns.hosted_zone_id}"] if self.plan.dns else []
+
+    def change(self) -> list[str]:
+        # Change ids are minted by Route 53 per request; the ARN cannot be narrower than this.
+        return [f"arn:{self.partition}:route53:::change/*"] if self.plan.dns else []
+
+    def healthcheck(self) -> list[str]:
+        return [f"arn:{self.partition}:route53:::healthcheck/*"] if self.plan.dns else []
+
+    # EC2 images and their snapshots: ids are minted per copy, so scope to the plan's two regions.
+    def image(self) -> list[str]:
+        regions = (self.plan.primary_region, self.plan.dr_region)
+        return [self._arn("ec2", r, "image/*", account="") for r in regions] if self.plan.environments else []
+
+    def snapshot(self) -> list[str]:
+        regions = (self.plan.primary_region, self.plan.dr_region)
+        return [self._arn("ec2", r, "snapshot/*", account="") for r in regions] if self.plan.environments else []
+
+    def _eb(self, region: str, kind: str, env_names: bool = False, wildcard: bool = False) -> list[str]:
+        out: list[str] = []
+        for env in self.plan.environments:
+            app = env.application
+            if env_names:
+                name = env.name if region == self.plan.primary_region else env.dr_environment_name
+                out.append(self._arn("elasticbeanstalk", region, f"{kind}/{app}/{name}"))
+            elif wildcard:
+                out.append(self._arn("elasticbeanstalk", region, f"{kind}/{app}/*"))
+            else:
+                out.append(self._arn("elasticbeanstalk", region, f"{kind}/{app}"))
+        return sorted(set(out))
+
+    def environment(self) -> list[str]:
+        """The standby environments in the DR region (what failover launches)."""
+        return self._eb(self.plan.dr_region, "environment", env_names=True)
+
+    def source_environment(self) -> list[str]:
+        return self._eb(self.plan.primary_region, "environment", env_names=True)
+
+    def application(self) -> list[str]:
+        return self._eb(self.plan.primary_region, "application") + self._eb(self.plan.dr_region, "application")
+
+    def configurationtemplate(self) -> list[str]:
+        return self._eb(self.plan.primary_region, "configurationtemplate", wildcard=True) + self._eb(
+            self.plan.dr_region, "configurationtemplate", wildcard=True
+        )
+
+    def applicationversion(self) -> list[str]:
+        return self._eb(self.plan.primary_region, "applicationversion", wildcard=True) + self._eb(
+            self.plan.dr_region, "applicationversion", wildcard=True
+        )
+
+    def platform(self) -> list[str]:
+        regions = (self.plan.primary_region, self.plan.dr_region)
+        return [self._arn("elasticbeanstalk", r, "platform/*", account="") for r in regions]
+
+    def solutionstack(self) -> list[str]:
+        regions = (self.plan.primary_region, self.plan.dr_region)
+        return [self._arn("elasticbeanstalk", r, "solutionstack/*", account="") for r in regions]
+
+    def bucket(self) -> list[str]:
+        names = [n for b in self.plan.buckets for n in (b.source, b.destination)]
+        return [f"arn:{self.partition}:s3:::{n}" for n in names]
+
+    def object(self) -> list[str]:
+        return [arn + "/*" for arn in self.bucket()]
+
+    def alarm(self) -> list[str]:
+        return [
+            self._arn("cloudwatch", a.region or self.plan.primary_region, f"alarm:{a.name}")
+            for a in self.plan.triggers.alarms
+        ]
+
+
+RESOURCE_KINDS: dict[str, Callable[[_Arns], list[str]]] = {
+    name: getattr(_Arns, name)
+    for name in (
+        "db", "source_db", "hostedzone", "change", "healthcheck", "image", "snapshot", "environment",
+        "source_environment", "application", "configurationtemplate", "applicationversion", "platform",
+        "solutionstack", "bucket", "object", "alarm",
+    )
+}
+
+
+def resource_arns(
+    plan: Plan, kind: str, *, account: str, partition: str = "aws", extra: dict[str, list[str]] | None = None
+) -> list[str]:
+    """ARNs of the plan's resources of ``kind``; ``extra`` adds kinds the deployment owns (e.g. ``topic``)."""
+    if extra and kind in extra:
+        return list(extra[kind])
+    if kind not in RESOURCE_KINDS:
+        known = sorted(set(RESOURCE_KINDS) | set(extra or {}))
+        raise PermissionsError(
+            f"unknown resource kind {kind!r}; known kinds: {', '.join(known)} (add it to infra/iam.py RESOURCE_KINDS)"
+        )
+    return RESOURCE_KINDS[kind](_Arns(plan, account, partition))
+
+
+def registry_for(service: str) -> Any:
+    """The action registry of ``lambdas/<service>.py``."""
+    module = importlib.import_module(f"lambdas.{service}")
+    registry = getattr(module, "registry", None)
+    if registry is None:
+        raise PermissionsError(f"lambdas.{service} has no `registry`")
+    return registry
+
+
+def statements(
+    registry: Any,
+    plan: Plan,
+    *,
+    account: str,
+    partition: str = "aws",
+    extra: dict[str, list[str]] | None = None,
+) -> list[dict[str, Any]]:
+    """IAM policy statements (JSON form) for every action of ``registry``, scoped to ``plan``.
+
+    Statements are merged by resource set and sorted, so the output is stable across runs.
+    """
+    grants: dict[tuple[tuple[str, ...], str], set[str]] = {}
+    conditioned: dict[str, dict[str, Any]] = {}
+    for action in registry.actions.values():
+        kind = action.resource
+        for perm in action.permissions:
+            where = f"{registry.service}.{action.name} ({perm})"
+            if perm in UNSCOPED_WITH_CONDITION:
+                conditioned[perm] = UNSCOPED_WITH_CONDITION[perm]
+                continue
+            if not is_mutating(perm) and (kind == "*" or _no_resource_level(perm)):
+                grants.setdefault((("*",), ""), set()).add(perm)
+                continue
+            if kind == "*":
+                raise PermissionsError(
+                    f"{where}: a mutating action needs a resource kind (Registry.action(resource=...)); "
+                    "pilotlight never grants a mutating action on '*'"
+                )
+            arns = resource_arns(plan, kind, account=account, partition=partition, extra=extra)
+            if not arns:
+                # The plan has nothing of this kind: the action cannot be called for it, grant nothing.
+                continue
+            if "*" in arns:
+                raise PermissionsError(f"{where}: resource kind {kind!r} resolved to '*'")
+            grants.setdefault((tuple(sorted(set(arns))), ""), set()).add(perm)
+    out: list[dict[str, Any]] = []
+    for (resources, _), perms in sorted(grants.items(), key=lambda kv: (kv[0][0] == ("*",), kv[0][0])):
+        out.append({"Effect": "Allow", "Action": sorted(perms), "Resource": list(resources)})
+    for perm, condition in sorted(conditioned.items()):
+        out.append({"Effect": "Allow", "Action": [perm], "Resource": ["*"], "Condition": condition})
+    return out

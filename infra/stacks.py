@@ -1,0 +1,439 @@
+"""The stacks of one plan: everything in the DR region, plus alarm forwarding from other regions.
+
+Nothing here knows which workflows or services exist: functions come from
+``render.services_used(plan)``, state machines from ``render.render_all(plan)``, schedules from
+the plan's ``schedules`` fields that name a workflow in ``render.BUILDERS``, and IAM from each
+service's action registry (``infra.iam``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import (
+    Aws,
+    Duration,
+    RemovalPolicy,
+    Stack,
+)
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+
+from infra import iam as plan_iam
+from workflows import asl, render
+from workflows.plan import Plan
+
+METRICS_NAMESPACE = plan_iam.METRICS_NAMESPACE
+# Metric names the dashboard shows; the readiness, replicate and drill workflows publish them
+# in namespace `pilotlight` with dimension Plan=<plan name>.
+DASHBOARD_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("ReadinessScore", "Readiness score (%)", "Minimum"),
+    ("ReplicaLagSeconds", "Replica lag (s)", "Maximum"),
+    ("AmiAgeHours", "Newest DR AMI age (h)", "Maximum"),
+    ("DrillRtoSeconds", "Last drill RTO (s)", "Maximum"),
+)
+LOG_RETENTION = logs.RetentionDays.ONE_YEAR
+# A Lambda must give up before the Task state that calls it does (asl.TASK_TIMEOUT_SECONDS).
+FUNCTION_TIMEOUT = Duration.seconds(asl.TASK_TIMEOUT_SECONDS - 20)
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+
+
+def dr_stack_name(plan: Plan) -> str:
+    return f"pilotlight-{plan.name}-dr"
+
+
+def forwarder_stack_name(plan: Plan, region: str) -> str:
+    return f"pilotlight-{plan.name}-alarms-{region}"
+
+
+def alarm_regions(plan: Plan) -> dict[str, list[str]]:
+    """Region -> names of the plan's trigger alarms there (an alarm's region defaults to the primary)."""
+    out: dict[str, list[str]] = {}
+    for alarm in plan.triggers.alarms:
+        out.setdefault(alarm.region or plan.primary_region, []).append(alarm.name)
+    return {region: sorted(set(names)) for region, names in sorted(out.items())}
+
+
+def alarm_event_pattern(region: str, names: list[str]) -> dict[str, Any]:
+    """The EventBridge pattern (JSON form) of the named alarms in ``region`` entering ALARM."""
+    return {
+        "source": ["aws.cloudwatch"],
+        "detail-type": ["CloudWatch Alarm State Change"],
+        "region": [region],
+        "detail": {"alarmName": list(names), "state": {"value": ["ALARM"]}},
+    }
+
+
+def _events_pattern(pattern: dict[str, Any]) -> events.EventPattern:
+    return events.EventPattern(
+        source=pattern["source"],
+        detail_type=pattern["detail-type"],
+        region=pattern["region"],
+        detail=pattern["detail"],
+    )
+
+
+def stage_lambda_code(dest: Path) -> Path:
+    """Copy the ``lambdas`` package (Python sources only) into ``dest``; the asset is that directory."""
+    import lambdas
+
+    src = Path(lambdas.__file__).resolve().parent
+    target = dest / "lambdas"
+    shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "tests"))
+    return dest
+
+
+def _suppress(construct: Construct, *findings: tuple[str, str] | tuple[str, str, list[str]]) -> None:
+    packs = []
+    for finding in findings:
+        rule, reason, *applies = finding
+        if applies:
+            packs.append(NagPackSuppression(id=rule, reason=reason, applies_to=applies[0]))
+        else:
+            packs.append(NagPackSuppression(id=rule, reason=reason))
+    NagSuppressions.add_resource_suppressions(construct, packs, apply_to_children=True)
+
+
+class DrStack(Stack):
+    """Functions, state machines, triggers, schedules, topic and dashboard in the DR region."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        plan: Plan,
+        *,
+        code_dir: Path,
+        builders: dict[str, Any] | None = None,
+        env: cdk.Environment | None = None,
+    ) -> None:
+        super().__init__(
+            scope,
+            "Dr",
+            stack_name=dr_stack_name(plan),
+            env=env or cdk.Environment(region=plan.dr_region),
+            description=f"pilotlight DR resources for plan {plan.name} ({plan.primary_region} -> {plan.dr_region})",
+        )
+        self.plan = plan
+        self.key = kms.Key(
+            self,
+            "Key",
+            alias=f"alias/pilotlight-{plan.name}",
+            description=f"pilotlight {plan.name}: notifications topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.topic = sns.Topic(
+            self,
+            "Notifications",
+            topic_name=f"pilotlight-{plan.name}-notifications",
+            display_name=f"pilotlight {plan.name}",
+            master_key=self.key,
+            enforce_ssl=True,
+        )
+        # EventBridge Scheduler and CloudWatch publish nothing to the topic; the functions and state
+        # machines that publish need the key, granted per principal below.
+        self.functions = self._functions(code_dir)
+        self.machines = self._state_machines(render.render_all(plan) if builders is None else builders)
+        self._alarm_trigger()
+        self.schedules = add_schedules(self, plan, self.machines)
+        self._dashboard()
+        cdk.CfnOutput(self, "TopicArn", value=self.topic.topic_arn)
+        for workflow, machine in self.machines.items():
+            cdk.CfnOutput(self, f"{workflow.capitalize()}StateMachineArn", value=machine.state_machine_arn)
+
+    # Lambda functions -------------------------------------------------------------------------
+
+    def _functions(self, code_dir: Path) -> dict[str, lambda_.Function]:
+        code = lambda_.Code.from_asset(str(code_dir))
+        out: dict[str, lambda_.Function] = {}
+        for service in sorted(render.services_used(self.plan)):
+            name = render.function_name(self.plan, service)
+            cid = service.capitalize()
+            role = iam.Role(
+                self,
+                f"{cid}Role",
+                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                description=f"pilotlight {self.plan.name}: {service} steps (least privilege from lambdas/{service}.py)",
+            )
+            for statement in plan_iam.statements(
+                plan_iam.registry_for(service),
+                self.plan,
+                account=Aws.ACCOUNT_ID,
+                partition=Aws.PARTITION,
+                extra={"topic": [self.topic.topic_arn], "key": [self.key.key_arn]},
+            ):
+                role.add_to_policy(
+                    iam.PolicyStatement(
+                        actions=statement["Action"],
+                        resources=statement["Resource"],
+                        conditions=statement.get("Condition"),
+                    )
+                )
+                if "sns:Publish" in statement["Action"]:
+                    self.key.grant(role, "kms:GenerateDataKey*", "kms:Decrypt")
+            log_group = logs.LogGroup(
+                self,
+                f"{cid}Logs",
+                log_group_name=f"/aws/lambda/{name}",
+                retention=LOG_RETENTION,
+                removal_policy=RemovalPolicy.RETAIN,
+            )
+            fn = lambda_.Function(
+                self,
+                f"{cid}Function",
+                function_name=name,
+                description=f"pilotlight {self.plan.name}: {service} steps",
+                runtime=RUNTIME,
+                handler=f"lambdas.{service}.handler",
+                code=code,
+                role=role,
+                timeout=FUNCTION_TIMEOUT,
+                memory_size=256,
+                log_group=log_group,
+                environment={"PILOTLIGHT_PLAN": self.plan.name, "PILOTLIGHT_TOPIC_ARN": self.topic.topic_arn},
+            )
+            # Grant writes on the function's own log group only (instead of the managed basic role).
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[log_group.log_group_arn],
+                )
+            )
+            _suppress(
+                fn,
+                ("AwsSolutions-L1", ("The handlers are tested on Python 3.12 (the runtime pinned here); "
+                 "moving runtimes is a deliberate, tested change.")),
+            )
+            self._suppress_scoped_wildcards(role)
+            out[service] = fn
+        return out
+
+    def _suppress_scoped_wildcards(self, role: iam.Role) -> None:
+        """Acknowledge the wildcards infra.iam grants on purpose, each with why."""
+        reasons = {
+            "Resource::*": "Only read-only actions without resource-level permissions (infra.iam.NO_RESOURCE_LEVEL) "
+            "and conditioned actions without a resource type (infra.iam.UNSCOPED_WITH_CONDITION) get '*'; "
+            "mutating actions are refused on '*' at synth.",
+            "Resource::arn:<AWS::Partition>:route53:::change/*": "Route 53 change ids are minted per request; "
+            "change/* is the narrowest ARN GetChange can be granted on.",
+            "Resource::arn:<AWS::Partition>:route53:::healthcheck/*": "Health check ids are created per plan "
+            "deployment outside this stack; only healthcheck/* can name them ahead.",
+        }
+        for region in {self.plan.primary_region, self.plan.dr_region}:
+            reasons[f"Resource::arn:<AWS::Partition>:ec2:{region}::image/*"] = (
+                "AMI ids are minted per copy; images are scoped to the plan's two regions."
+            )
+            reasons[f"Resource::arn:<AWS::Partition>:ec2:{region}::snapshot/*"] = (
+                "Snapshot ids are minted per AMI copy; snapshots are scoped to the plan's two regions."
+            )
+            for env in self.plan.environments:
+                for kind in ("configurationtemplate", "applicationversion"):
+                    reasons[
+                        f"Resource::arn:<AWS::Partition>:elasticbeanstalk:{region}:<AWS::AccountId>:"
+                        f"{kind}/{env.application}/*"
+                    ] = f"Beanstalk {kind}s are named per replication run, inside the plan's application."
+            for kind in ("platform", "solutionstack"):
+                reasons[f"Resource::arn:<AWS::Partition>:elasticbeanstalk:{region}::{kind}/*"] = (
+                    f"The {kind} comes from the primary environment's configuration, read at run time."
+                )
+        for bucket in self.plan.buckets:
+            for name in (bucket.source, bucket.destination):
+                reasons[f"Resource::arn:<AWS::Partition>:s3:::{name}/*"] = (
+                    "Replication checks read objects of the plan's own buckets."
+                )
+        NagSuppressions.add_resource_suppressions(
+            role,
+            [
+                NagPackSuppression(id="AwsSolutions-IAM5", reason=reason, applies_to=[finding])
+                for finding, reason in sorted(reasons.items())
+            ],
+            apply_to_children=True,
+        )
+
+    # State machines ---------------------------------------------------------------------------
+
+    def _state_machines(self, rendered: dict[str, str]) -> dict[str, sfn.StateMachine]:
+        out: dict[str, sfn.StateMachine] = {}
+        for workflow, text in rendered.items():
+            keys = asl.placeholders(json.loads(text))
+            substitutions: dict[str, str] = {}
+            role = iam.Role(
+                self,
+                f"{workflow.capitalize()}StateMachineRole",
+                assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+                description=f"pilotlight {self.plan.name}: {workflow} state machine",
+            )
+            invoked: list[str] = []
+            for key in sorted(keys):
+                if key == "TopicArn":
+                    substitutions[key] = self.topic.topic_arn
+                    self.topic.grant_publish(role)
+                    continue
+                service = key.removesuffix("FunctionArn").lower()
+                if not key.endswith("FunctionArn") or service not in self.functions:
+                    raise ValueError(f"{workflow}: no deployed value for placeholder ${{{key}}}")
+                substitutions[key] = self.functions[service].function_arn
+                invoked.append(self.functions[service].function_arn)
+            if invoked:
+                # The definitions call the unqualified function ARNs, so no ":*" version wildcard.
+                role.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=invoked))
+            log_group = logs.LogGroup(
+                self,
+                f"{workflow.capitalize()}StateMachineLogs",
+                log_group_name=f"/aws/vendedlogs/states/{render.state_machine_name(self.plan, workflow)}",
+                retention=LOG_RETENTION,
+                removal_policy=RemovalPolicy.RETAIN,
+            )
+            machine = sfn.StateMachine(
+                self,
+                f"{workflow.capitalize()}StateMachine",
+                state_machine_name=render.state_machine_name(self.plan, workflow),
+                definition_body=sfn.DefinitionBody.from_string(text),
+                definition_substitutions=substitutions,
+                role=role,
+                logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+                tracing_enabled=True,
+            )
+            _suppress(
+                role,
+                ("AwsSolutions-IAM5", ("X-Ray (PutTraceSegments, GetSampling*) and CloudWatch Logs delivery "
+                 "(CreateLogDelivery, ...) for Step Functions support only Resource '*'."),
+                 ["Resource::*"]),
+            )
+            out[workflow] = machine
+        return out
+
+    # Triggers ---------------------------------------------------------------------------------
+
+    def _alarm_trigger(self) -> None:
+        """The plan's alarms entering ALARM start the failover workflow, with the event as input."""
+        failover = self.machines.get("failover")
+        if failover is None or not self.plan.triggers.alarms:
+            return
+        role = iam.Role(
+            self,
+            "AlarmTriggerRole",
+            assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
+            description=f"pilotlight {self.plan.name}: start failover on the plan's alarms",
+        )
+        # Alarms from other regions arrive forwarded to this region's default bus, keeping their
+        # own `region`, so one rule per alarm region matches (name, region) exactly.
+        for region, names in alarm_regions(self.plan).items():
+            events.Rule(
+                self,
+                f"AlarmTrigger{_cid(region)}",
+                rule_name=f"pilotlight-{self.plan.name}-failover-{region}",
+                description=f"pilotlight {self.plan.name}: plan alarms in {region} entering ALARM start failover",
+                event_pattern=_events_pattern(alarm_event_pattern(region, names)),
+                targets=[targets.SfnStateMachine(failover, role=role)],
+            )
+
+    def _dashboard(self) -> None:
+        widgets: list[cw.IWidget] = []
+        for metric_name, label, stat in DASHBOARD_METRICS:
+            metric = cw.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=metric_name,
+                dimensions_map={"Plan": self.plan.name},
+                statistic=stat,
+                period=Duration.minutes(30),
+                label=label,
+                region=self.plan.dr_region,
+            )
+            widgets.append(cw.GraphWidget(title=label, left=[metric], width=6, height=6))
+        cw.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=f"pilotlight-{self.plan.name}",
+            widgets=[widgets],
+        )
+
+
+def add_schedules(scope: Construct, plan: Plan, machines: dict[str, sfn.IStateMachine]) -> dict[str, Any]:
+    """One EventBridge Scheduler schedule per plan schedule whose workflow is deployed.
+
+    The plan's ``schedules`` fields are named after workflows (``replicate``, ``readiness``); a
+    field whose workflow is not in ``render.BUILDERS`` (not built yet) gets no schedule.
+    """
+    out: dict[str, Any] = {}
+    wanted = {w: expr for w, expr in plan.schedules.model_dump().items() if w in render.BUILDERS and w in machines}
+    if not wanted:
+        return out
+    role = iam.Role(
+        scope,
+        "SchedulerRole",
+        assumed_by=iam.ServicePrincipal(
+            "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+        ),
+        description=f"pilotlight {plan.name}: start scheduled workflows",
+    )
+    for workflow, expression in sorted(wanted.items()):
+        machine = machines[workflow]
+        machine.grant_start_execution(role)
+        out[workflow] = scheduler.CfnSchedule(
+            scope,
+            f"{workflow.capitalize()}Schedule",
+            name=f"pilotlight-{plan.name}-{workflow}",
+            description=f"pilotlight {plan.name}: run {workflow} {expression}",
+            schedule_expression=expression,
+            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+            target=scheduler.CfnSchedule.TargetProperty(
+                arn=machine.state_machine_arn,
+                role_arn=role.role_arn,
+                input=json.dumps({"trigger": "schedule", "workflow": workflow}),
+                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(maximum_retry_attempts=2),
+            ),
+        )
+    return out
+
+
+class AlarmForwarderStack(Stack):
+    """In a region other than the DR region: forward the plan's alarms entering ALARM to the DR bus."""
+
+    def __init__(self, scope: Construct, plan: Plan, region: str, names: list[str]) -> None:
+        super().__init__(
+            scope,
+            f"Alarms{_cid(region)}",
+            stack_name=forwarder_stack_name(plan, region),
+            env=cdk.Environment(region=region),
+            description=f"pilotlight {plan.name}: forward trigger alarms in {region} to {plan.dr_region}",
+        )
+        bus_arn = f"arn:{Aws.PARTITION}:events:{plan.dr_region}:{Aws.ACCOUNT_ID}:event-bus/default"
+        role = iam.Role(
+            self,
+            "ForwardRole",
+            assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
+            description=f"pilotlight {plan.name}: put alarm events on the {plan.dr_region} default bus",
+        )
+        role.add_to_policy(iam.PolicyStatement(actions=["events:PutEvents"], resources=[bus_arn]))
+        events.Rule(
+            self,
+            "Forward",
+            rule_name=f"pilotlight-{plan.name}-forward-alarms",
+            description=f"pilotlight {plan.name}: plan alarms entering ALARM, to {plan.dr_region}",
+            event_pattern=_events_pattern(alarm_event_pattern(region, names)),
+            targets=[targets.EventBus(events.EventBus.from_event_bus_arn(self, "DrBus", bus_arn), role=role)],
+        )
+
+
+def _cid(region: str) -> str:
+    return "".join(part.capitalize() for part in region.split("-"))
+
+
+def code_staging() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="pilotlight-lambdas-")

@@ -1,0 +1,116 @@
+"""One synth of the reference plan per test session (CDK synth through jsii takes seconds)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workflows.plan import Plan, load_plan
+
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE = REPO / "examples" / "reference.yaml"
+ACCOUNT = "123456789012"
+
+
+@pytest.fixture(scope="session")
+def plan() -> Plan:
+    return load_plan(REFERENCE)
+
+
+@pytest.fixture(scope="session")
+def synthesized(plan: Plan, tmp_path_factory: pytest.TempPathFactory):
+    from infra import app
+
+    started = time.monotonic()
+    result = app.synthesize(plan, tmp_path_factory.mktemp("cdk") / "cdk.out")
+    result.seconds = time.monotonic() - started  # type: ignore[attr-defined]
+    print(f"\nsynth of {REFERENCE.name}: {result.seconds:.1f} s")  # type: ignore[attr-defined]
+    return result
+
+
+@pytest.fixture(scope="session")
+def dr(synthesized, plan: Plan) -> Template:
+    from infra.stacks import dr_stack_name
+
+    return Template(synthesized.templates[dr_stack_name(plan)], plan.dr_region)
+
+
+class Template:
+    """A synthesized template with just enough of CloudFormation's intrinsics to read values."""
+
+    def __init__(self, body: dict[str, Any], region: str, account: str = ACCOUNT) -> None:
+        self.body, self.region, self.account = body, region, account
+        self.resources: dict[str, dict[str, Any]] = body["Resources"]
+
+    def of_type(self, cfn_type: str) -> dict[str, dict[str, Any]]:
+        return {lid: r for lid, r in self.resources.items() if r["Type"] == cfn_type}
+
+    def props(self, lid: str) -> dict[str, Any]:
+        return self.resources[lid].get("Properties", {})
+
+    # Values ---------------------------------------------------------------------------------
+
+    def _pseudo(self, name: str) -> str:
+        return {"AWS::Partition": "aws", "AWS::AccountId": self.account, "AWS::Region": self.region,
+                "AWS::URLSuffix": "amazonaws.com"}[name]
+
+    def _arn(self, lid: str) -> str:
+        res = self.resources[lid]
+        props = res.get("Properties", {})
+        t = res["Type"]
+        if t == "AWS::Lambda::Function":
+            return f"arn:aws:lambda:{self.region}:{self.account}:function:{props['FunctionName']}"
+        if t == "AWS::StepFunctions::StateMachine":
+            return f"arn:aws:states:{self.region}:{self.account}:stateMachine:{props['StateMachineName']}"
+        if t == "AWS::SNS::Topic":
+            return f"arn:aws:sns:{self.region}:{self.account}:{props['TopicName']}"
+        if t == "AWS::Logs::LogGroup":
+            return f"arn:aws:logs:{self.region}:{self.account}:log-group:{props['LogGroupName']}:*"
+        if t == "AWS::IAM::Role":
+            return f"arn:aws:iam::{self.account}:role/{lid}"
+        if t == "AWS::KMS::Key":
+            return f"arn:aws:kms:{self.region}:{self.account}:key/{lid}"
+        raise KeyError(f"no ARN model for {t}")
+
+    def _ref(self, name: str) -> str:
+        if name.startswith("AWS::"):
+            return self._pseudo(name)
+        t = self.resources[name]["Type"]
+        if t in ("AWS::StepFunctions::StateMachine", "AWS::SNS::Topic"):
+            return self._arn(name)
+        return name
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref":
+                return self._ref(arg)
+            if key == "Fn::GetAtt":
+                lid, attr = arg if isinstance(arg, list) else arg.split(".", 1)
+                assert attr == "Arn", attr
+                return self._arn(lid)
+            if key == "Fn::Join":
+                sep, parts = arg
+                return sep.join(str(self.resolve(p)) for p in parts)
+            if key == "Fn::Sub":
+                import re
+
+                text, variables = (arg, {}) if isinstance(arg, str) else arg
+
+                def sub(m: re.Match[str]) -> str:
+                    name = m.group(1)
+                    if name in variables:
+                        return str(self.resolve(variables[name]))
+                    if name.endswith(".Arn"):
+                        return self._arn(name[:-4])
+                    return str(self._ref(name))
+
+                return re.sub(r"\$\{([^!][^}]*)\}", sub, text)
+        return {k: self.resolve(v) for k, v in value.items()}
