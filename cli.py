@@ -350,6 +350,16 @@ def status(plan: str, profile: str | None, region: str | None, as_json: bool) ->
     click.echo(timeline_table(result))
 
 
+def _register_infra_commands() -> None:
+    from infra.commands import deploy, synth
+
+    cli.add_command(synth)
+    cli.add_command(deploy)
+
+
+_register_infra_commands()
+
+
 def main() -> None:
     cli(prog_name="pilotlight")
 

@@ -183,13 +183,22 @@ class _Arns:
             for a in self.plan.triggers.alarms
         ]
 
+    def statemachine(self) -> list[str]:
+        """The plan's own state machines (names are fixed, so no reference to the constructs is needed)."""
+        from workflows import render
+
+        return [
+            self._arn("states", self.plan.dr_region, f"stateMachine:{render.state_machine_name(self.plan, w)}")
+            for w in sorted(render.BUILDERS)
+        ]
+
 
 RESOURCE_KINDS: dict[str, Callable[[_Arns], list[str]]] = {
     name: getattr(_Arns, name)
     for name in (
         "db", "source_db", "hostedzone", "change", "healthcheck", "image", "snapshot", "environment",
         "source_environment", "application", "configurationtemplate", "applicationversion", "platform",
-        "solutionstack", "bucket", "object", "alarm",
+        "solutionstack", "bucket", "object", "alarm", "statemachine",
     )
 }
 
@@ -232,8 +241,8 @@ def statements(
     grants: dict[tuple[tuple[str, ...], str], set[str]] = {}
     conditioned: dict[str, dict[str, Any]] = {}
     for action in registry.actions.values():
-        kind = action.resource
         for perm in action.permissions:
+            kind = action.resource_for(perm)
             where = f"{registry.service}.{action.name} ({perm})"
             if perm in UNSCOPED_WITH_CONDITION:
                 conditioned[perm] = UNSCOPED_WITH_CONDITION[perm]

@@ -185,7 +185,9 @@ class DrStack(Stack):
                     )
                 )
                 if "sns:Publish" in statement["Action"]:
-                    self.key.grant(role, "kms:GenerateDataKey*", "kms:Decrypt")
+                    # Publishing to the KMS-encrypted topic needs the data key, on this key only.
+                    role.add_to_policy(iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                                                           resources=[self.key.key_arn]))
             log_group = logs.LogGroup(
                 self,
                 f"{cid}Logs",
@@ -280,9 +282,9 @@ class DrStack(Stack):
             )
             invoked: list[str] = []
             for key in sorted(keys):
-                if key == "TopicArn":
+                if key == asl.NOTIFICATION_TOPIC_KEY:
+                    # Passed to the function that publishes; the state machine itself does not.
                     substitutions[key] = self.topic.topic_arn
-                    self.topic.grant_publish(role)
                     continue
                 service = key.removesuffix("FunctionArn").lower()
                 if not key.endswith("FunctionArn") or service not in self.functions:

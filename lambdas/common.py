@@ -39,8 +39,14 @@ class Action:
     name: str
     func: Handler
     permissions: tuple[str, ...]
-    resource: str = "*"
+    resource: str | dict[str, str] = "*"  # resource kind, or permission -> kind
     doc: str = ""
+
+    def resource_for(self, permission: str) -> str:
+        """The kind of resource (see infra/iam.py) a permission is granted on."""
+        if isinstance(self.resource, str):
+            return self.resource
+        return self.resource.get(permission, "*")
 
 
 @dataclass
@@ -48,7 +54,9 @@ class Registry:
     service: str
     actions: dict[str, Action] = field(default_factory=dict)
 
-    def action(self, name: str, *, permissions: list[str], resource: str = "*") -> Callable[[Handler], Handler]:
+    def action(
+        self, name: str, *, permissions: list[str], resource: str | dict[str, str] = "*"
+    ) -> Callable[[Handler], Handler]:
         def register(func: Handler) -> Handler:
             if name in self.actions:
                 raise ValueError(f"action {self.service}.{name} registered twice")

@@ -46,7 +46,7 @@ def _alarm_states(alarms: list[dict[str, str]]) -> list[dict[str, Any]]:
 @registry.action(
     "check",
     permissions=["cloudwatch:DescribeAlarms", "states:ListExecutions"],
-    resource="alarm",
+    resource={"cloudwatch:DescribeAlarms": "alarm", "states:ListExecutions": "statemachine"},
 )
 def check(
     state_machine_arn: str, execution_arn: str, alarms: list[dict[str, str]], min_interval_minutes: int,

@@ -48,12 +48,20 @@ def test_after_substitution_tasks_call_the_plan_functions(dr, plan, workflow):
     substitutions = dr.resolve(machine["DefinitionSubstitutions"])
     # What CloudFormation runs: the definition with the substitutions applied.
     deployed = asl.substitute(dr.resolve(machine["DefinitionString"]), substitutions)
-    services = {k.removesuffix("FunctionArn").lower() for k in asl.placeholders(json.loads(text))}
-    expected = asl.substitute(text, {asl.function_key(s): _function_arn(plan, s) for s in services})
+    services = render.services_used(plan)
+    subs = {asl.function_key(s): _function_arn(plan, s) for s in services}
+    if asl.NOTIFICATION_TOPIC_KEY in asl.placeholders(json.loads(text)):
+        subs[asl.NOTIFICATION_TOPIC_KEY] = substitutions[asl.NOTIFICATION_TOPIC_KEY]
+        assert substitutions[asl.NOTIFICATION_TOPIC_KEY].startswith("arn:aws:sns:us-west-2:")
+    expected = asl.substitute(text, subs)
     assert deployed == expected
     assert "${" not in deployed
-    resources = {s["Resource"] for _, s in asl.iter_states(json.loads(deployed)["States"]) if s["Type"] == "Task"}
-    assert resources == {_function_arn(plan, s) for s in services}
+    called = set()
+    for _, s in asl.iter_states(json.loads(deployed)["States"]):
+        if s["Type"] == "Task":
+            called.add(s["Parameters"]["FunctionName"] if s["Resource"].startswith("arn:aws:states:::")
+                       else s["Resource"])
+    assert called == {_function_arn(plan, s) for s in services}
 
 
 def test_state_machines_log_all_events_and_trace_with_xray(dr):
@@ -237,6 +245,8 @@ def test_function_roles_grant_only_the_service_declared_actions(dr, plan):
         registry = plan_iam.registry_for(service)
         declared = {p for a in registry.actions.values() for p in a.permissions}
         granted = {a for s in statements for a in _list(s["Action"])} - {"logs:CreateLogStream", "logs:PutLogEvents"}
+        if "sns:Publish" in declared:  # the topic is KMS-encrypted
+            declared |= {"kms:GenerateDataKey", "kms:Decrypt"}
         assert granted <= declared, service
 
 
