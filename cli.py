@@ -194,21 +194,9 @@ def run_sandbox_failover(plan: Plan, scale: float, as_json: bool, *, demo: bool 
 
 
 def run_aws_failover(plan: Plan, profile: str | None, region: str | None, as_json: bool, force: bool) -> int:
-    import boto3
-    import botocore.exceptions
-
-    from workflows import render as renderer
     from workflows.executions import follow
 
-    region = region or plan.dr_region
-    try:
-        session = boto3.Session(profile_name=profile, region_name=region)
-        account = session.client("sts").get_caller_identity()["Account"]
-    except (botocore.exceptions.NoCredentialsError, botocore.exceptions.ProfileNotFound,
-            botocore.exceptions.ClientError) as exc:
-        raise Precondition(f"no usable AWS credentials ({exc}); use --profile, or --sandbox to rehearse") from exc
-    sfn = session.client("stepfunctions")
-    machine = f"arn:aws:states:{region}:{account}:stateMachine:{renderer.state_machine_name(plan, 'failover')}"
+    sfn, machine = _aws_machine(plan, profile, region, "failover")
     try:
         running = sfn.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]
     except sfn.exceptions.StateMachineDoesNotExist as exc:
