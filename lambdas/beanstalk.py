@@ -191,6 +191,9 @@ def copy_app_version(
             Description=f"pilotlight copy of {label} from {primary_region}", Process=False,
         )
     except ClientError as exc:
+        # Environments of one application often run the same version: another item got there first.
+        if "already exists" in exc.response["Error"].get("Message", ""):
+            return {"version_label": label, "record": {"resource": resource, "status": "unchanged"}}
         raise_mapped(exc, f"copy version {label} to {dr_region}")
     return {"version_label": label, "record": {"resource": resource, "status": "created", "bundle": key}}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from lambdas.common import Registry
@@ -10,6 +11,18 @@ registry = Registry("report")
 handler = registry.handler
 
 STATUSES = ("created", "updated", "unchanged", "deleted", "drift", "failed", "verified", "unknown")
+
+
+def _readable(record: dict[str, Any]) -> dict[str, Any]:
+    """A caught Lambda error's cause is the runtime's JSON document; keep its message only."""
+    cause = record.get("cause")
+    if isinstance(cause, str) and cause.startswith("{"):
+        try:
+            doc = json.loads(cause)
+        except ValueError:
+            return record
+        return {**record, "cause": doc.get("errorMessage", cause)}
+    return record
 
 
 def records(results: Any) -> list[dict[str, Any]]:
@@ -40,7 +53,7 @@ def records(results: Any) -> list[dict[str, Any]]:
 def summarise_replicate(plan: str, results: Any) -> dict[str, Any]:
     """Group the replicate steps' records by outcome; flags and canary failures count as drift/failed."""
     out: dict[str, Any] = {"plan": plan, **{s: [] for s in STATUSES}}
-    for rec in records(results):
+    for rec in map(_readable, records(results)):
         status = rec.get("status", "unchanged")
         if rec.get("flags") and status != "failed":
             out["drift"].append({**rec, "status": "drift"})

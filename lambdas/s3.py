@@ -20,18 +20,48 @@ def role_name(plan: str) -> str:
     return f"pilotlight-{plan}-s3-replication"
 
 
-def _ensure_role(plan: str, source: str, destination: str) -> tuple[str, bool]:
-    """The replication role S3 assumes; created when the plan names none."""
+def _ensure_role(plan: str, source: str, destination: str) -> tuple[str, list[str]]:
+    """The replication role S3 assumes (created when the plan names none) with a policy for this pair."""
     iam = client("iam", "us-east-1")
     name = role_name(plan)
+    changes: list[str] = []
     try:
-        return iam.get_role(RoleName=name)["Role"]["Arn"], False
+        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "NoSuchEntity":
             raise_mapped(exc, f"read role {name}")
+        arn = _create_role(iam, name, plan)
+        changes.append(f"role {name} created")
+    policy_name = f"{source}-to-{destination}"[:128]
+    try:
+        iam.get_role_policy(RoleName=name, PolicyName=policy_name)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "NoSuchEntity":
+            raise_mapped(exc, f"read policy {policy_name}")
+        try:
+            iam.put_role_policy(RoleName=name, PolicyName=policy_name,
+                                PolicyDocument=json.dumps(_role_policy(source, destination)))
+        except ClientError as exc2:
+            raise_mapped(exc2, f"put policy {policy_name}")
+        changes.append(f"role policy {policy_name} added")
+    return arn, changes
+
+
+def _create_role(iam: Any, name: str, plan: str) -> str:
     trust = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-    policy = {"Version": "2012-10-17", "Statement": [
+    try:
+        return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust),
+                               Description=f"pilotlight {plan}: S3 cross-region replication")["Role"]["Arn"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "EntityAlreadyExists":  # another bucket's step won the race
+            return iam.get_role(RoleName=name)["Role"]["Arn"]
+        raise_mapped(exc, f"create role {name}")
+    return ""
+
+
+def _role_policy(source: str, destination: str) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
          "Resource": [f"arn:aws:s3:::{source}"]},
         {"Effect": "Allow", "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl",
@@ -39,15 +69,6 @@ def _ensure_role(plan: str, source: str, destination: str) -> tuple[str, bool]:
         {"Effect": "Allow", "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
          "Resource": [f"arn:aws:s3:::{destination}/*"]},
     ]}
-    try:
-        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust),
-                              Description=f"pilotlight {plan}: S3 cross-region replication")["Role"]["Arn"]
-        iam.put_role_policy(RoleName=name, PolicyName=f"{source}-to-{destination}", PolicyDocument=json.dumps(policy))
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "EntityAlreadyExists":  # another bucket's step won the race
-            return iam.get_role(RoleName=name)["Role"]["Arn"], False
-        raise_mapped(exc, f"create role {name}")
-    return arn, True
 
 
 def _versioning(s3: Any, bucket: str) -> bool:
@@ -84,7 +105,7 @@ def _same_rule(have: dict[str, Any], want: dict[str, Any]) -> bool:
 @registry.action(
     "ensure_replication",
     permissions=["s3:GetBucketVersioning", "s3:PutBucketVersioning", "s3:GetReplicationConfiguration",
-                 "s3:PutReplicationConfiguration", "iam:GetRole", "iam:CreateRole", "iam:PutRolePolicy",
+                 "s3:PutReplicationConfiguration", "iam:GetRole", "iam:CreateRole", "iam:GetRolePolicy", "iam:PutRolePolicy",
                  "iam:PassRole"],
     resource="bucket",
 )
@@ -99,11 +120,9 @@ def ensure_replication(
         changes.append(f"versioning enabled on {source}")
     if _versioning(s3d, destination):
         changes.append(f"versioning enabled on {destination}")
-    created_role = False
     if not role_arn:
-        role_arn, created_role = _ensure_role(plan, source, destination)
-        if created_role:
-            changes.append(f"role {role_name(plan)} created")
+        role_arn, role_changes = _ensure_role(plan, source, destination)
+        changes += role_changes
     want = wanted_rule(destination, replicate_delete_markers)
     try:
         have = s3.get_bucket_replication(Bucket=source)["ReplicationConfiguration"]

@@ -28,6 +28,7 @@ DURATIONS: dict[str, tuple[float, float]] = {
     "ec2.create_image": (600, 1200),
     "ec2.copy_image": (900, 3000),
     "beanstalk.create_environment": (300, 600),
+    "s3.replicate": (15, 900),
 }
 
 
@@ -92,6 +93,9 @@ class LatencyModel:
             ("after-call.rds.ModifyDBInstance", self._after_modify),
             ("after-call.rds.CreateDBInstanceReadReplica", self._after_create_replica),
             ("after-call.rds.DescribeDBInstances", self._describe_db_instances),
+            ("after-call.ec2.CreateImage", self._after_create_image),
+            ("after-call.ec2.CopyImage", self._after_copy_image),
+            ("after-call.ec2.DescribeImages", self._describe_images),
             ("after-call.route53.ChangeResourceRecordSets", self._after_change),
             ("after-call.route53.GetChange", self._get_change),
         ]
@@ -160,6 +164,22 @@ class LatencyModel:
             busy = self.busy(("rds", context.get("client_region", ""), db["DBInstanceIdentifier"]))
             if busy:
                 _apply(db, busy)
+
+    # EC2 images -------------------------------------------------------------------------------
+    def _after_create_image(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if self.enabled and http_response.status_code < 300:
+            self.hold(("ec2", context["client_region"], parsed["ImageId"]), "ec2.create_image", "pending")
+
+    def _after_copy_image(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if self.enabled and http_response.status_code < 300:
+            self.hold(("ec2", context["client_region"], parsed["ImageId"]), "ec2.copy_image", "pending")
+
+    def _describe_images(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if not self.enabled:
+            return
+        for image in parsed.get("Images", []):
+            if self.busy(("ec2", context.get("client_region", ""), image.get("ImageId", ""))):
+                image["State"] = "pending"
 
     # Route 53 ---------------------------------------------------------------------------------
     def _after_change(self, http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
