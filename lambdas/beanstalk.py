@@ -260,7 +260,7 @@ def save_configuration(
             raise_mapped(exc, f"read saved configuration {name}")
     create: dict[str, Any] = {
         "ApplicationName": application, "TemplateName": name, "OptionSettings": options,
-        "Description": f"pilotlight DR configuration of {environment} from {primary_region}",
+        "Description": f"pilotlight DR configuration of {environment}",
     }
     if platform:
         create["PlatformArn"] = platform
