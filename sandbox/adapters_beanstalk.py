@@ -152,10 +152,12 @@ def _id_regions(value: str) -> dict[str, str]:
 
 def validate_options(region: str, options: list[dict[str, Any]]) -> None:
     for opt in options:
-        ns, name, value = opt.get("Namespace", ""), opt.get("OptionName", ""), opt.get("Value") or ""
+        ns, name = opt.get("Namespace", ""), opt.get("OptionName", "")
         if ns in READ_ONLY_NAMESPACES:
             raise _invalid(f"Invalid option specification (Namespace: '{ns}', OptionName: '{name}'): "
                            "the option is read-only and cannot be set")
+    for opt in options:
+        ns, name, value = opt.get("Namespace", ""), opt.get("OptionName", ""), opt.get("Value") or ""
         for ident, where in _id_regions(value).items():
             if ident.startswith("ami-") and where != region:
                 raise _invalid(f"Invalid option value: '{value}' (Namespace: '{ns}', OptionName: '{name}'): "
