@@ -36,7 +36,7 @@ def _tags(image: dict[str, Any]) -> dict[str, str]:
 def created_at(image: dict[str, Any]) -> dt.datetime:
     """When pilotlight made the image (its tag), else the image's own CreationDate."""
     raw = _tags(image).get(TAG_CREATED) or image.get("CreationDate") or "1970-01-01T00:00:00Z"
-    return dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    return dt.datetime.fromisoformat(raw)
 
 
 def encrypted(image: dict[str, Any]) -> bool:

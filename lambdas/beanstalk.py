@@ -184,7 +184,11 @@ def copy_app_version(
             create: dict[str, Any] = {"Bucket": bucket}
             if dr_region != "us-east-1":
                 create["CreateBucketConfiguration"] = {"LocationConstraint": dr_region}
-            s3.create_bucket(**create)
+            try:
+                s3.create_bucket(**create)
+            except ClientError as race:
+                if race.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":  # another environment's step
+                    raise
         s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bundle["S3Bucket"], "Key": bundle["S3Key"]})
         dr_eb.create_application_version(
             ApplicationName=application, VersionLabel=label, SourceBundle={"S3Bucket": bucket, "S3Key": key},

@@ -78,7 +78,7 @@ def test_saved_configuration_names_only_dr_resources(replicated: dict[str, Any])
     rds = boto3.client("rds", region_name=plan.dr_region)
     for env in plan.environments:
         primary = eb.describe_configuration_settings(ApplicationName=env.application, EnvironmentName=env.name)
-        primary_ids = set(m.group(0) for m in _IDS.finditer(json.dumps(primary["ConfigurationSettings"], default=str)))
+        primary_ids = {m.group(0) for m in _IDS.finditer(json.dumps(primary["ConfigurationSettings"], default=str))}
         assert primary_ids, "the seeded primary configuration names its AMI, VPC, subnets and groups"
         settings = _template(plan, env.name)
         (copy,) = dr_copies(plan, env.name)
@@ -96,7 +96,7 @@ def test_saved_configuration_names_only_dr_resources(replicated: dict[str, Any])
         assert settings["PlatformArn"].split(":")[3] == plan.dr_region
         text = json.dumps(settings, default=str)
         assert plan.primary_region not in text
-        assert not primary_ids & set(m.group(0) for m in _IDS.finditer(text))
+        assert not primary_ids & {m.group(0) for m in _IDS.finditer(text)}
         for src, dst in net.certificate_arns.items():
             assert src not in text and dst in text
 
