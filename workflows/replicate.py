@@ -180,39 +180,50 @@ def _replica_loop(name: str, step: str, region: str, target: str, extra: dict[st
 
 
 def _database_states() -> dict[str, asl.State]:
-    states: dict[str, asl.State] = {}
-    states.update(_replica_loop(
+    """The cross-region replica and the in-region AZ2 replica are created side by side (both ~20 min)."""
+    dr: dict[str, asl.State] = {}
+    dr.update(_replica_loop(
         "EnsureDrReplica", "Cross-region read replica", "$.plan.dr_region", "dr_replica_identifier",
         {"instance_class.$": "$.db.replica_instance_class", "kms_key_id.$": "$.db.dr_kms_key_id"}, "KeepDrReplica",
     ))
-    states["KeepDrReplica"] = _keep("$.poll", "$.dr_replica", "Az2Wanted?")
-    states["Az2Wanted?"] = {
-        "Type": "Choice",
-        "Choices": [{"Variable": "$.db.has_az2", "BooleanEquals": True, "Next": "EnsureAz2Replica"}],
-        "Default": "ReplicaLag",
-    }
-    states.update(_replica_loop(
-        "EnsureAz2Replica", "In-region replica in a second AZ", "$.plan.primary_region", "az2.identifier",
-        {"instance_class.$": "$.db.replica_instance_class", "availability_zone.$": "$.db.az2.availability_zone"},
-        "KeepAz2Replica",
-    ))
-    states["KeepAz2Replica"] = _keep("$.poll", "$.az2_replica", "ReplicaLag")
-    states["ReplicaLag"] = asl.task(
+    dr["KeepDrReplica"] = _keep("$.poll", "$.dr_replica", "ReplicaLag")
+    dr["ReplicaLag"] = asl.task(
         "Replica lag against RPO", "rds", "replica_lag",
         {"region.$": "$.plan.dr_region", "identifier.$": "$.db.dr_replica_identifier",
          "rpo_minutes.$": "$.plan.rpo_minutes"},
-        result_path="$.lag", next_state="DatabaseDone",
+        result_path="$.lag", next_state="DrReplicaDone",
     )
-    states["DatabaseDone"] = {
-        "Type": "Pass",
-        "Parameters": {"source.$": "$.db.identifier", "dr_replica.$": "$.dr_replica", "lag.$": "$.lag",
-                       "az2_replica.$": "$.az2_replica"},
-        "End": True,
+    dr["DrReplicaDone"] = {
+        "Type": "Pass", "Parameters": {"replica.$": "$.dr_replica", "lag.$": "$.lag"}, "End": True,
     }
-    # Without an az2 replica the DatabaseDone Pass would miss $.az2_replica: give it a default.
-    states["Az2Wanted?"]["Default"] = "NoAz2Replica"
-    states["NoAz2Replica"] = {"Type": "Pass", "Result": None, "ResultPath": "$.az2_replica", "Next": "ReplicaLag"}
-    return states
+    az2: dict[str, asl.State] = {
+        "Az2Wanted?": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.db.has_az2", "BooleanEquals": True, "Next": "EnsureAz2Replica"}],
+            "Default": "NoAz2Replica",
+        },
+        "NoAz2Replica": {"Type": "Pass", "Result": {}, "End": True},
+    }
+    az2.update(_replica_loop(
+        "EnsureAz2Replica", "In-region replica in a second AZ", "$.plan.primary_region", "az2.identifier",
+        {"instance_class.$": "$.db.replica_instance_class", "availability_zone.$": "$.db.az2.availability_zone"},
+        "Az2ReplicaDone",
+    ))
+    az2["Az2ReplicaDone"] = {"Type": "Pass", "Parameters": {"replica.$": "$.poll"}, "End": True}
+    return {
+        "Replicas": {
+            "Type": "Parallel",
+            "Comment": "Read replicas",
+            "Branches": [{"StartAt": "EnsureDrReplica", "States": dr}, {"StartAt": "Az2Wanted?", "States": az2}],
+            "ResultPath": "$.replicas",
+            "Next": "DatabaseDone",
+        },
+        "DatabaseDone": {
+            "Type": "Pass",
+            "Parameters": {"source.$": "$.db.identifier", "dr.$": "$.replicas[0]", "az2.$": "$.replicas[1]"},
+            "End": True,
+        },
+    }
 
 
 def _bucket_states() -> dict[str, asl.State]:
@@ -269,7 +280,7 @@ def build(plan: Plan) -> dict[str, Any]:
         branches.append(_branch("Images", "$.plan.environments", "env", "FindInstance", _image_states()))
         branches.append(_branch("AppVersions", "$.plan.environments", "env", "CopyAppVersion", _version_states()))
     if plan.databases:
-        branches.append(_branch("Databases", "$.plan.databases", "db", "EnsureDrReplica", _database_states()))
+        branches.append(_branch("Databases", "$.plan.databases", "db", "Replicas", _database_states()))
     if plan.buckets:
         branches.append(_branch("Buckets", "$.plan.buckets", "bucket", "EnsureReplication", _bucket_states()))
     after_parallel = "Configurations" if plan.environments else "Summary"
