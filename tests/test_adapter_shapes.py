@@ -20,6 +20,7 @@ CHECKED = {
                          "DescribeEnvironments", "DescribeApplications"],
     "ec2": ["DescribeImages", "CreateImage", "CopyImage"],
     "s3": ["HeadObject", "GetObject", "GetBucketReplication", "PutObject"],
+    "cloudwatch": ["GetMetricStatistics"],
 }
 
 
