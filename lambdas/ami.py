@@ -113,7 +113,8 @@ def create_image(
     if fresh:
         newest = max(fresh, key=created_at)
         record = _record(f"ami {newest['ImageId']} ({region})", "unchanged", kind="source-image")
-        return {"done": False, "attempt": 0, "image_id": newest["ImageId"], "record": record}
+        done = newest.get("State") == "available"
+        return {"done": done, "attempt": 0, "image_id": newest["ImageId"], "record": record}
     stamp = _now()
     tags = [
         {"Key": TAG_PLAN, "Value": plan},
@@ -169,7 +170,8 @@ def copy_image(
     if live:
         copy = max(live, key=created_at)
         record = _record(f"ami {copy['ImageId']} ({region})", "unchanged", kind="dr-image", source=image_id)
-        return {"done": False, "attempt": 0, "image_id": copy["ImageId"], "record": record}
+        done = copy.get("State") == "available"
+        return {"done": done, "attempt": 0, "image_id": copy["ImageId"], "record": record}
     source = _describe_image(client("ec2", source_region), image_id, source_region)
     extra: dict[str, Any] = {}
     if encrypted(source):

@@ -159,7 +159,8 @@ def ensure_replica(
         if availability_zone and db.get("AvailabilityZone") != availability_zone:
             drift.append(f"zone {db.get('AvailabilityZone')}, plan says {availability_zone}")
         record = {"resource": resource, "status": "drift" if drift else "unchanged", "drift": drift}
-        return {"done": False, "attempt": 0, "db": facts(db), "record": record}
+        done = db.get("DBInstanceStatus") == "available"
+        return {"done": done, "attempt": 0, "db": facts(db), "record": record}
     src = _require(client("rds", source_region), source, source_region)
     params: dict[str, Any] = {"DBInstanceIdentifier": identifier, "DBInstanceClass": instance_class,
                               "PubliclyAccessible": False}

@@ -49,7 +49,8 @@ def records(results: Any) -> list[dict[str, Any]]:
     return found
 
 
-@registry.action("summarise_replicate", permissions=[])
+# No AWS call: the function only needs what every Lambda needs, its log stream.
+@registry.action("summarise_replicate", permissions=["logs:CreateLogStream", "logs:PutLogEvents"])
 def summarise_replicate(plan: str, results: Any) -> dict[str, Any]:
     """Group the replicate steps' records by outcome; flags and canary failures count as drift/failed."""
     out: dict[str, Any] = {"plan": plan, **{s: [] for s in STATUSES}}

@@ -40,3 +40,20 @@ def test_encrypted_image_without_a_dr_key_fails_its_branch_only() -> None:
         created = {r["resource"] for r in out["created"]}
         assert "replica ledger-db-fra (eu-central-1)" in created
         assert any(r.startswith("application version") for r in created)
+
+
+def test_a_canary_that_never_arrives_is_reported_per_bucket() -> None:
+    from sandbox import adapters_s3
+
+    plan = load_plan("examples/reference.yaml")
+    with Sandbox(scale=600) as sb:
+        sb.seed(plan, pilot_light=False)
+        sb.deploy(plan)
+        assert adapters_s3._replicator is not None
+        adapters_s3._replicator.delay = lambda: 3600.0  # replication stalls far beyond the 15 min wait
+        out = run(sb, plan)
+    late = {r["resource"]: r for r in out["failed"]}
+    assert set(late) == {f"canary {b.source} -> {b.destination}" for b in plan.buckets}
+    assert all(r["error"] == "WaitTimedOut" for r in late.values())
+    assert {r["resource"] for r in out["created"]} >= {f"replication {b.source} -> {b.destination}"
+                                                       for b in plan.buckets}

@@ -39,12 +39,18 @@ def test_every_error_name_in_replicate_exists(path: str) -> None:
 
 
 @pytest.mark.parametrize("path", PLANS)
-def test_every_wait_loop_is_bounded(path: str) -> None:
+def test_every_wait_loop_is_bounded_and_ends_in_a_named_failure(path: str) -> None:
     definition = replicate.build(load_plan(path))
-    for name, state in asl.iter_states(definition["States"]):
-        if state["Type"] == "Choice" and name.endswith("Done?"):
-            limits = [c for c in state["Choices"] if "NumericGreaterThanEquals" in c]
-            assert limits and limits[0]["Variable"] == "$.poll.attempt", name
+    assert definition["TimeoutSeconds"] > 0
+    states = dict(asl.iter_states(definition["States"]))
+    waits = [name for name, state in states.items() if state["Type"] == "Wait"]
+    assert waits
+    for name in waits:
+        choice = states[states[states[name]["Next"]]["Next"]]
+        limits = [c for c in choice["Choices"] if "NumericGreaterThanEquals" in c]
+        assert limits and limits[0]["Variable"] == "$.poll.attempt", name
+        assert states[limits[0]["Next"]]["Type"] == "Fail", name
+        assert choice["Default"] == name
 
 
 def test_plans_without_environments_skip_the_image_branches() -> None:

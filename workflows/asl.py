@@ -82,19 +82,16 @@ def poll_loop(
     max_attempts: int,
     next_state: str,
     what: str,
-    on_timeout: str | None = None,
 ) -> dict[str, State]:
     """Act once, then Wait -> Check -> Choice until done, at most ``max_attempts`` checks.
 
     The act and check results land in ``$.poll`` (``done``, ``attempt``, details); the check
     receives the attempt count so the Choice can stop an endless wait with a named error.
-    With ``on_timeout`` the loop goes to that state instead of failing (for checks whose
-    failure is a finding to report, not a reason to stop the workflow).
     """
     act_action, act_params = act
     check_action, check_params = check
     wait, chk, choice, fail = f"{name}Wait", f"{name}Check", f"{name}Done?", f"{name}TimedOut"
-    states: dict[str, State] = {
+    return {
         name: task(step, service, act_action, act_params, result_path="$.poll", next_state=wait),
         wait: {"Type": "Wait", "Comment": step, "Seconds": interval_seconds, "Next": chk},
         chk: task(
@@ -114,17 +111,13 @@ def poll_loop(
             ],
             "Default": wait,
         },
-    }
-    if on_timeout is not None:
-        states[choice]["Choices"][1]["Next"] = on_timeout
-    else:
-        states[fail] = {
+        fail: {
             "Type": "Fail",
             "Comment": step,
             "Error": "WaitTimedOut",
             "Cause": f"{what} not done after {max_attempts} checks {interval_seconds} s apart",
-        }
-    return states
+        },
+    }
 
 
 def machine(comment: str, start_at: str, states: dict[str, State], timeout_seconds: int) -> dict[str, Any]:

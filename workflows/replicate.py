@@ -234,29 +234,39 @@ def _bucket_states() -> dict[str, asl.State]:
             {**pair, "plan.$": "$.plan.name", "source_region.$": "$.plan.primary_region",
              "dr_region.$": "$.plan.dr_region", "replicate_delete_markers.$": "$.bucket.replicate_delete_markers",
              "role_arn.$": "$.bucket.role_arn"},
-            result_path="$.replication", next_state="Canary",
+            result_path="$.replication", next_state="VerifyCanary",
         )
     }
-    states.update(asl.poll_loop(
+    # The canary loop fails like every bounded wait; the Parallel around it turns that failure into
+    # a record for this bucket, so one late bucket neither stops the workflow nor hides the others.
+    canary = asl.poll_loop(
         "Canary", "Replication canary", service="s3",
         act=("put_canary", {"region.$": "$.plan.primary_region", "source.$": "$.bucket.source"}),
         check=("check_canary", {**pair, "source_region.$": "$.plan.primary_region",
                                 "dr_region.$": "$.plan.dr_region", "key.$": "$.poll.key"}),
-        interval_seconds=CANARY_POLL, max_attempts=CANARY_MAX, next_state="BucketDone", what="replication canary",
-        on_timeout="CanaryLate",
-    ))
+        interval_seconds=CANARY_POLL, max_attempts=CANARY_MAX, next_state="CanaryDone", what="replication canary",
+    )
+    canary["CanaryDone"] = {"Type": "Pass", "InputPath": "$.poll", "End": True}
+    states["VerifyCanary"] = {
+        "Type": "Parallel",
+        "Comment": "Replication canary",
+        "Branches": [{"StartAt": "Canary", "States": canary}],
+        "ResultSelector": {"poll.$": "$[0]"},
+        "ResultPath": "$.canary",
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "CanaryLate"}],
+        "Next": "BucketDone",
+    }
     states["CanaryLate"] = {
         "Type": "Pass",
-        "Parameters": {"record": {
+        "Parameters": {"poll": {"record": {
             "resource.$": "States.Format('canary {} -> {}', $.bucket.source, $.bucket.destination)",
-            "status": "failed", "key.$": "$.poll.key", "replication_status.$": "$.poll.status",
-            "cause": f"not in the destination after {CANARY_MAX} checks {CANARY_POLL} s apart"}},
-        "ResultPath": "$.poll",
+            "status": "failed", "error.$": "$.error.Error", "cause.$": "$.error.Cause"}}},
+        "ResultPath": "$.canary",
         "Next": "BucketDone",
     }
     states["BucketDone"] = {
         "Type": "Pass",
-        "Parameters": {"source.$": "$.bucket.source", "replication.$": "$.replication", "canary.$": "$.poll"},
+        "Parameters": {"source.$": "$.bucket.source", "replication.$": "$.replication", "canary.$": "$.canary.poll"},
         "End": True,
     }
     return states
