@@ -98,6 +98,8 @@ class LatencyModel:
             ("after-call.ec2.CreateImage", self._after_create_image),
             ("after-call.ec2.CopyImage", self._after_copy_image),
             ("after-call.ec2.DescribeImages", self._describe_images),
+            ("after-call.elastic-beanstalk.CreateEnvironment", self._after_create_environment),
+            ("after-call.elastic-beanstalk.DescribeEnvironments", self._describe_environments),
             ("before-parameter-build.cloudwatch.GetMetricStatistics", _stash_params),
             ("after-call.cloudwatch.GetMetricStatistics", self._replica_lag),
             ("after-call.route53.ChangeResourceRecordSets", self._after_change),
@@ -184,6 +186,23 @@ class LatencyModel:
         for image in parsed.get("Images", []):
             if self.busy(("ec2", context.get("client_region", ""), image.get("ImageId", ""))):
                 image["State"] = "pending"
+
+    # Beanstalk: a new environment is Launching (health Grey) until it is Ready -----------------
+    def _after_create_environment(
+        self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        if self.enabled and http_response.status_code < 300:
+            key = ("beanstalk", context["client_region"], parsed["EnvironmentName"])
+            busy = self.hold(key, "beanstalk.create_environment", "Launching")
+            parsed["Status"], parsed["Health"] = busy.status, "Grey"
+
+    def _describe_environments(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if not self.enabled:
+            return
+        for env in parsed.get("Environments", []):
+            busy = self.busy(("beanstalk", context.get("client_region", ""), env.get("EnvironmentName", "")))
+            if busy:
+                env["Status"], env["Health"] = busy.status, "Grey"
 
     # CloudWatch: RDS publishes ReplicaLag for each replica once it replicates -----------------
     def _replica_lag(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import boto3
 import pytest
@@ -139,3 +140,20 @@ def test_summary_table_lists_every_record() -> None:
     table = replicate.replicate_summary_table(out)
     assert "ami ami-1 (us-west-2)" in table and "boom" in table
     assert table.splitlines()[-1] == "plan shop: 1 failed, 1 created"
+
+
+def test_an_environment_from_the_saved_configuration_launches_in_modeled_time() -> None:
+    plan = load_plan("examples/reference.yaml")
+    env = plan.environments[0]
+    with Sandbox(scale=6000) as sb:
+        sb.seed(plan, pilot_light=False)
+        eb = boto3.client("elasticbeanstalk", region_name=plan.primary_region)
+        eb.create_configuration_template(ApplicationName=env.application, TemplateName="t1",
+                                         SolutionStackName="64bit Amazon Linux 2023 v4.3.0 running Python 3.11")
+        out = eb.create_environment(ApplicationName=env.application, EnvironmentName="shop-new", TemplateName="t1",
+                                    VersionLabel="v1")
+        assert out["Status"] == "Launching"
+        assert eb.describe_environments(EnvironmentNames=["shop-new"])["Environments"][0]["Status"] == "Launching"
+        time.sleep(300 / 6000 + 0.05)
+        (ready,) = eb.describe_environments(EnvironmentNames=["shop-new"])["Environments"]
+        assert ready["Status"] == "Ready" and ready["VersionLabel"] == "v1"
