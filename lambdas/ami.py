@@ -234,13 +234,25 @@ def choose_prunable(images: list[dict[str, Any]], retention: int, protected: set
     permissions=["ec2:DescribeImages", "ec2:DeregisterImage", "ec2:DeleteSnapshot",
                  "elasticbeanstalk:DescribeApplications", "elasticbeanstalk:DescribeConfigurationSettings"],
 )
-def prune_images(region: str, plan: str, environment: str, application: str, retention: int) -> dict[str, Any]:
-    """Deregister DR copies beyond the retention (and their snapshots)."""
+def prune_images(
+    region: str, plan: str, environment: str, application: str, retention: int, source_region: str | None = None
+) -> dict[str, Any]:
+    """Deregister DR copies beyond the retention (and their snapshots); the same for primary source images."""
     ec2 = client("ec2", region)
     copies = images(ec2, plan, environment, "copy")
     protected = referenced_images(client("elasticbeanstalk", region), application)
-    doomed = choose_prunable(copies, retention, protected)
-    by_id = {i["ImageId"]: i for i in copies}
+    doomed = _deregister(ec2, copies, choose_prunable(copies, retention, protected))
+    records = [_record(f"ami {i} ({region})", "deleted", kind="dr-image") for i in doomed]
+    if source_region:
+        primary = client("ec2", source_region)
+        sources = images(primary, plan, environment, "source")
+        gone = _deregister(primary, sources, choose_prunable(sources, retention, set()))
+        records += [_record(f"ami {i} ({source_region})", "deleted", kind="source-image") for i in gone]
+    return {"pruned": [r["resource"] for r in records], "kept": len(copies) - len(doomed), "records": records}
+
+
+def _deregister(ec2: Any, found: list[dict[str, Any]], doomed: list[str]) -> list[str]:
+    by_id = {i["ImageId"]: i for i in found}
     for image_id in doomed:
         try:
             ec2.deregister_image(ImageId=image_id)
@@ -253,6 +265,4 @@ def prune_images(region: str, plan: str, environment: str, application: str, ret
                     ec2.delete_snapshot(SnapshotId=snapshot)
                 except ClientError as exc:
                     raise_mapped(exc, f"delete snapshot {snapshot} of {image_id}")
-    kept = len(copies) - len(doomed)
-    records = [_record(f"ami {i} ({region})", "deleted", kind="dr-image") for i in doomed]
-    return {"pruned": doomed, "kept": kept, "records": records}
+    return doomed

@@ -47,6 +47,28 @@ def test_pruning_keeps_exactly_the_retention_count() -> None:
         assert len([r for r in out["deleted"] if r["resource"].startswith("ami")]) == 3
 
 
+def test_primary_source_images_are_pruned_to_the_retention_too() -> None:
+    plan = load_plan("examples/reference.yaml")
+    env = plan.environments[0]
+    with Sandbox(scale=600) as sb:
+        sb.seed(plan, pilot_light=False)
+        sb.deploy(plan)
+        ec2 = boto3.client("ec2", region_name=plan.primary_region)
+        for _ in range(plan.ami.retention + 1):
+            run(sb, plan)
+            # make the newest source image look older than max_age_hours, so the next run images again
+            (newest,) = [i for i in ec2.describe_images(Owners=["self"])["Images"]
+                         if not any(t["Key"] == "pilotlight:aged" for t in i.get("Tags", []))]
+            old = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=plan.ami.max_age_hours + 1)).isoformat()
+            ec2.create_tags(Resources=[newest["ImageId"]], Tags=[
+                {"Key": "pilotlight:created-at", "Value": old}, {"Key": "pilotlight:aged", "Value": "yes"}])
+        sources = ec2.describe_images(Owners=["self"], Filters=[
+            {"Name": "tag:pilotlight:role", "Values": ["source"]},
+            {"Name": "tag:pilotlight:environment", "Values": [env.name]}])["Images"]
+        assert len(sources) == plan.ami.retention
+        assert len(dr_copies(plan, env.name)) == plan.ami.retention
+
+
 def _image(image_id: str, days_old: int, state: str = "available") -> dict:
     stamp = (dt.datetime(2026, 1, 30, tzinfo=dt.UTC) - dt.timedelta(days=days_old)).isoformat()
     return {"ImageId": image_id, "State": state, "Tags": [{"Key": "pilotlight:created-at", "Value": stamp}]}

@@ -144,7 +144,7 @@ def _image_states() -> dict[str, asl.State]:
     states["PruneImages"] = asl.task(
         "Prune DR AMI copies", "ami", "prune_images",
         {**env, "region.$": "$.plan.dr_region", "application.$": "$.env.application",
-         "retention.$": "$.plan.ami.retention"},
+         "retention.$": "$.plan.ami.retention", "source_region.$": "$.plan.primary_region"},
         result_path="$.prune", next_state="ImageDone",
     )
     states["ImageDone"] = {
