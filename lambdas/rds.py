@@ -135,7 +135,7 @@ def check_resized(region: str, identifier: str, instance_class: str, attempt: in
 @registry.action(
     "ensure_replica",
     permissions=["rds:CreateDBInstanceReadReplica", "kms:CreateGrant", "kms:DescribeKey", *_DESCRIBE],
-    resource="db",
+    resource="*",  # kms and cross-region source reads too; per-permission kinds once the registry has them
 )
 def ensure_replica(
     source_region: str,
@@ -192,7 +192,7 @@ def check_available(
     return {**_poll(db.get("DBInstanceStatus") == "available", attempt + 1, db), "record": record}
 
 
-@registry.action("replica_lag", permissions=["cloudwatch:GetMetricStatistics"], resource="db")
+@registry.action("replica_lag", permissions=["cloudwatch:GetMetricStatistics"], resource="*")
 def replica_lag(region: str, identifier: str, rpo_minutes: int) -> dict[str, Any]:
     """The replica's lag (CloudWatch ReplicaLag, worst of the last 5 minutes) against the plan's RPO."""
     import datetime as dt

@@ -107,7 +107,7 @@ def _same_rule(have: dict[str, Any], want: dict[str, Any]) -> bool:
     permissions=["s3:GetBucketVersioning", "s3:PutBucketVersioning", "s3:GetReplicationConfiguration",
                  "s3:PutReplicationConfiguration", "iam:GetRole", "iam:CreateRole", "iam:GetRolePolicy", "iam:PutRolePolicy",
                  "iam:PassRole"],
-    resource="bucket",
+    resource="*",  # iam and two buckets; per-permission kinds once the registry has them
 )
 def ensure_replication(
     plan: str, source_region: str, dr_region: str, source: str, destination: str,
@@ -142,7 +142,7 @@ def ensure_replication(
     return {"role_arn": role_arn, "record": record}
 
 
-@registry.action("put_canary", permissions=["s3:PutObject"], resource="bucket")
+@registry.action("put_canary", permissions=["s3:PutObject"], resource="*")
 def put_canary(region: str, source: str) -> dict[str, Any]:
     """Write a small object to the source; replication must carry it to the destination."""
     key = f"{CANARY_PREFIX}{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S.%fZ}"
@@ -154,7 +154,7 @@ def put_canary(region: str, source: str) -> dict[str, Any]:
     return {"done": False, "attempt": 0, "key": key, "status": "PENDING"}
 
 
-@registry.action("check_canary", permissions=["s3:GetObject", "s3:ListBucket"], resource="bucket")
+@registry.action("check_canary", permissions=["s3:GetObject", "s3:ListBucket"], resource="*")
 def check_canary(
     source_region: str, dr_region: str, source: str, destination: str, key: str, attempt: int = 0
 ) -> dict[str, Any]:
