@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from workflows.plan import Plan
@@ -32,6 +34,7 @@ __all__ = [
     "RESOURCE_KINDS",
     "UNSCOPED_WITH_CONDITION",
     "PermissionsError",
+    "Scoped",
     "is_mutating",
     "registry_for",
     "resource_arns",
@@ -76,6 +79,18 @@ UNSCOPED_WITH_CONDITION: dict[str, dict[str, dict[str, str]]] = {
 
 class PermissionsError(ValueError):
     """A handler declaration that cannot be turned into least-privilege IAM."""
+
+
+@dataclass(frozen=True)
+class Scoped:
+    """ARNs that can only be named with a wildcard, narrowed by an IAM condition.
+
+    Example: Beanstalk's instances get ids at launch, so ``instance/*`` in the primary region is
+    narrowed to the plan's environments by their ``elasticbeanstalk:environment-name`` tag.
+    """
+
+    arns: tuple[str, ...]
+    condition: dict[str, Any] | None
 
 
 def is_mutating(iam_action: str) -> bool:
@@ -128,6 +143,67 @@ class _Arns:
     def snapshot(self) -> list[str]:
         regions = (self.plan.primary_region, self.plan.dr_region)
         return [self._arn("ec2", r, "snapshot/*", account="") for r in regions] if self.plan.environments else []
+
+    # EC2 instances of the plan's primary environments: ids come and go with the Auto Scaling group,
+    # so the wildcard is narrowed by the tag Beanstalk puts on every instance it launches.
+    def instance(self) -> list[str | Scoped]:
+        if not self.plan.environments:
+            return []
+        names = sorted(e.name for e in self.plan.environments)
+        return [Scoped(
+            (self._arn("ec2", self.plan.primary_region, "instance/*"),),
+            {"StringEquals": {"aws:ResourceTag/elasticbeanstalk:environment-name": names}},
+        )]
+
+    # The DR-region KMS keys the plan names (encrypted replicas and image copies). A key named by
+    # alias is granted on key/* in the DR region narrowed to keys carrying that alias.
+    def dr_key(self) -> list[str | Scoped]:
+        keys = sorted({k for k in [self.plan.ami.dr_kms_key_id, *(d.dr_kms_key_id for d in self.plan.databases)] if k})
+        out: list[str | Scoped] = []
+        aliases: list[str] = []
+        for key in keys:
+            if key.startswith("alias/"):
+                aliases.append(key)
+            elif key.startswith("arn:") and ":alias/" in key:
+                aliases.append("alias/" + key.split(":alias/", 1)[1])
+            elif key.startswith("arn:"):
+                out.append(key)
+            else:
+                out.append(self._arn("kms", self.plan.dr_region, f"key/{key}"))
+        if aliases:
+            out.append(Scoped(
+                (self._arn("kms", self.plan.dr_region, "key/*"),),
+                {"ForAnyValue:StringEquals": {"kms:ResourceAliases": sorted(aliases)}},
+            ))
+        return out
+
+    # The IAM roles S3 assumes to replicate: the plan's own, or the one replicate creates per plan.
+    def replication_role(self) -> list[str]:
+        from lambdas import s3
+
+        out = {b.replication_role_arn for b in self.plan.buckets if b.replication_role_arn}
+        if any(not b.replication_role_arn for b in self.plan.buckets):
+            out.add(f"arn:{self.partition}:iam::{self.account}:role/{s3.role_name(self.plan.name)}")
+        return sorted(out)
+
+    # The DR-region bucket that holds copies of the application source bundles.
+    def bundle_bucket(self) -> list[str]:
+        return [f"arn:{self.partition}:s3:::{self.plan.dr_bundle_bucket}"] if self.plan.environments else []
+
+    def bundle_object(self) -> list[str]:
+        return [arn + "/*" for arn in self.bundle_bucket()]
+
+    # Beanstalk keeps source bundles in its per-region storage bucket elasticbeanstalk-<region>-<account>.
+    def source_bundle_object(self) -> list[str]:
+        if not self.plan.environments:
+            return []
+        return [f"arn:{self.partition}:s3:::elasticbeanstalk-{self.plan.primary_region}-{self.account}/*"]
+
+    # Replication canaries: only under the canary prefix, in both buckets of every pair.
+    def canary_object(self) -> list[str]:
+        from lambdas import s3
+
+        return [f"{arn}/{s3.CANARY_PREFIX}*" for arn in self.bucket()]
 
     def _eb(self, region: str, kind: str, env_names: bool = False, wildcard: bool = False) -> list[str]:
         out: list[str] = []
@@ -198,14 +274,15 @@ RESOURCE_KINDS: dict[str, Callable[[_Arns], list[str]]] = {
     for name in (
         "db", "source_db", "hostedzone", "change", "healthcheck", "image", "snapshot", "environment",
         "source_environment", "application", "configurationtemplate", "applicationversion", "platform",
-        "solutionstack", "bucket", "object", "alarm", "statemachine",
+        "solutionstack", "bucket", "object", "alarm", "statemachine", "instance", "dr_key", "replication_role",
+        "bundle_bucket", "bundle_object", "source_bundle_object", "canary_object",
     )
 }
 
 
 def resource_arns(
     plan: Plan, kind: str, *, account: str, partition: str = "aws", extra: dict[str, list[str]] | None = None
-) -> list[str]:
+) -> list[str | Scoped]:
     """ARNs of the plan's resources of ``kind``; ``extra`` adds kinds the deployment owns (e.g. ``topic``)."""
     if extra and kind in extra:
         return list(extra[kind])
@@ -226,6 +303,12 @@ def registry_for(service: str) -> Any:
     return registry
 
 
+def _group(arns: list[str | Scoped]) -> list[Scoped]:
+    """Plain ARNs as one unconditioned scope, followed by the conditioned ones."""
+    plain = tuple(a for a in arns if isinstance(a, str))
+    return ([Scoped(plain, None)] if plain else []) + [a for a in arns if isinstance(a, Scoped)]  # type: ignore[arg-type]
+
+
 def statements(
     registry: Any,
     plan: Plan,
@@ -242,29 +325,32 @@ def statements(
     conditioned: dict[str, dict[str, Any]] = {}
     for action in registry.actions.values():
         for perm in action.permissions:
-            kind = action.resource_for(perm)
+            kinds = action.resource_for(perm)
             where = f"{registry.service}.{action.name} ({perm})"
             if perm in UNSCOPED_WITH_CONDITION:
                 conditioned[perm] = UNSCOPED_WITH_CONDITION[perm]
                 continue
-            if not is_mutating(perm) and (kind == "*" or _no_resource_level(perm)):
+            if not is_mutating(perm) and ("*" in kinds or _no_resource_level(perm)):
                 grants.setdefault((("*",), ""), set()).add(perm)
                 continue
-            if kind == "*":
+            if "*" in kinds:
                 raise PermissionsError(
                     f"{where}: a mutating action needs a resource kind (Registry.action(resource=...)); "
                     "pilotlight never grants a mutating action on '*'"
                 )
-            arns = resource_arns(plan, kind, account=account, partition=partition, extra=extra)
-            if not arns:
-                # The plan has nothing of this kind: the action cannot be called for it, grant nothing.
-                continue
-            if "*" in arns:
-                raise PermissionsError(f"{where}: resource kind {kind!r} resolved to '*'")
-            grants.setdefault((tuple(sorted(set(arns))), ""), set()).add(perm)
+            for kind in kinds:
+                # An empty list means the plan has nothing of this kind: grant nothing for it.
+                for scope in _group(resource_arns(plan, kind, account=account, partition=partition, extra=extra)):
+                    if "*" in scope.arns:
+                        raise PermissionsError(f"{where}: resource kind {kind!r} resolved to '*'")
+                    key = (tuple(sorted(set(scope.arns))), json.dumps(scope.condition, sort_keys=True))
+                    grants.setdefault(key, set()).add(perm)
     out: list[dict[str, Any]] = []
-    for (resources, _), perms in sorted(grants.items(), key=lambda kv: (kv[0][0] == ("*",), kv[0][0])):
-        out.append({"Effect": "Allow", "Action": sorted(perms), "Resource": list(resources)})
+    for (resources, condition), perms in sorted(grants.items(), key=lambda kv: (kv[0][0] == ("*",), kv[0])):
+        statement: dict[str, Any] = {"Effect": "Allow", "Action": sorted(perms), "Resource": list(resources)}
+        if condition not in ("", "null"):
+            statement["Condition"] = json.loads(condition)
+        out.append(statement)
     for perm, condition in sorted(conditioned.items()):
         out.append({"Effect": "Allow", "Action": [perm], "Resource": ["*"], "Condition": condition})
     return out

@@ -35,6 +35,7 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from infra import iam as plan_iam
+from lambdas import s3 as s3_steps
 from workflows import asl, render
 from workflows.plan import Plan
 
@@ -258,6 +259,25 @@ class DrStack(Stack):
                 reasons[f"Resource::arn:<AWS::Partition>:s3:::{name}/*"] = (
                     "Replication checks read objects of the plan's own buckets."
                 )
+                reasons[f"Resource::arn:<AWS::Partition>:s3:::{name}/{s3_steps.CANARY_PREFIX}*"] = (
+                    "Replication canaries are named per run; writes and reads are limited to the canary prefix."
+                )
+        if self.plan.environments:
+            primary = self.plan.primary_region
+            reasons[f"Resource::arn:<AWS::Partition>:ec2:{primary}:<AWS::AccountId>:instance/*"] = (
+                "Beanstalk instance ids change with the Auto Scaling group; CreateImage on instance/* is "
+                "narrowed by an aws:ResourceTag/elasticbeanstalk:environment-name condition to the plan's environments."
+            )
+            reasons[f"Resource::arn:<AWS::Partition>:s3:::elasticbeanstalk-{primary}-<AWS::AccountId>/*"] = (
+                "Application source bundles are read (never written) from Beanstalk's storage bucket in the "
+                "primary region; their keys are chosen by Beanstalk."
+            )
+            reasons[f"Resource::arn:<AWS::Partition>:s3:::{self.plan.dr_bundle_bucket}/*"] = (
+                "Copies of application source bundles, keyed by application and bundle, in the plan's own DR bucket."
+            )
+        reasons[f"Resource::arn:<AWS::Partition>:kms:{self.plan.dr_region}:<AWS::AccountId>:key/*"] = (
+            "A DR key the plan names by alias: key/* is narrowed by a kms:ResourceAliases condition to that alias."
+        )
         NagSuppressions.add_resource_suppressions(
             role,
             [

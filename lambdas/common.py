@@ -30,6 +30,9 @@ LOG = logging.getLogger("pilotlight")
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
 
 Handler = Callable[..., dict[str, Any]]
+# A resource kind, several kinds (an IAM action that authorizes on more than one resource type, such
+# as ec2:CreateImage on the instance, the new image and its snapshots), or those per permission.
+Kinds = str | tuple[str, ...] | dict[str, str | tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -39,14 +42,13 @@ class Action:
     name: str
     func: Handler
     permissions: tuple[str, ...]
-    resource: str | dict[str, str] = "*"  # resource kind, or permission -> kind
+    resource: Kinds = "*"  # resource kind(s), or permission -> kind(s)
     doc: str = ""
 
-    def resource_for(self, permission: str) -> str:
-        """The kind of resource (see infra/iam.py) a permission is granted on."""
-        if isinstance(self.resource, str):
-            return self.resource
-        return self.resource.get(permission, "*")
+    def resource_for(self, permission: str) -> tuple[str, ...]:
+        """The kinds of resource (see infra/iam.py) a permission is granted on; ``("*",)`` when none."""
+        kinds = self.resource if isinstance(self.resource, str | tuple) else self.resource.get(permission, "*")
+        return (kinds,) if isinstance(kinds, str) else tuple(kinds)
 
 
 @dataclass
@@ -55,7 +57,7 @@ class Registry:
     actions: dict[str, Action] = field(default_factory=dict)
 
     def action(
-        self, name: str, *, permissions: list[str], resource: str | dict[str, str] = "*"
+        self, name: str, *, permissions: list[str], resource: Kinds = "*"
     ) -> Callable[[Handler], Handler]:
         def register(func: Handler) -> Handler:
             if name in self.actions:

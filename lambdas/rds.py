@@ -129,3 +129,96 @@ def resize(region: str, identifier: str, instance_class: str) -> dict[str, Any]:
 @registry.action("check_resized", permissions=_DESCRIBE, resource="db")
 def check_resized(region: str, identifier: str, instance_class: str, attempt: int = 0) -> dict[str, Any]:
     return _check(region, identifier, attempt, DBInstanceClass=instance_class)
+
+
+# -- replicate: keep the read replicas present ----------------------------------------------------
+
+
+@registry.action(
+    "ensure_replica",
+    permissions=["rds:CreateDBInstanceReadReplica", "kms:CreateGrant", "kms:DescribeKey", *_DESCRIBE],
+    # The new replica (DR, or the second-AZ one in the primary region) and the source it reads from.
+    resource={"rds:CreateDBInstanceReadReplica": ("db", "source_db"), "kms:CreateGrant": "dr_key",
+              "kms:DescribeKey": "dr_key", **{p: ("db", "source_db") for p in _DESCRIBE}},
+)
+def ensure_replica(
+    source_region: str,
+    region: str,
+    source: str,
+    identifier: str,
+    instance_class: str,
+    kms_key_id: str | None = None,
+    availability_zone: str | None = None,
+) -> dict[str, Any]:
+    """Create the read replica of ``source`` when missing; report drift when it exists but differs."""
+    rds = client("rds", region)
+    resource = f"replica {identifier} ({region})"
+    db = describe_instance(rds, identifier)
+    if db is not None:
+        drift = []
+        if (db.get("ReadReplicaSourceDBInstanceIdentifier") or "").rsplit(":", 1)[-1] != source:
+            drift.append(f"replicates from {db.get('ReadReplicaSourceDBInstanceIdentifier')!r}, not {source}")
+        if db.get("DBInstanceClass") != instance_class:
+            drift.append(f"class {db.get('DBInstanceClass')}, plan says {instance_class}")
+        if availability_zone and db.get("AvailabilityZone") != availability_zone:
+            drift.append(f"zone {db.get('AvailabilityZone')}, plan says {availability_zone}")
+        record = {"resource": resource, "status": "drift" if drift else "unchanged", "drift": drift}
+        done = db.get("DBInstanceStatus") == "available"
+        return {"done": done, "attempt": 0, "db": facts(db), "record": record}
+    src = _require(client("rds", source_region), source, source_region)
+    params: dict[str, Any] = {"DBInstanceIdentifier": identifier, "DBInstanceClass": instance_class,
+                              "PubliclyAccessible": False}
+    if availability_zone:
+        params["AvailabilityZone"] = availability_zone
+    if source_region == region:
+        params["SourceDBInstanceIdentifier"] = source
+    else:
+        params["SourceDBInstanceIdentifier"] = src["DBInstanceArn"]
+        params["SourceRegion"] = source_region
+        if src.get("StorageEncrypted"):
+            if not kms_key_id:
+                raise PreconditionFailed(f"{source} is encrypted; a KMS key in {region} is needed for {identifier}")
+            params["KmsKeyId"] = kms_key_id
+    try:
+        out = rds.create_db_instance_read_replica(**params)
+    except ClientError as exc:
+        raise_mapped(exc, f"create replica {identifier}")
+    record = {"resource": resource, "status": "created", "encrypted": bool(params.get("KmsKeyId"))}
+    return {"done": False, "attempt": 0, "db": facts(out["DBInstance"]), "record": record}
+
+
+@registry.action("check_available", permissions=_DESCRIBE, resource="db")
+def check_available(
+    region: str, identifier: str, attempt: int = 0, record: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Done when the instance is available."""
+    db = _require(client("rds", region), identifier, region)
+    return {**_poll(db.get("DBInstanceStatus") == "available", attempt + 1, db), "record": record}
+
+
+@registry.action("replica_lag", permissions=["cloudwatch:GetMetricStatistics"], resource="*")
+def replica_lag(region: str, identifier: str, rpo_minutes: int) -> dict[str, Any]:
+    """The replica's lag (CloudWatch ReplicaLag, worst of the last 5 minutes) against the plan's RPO."""
+    import datetime as dt
+
+    cw = client("cloudwatch", region)
+    end = dt.datetime.now(dt.UTC)
+    try:
+        points = cw.get_metric_statistics(
+            Namespace="AWS/RDS", MetricName="ReplicaLag", Dimensions=[{"Name": "DBInstanceIdentifier",
+                                                                        "Value": identifier}],
+            StartTime=end - dt.timedelta(minutes=5), EndTime=end, Period=60, Statistics=["Maximum"],
+        )["Datapoints"]
+    except ClientError as exc:
+        raise_mapped(exc, f"read ReplicaLag of {identifier}")
+    resource = f"replica lag {identifier} ({region})"
+    rpo = rpo_minutes * 60
+    if not points:
+        record = {"resource": resource, "status": "unknown", "lag_seconds": None, "rpo_seconds": rpo}
+        return {"identifier": identifier, "lag_seconds": None, "rpo_seconds": rpo, "status": "UNKNOWN",
+                "record": record}
+    lag = max(p["Maximum"] for p in points)
+    ok = lag <= rpo
+    record = {"resource": resource, "status": "verified" if ok else "drift", "lag_seconds": lag, "rpo_seconds": rpo}
+    return {"identifier": identifier, "lag_seconds": lag, "rpo_seconds": rpo,
+            "status": "WITHIN_RPO" if ok else "ABOVE_RPO", "record": record}

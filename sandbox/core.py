@@ -21,7 +21,7 @@ import boto3
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from sandbox import adapters, clock, seed
+from sandbox import adapters, adapters_beanstalk, adapters_ec2, adapters_s3, clock, seed
 from sandbox.faults import Faults
 from sandbox.lambda_host import LambdaHost
 from sandbox.latency import LatencyModel, snapshot_before_modify
@@ -68,6 +68,9 @@ class Sandbox:
         clock.install(self.scale)
         self.lambdas.install(self._events)
         adapters.install(self._events)
+        adapters_beanstalk.install(self._events)
+        adapters_ec2.install(self._events)
+        adapters_s3.install(self._events, adapters_s3.modeled_delay(self.latency))
         self._events.register_first("before-call.rds.ModifyDBInstance", snapshot_before_modify,
                                     unique_id="pilotlight-snapshot-modify")
         self.latency.install(self._events)
@@ -78,6 +81,9 @@ class Sandbox:
         self.stop_executions()
         self.faults.clear()
         self.latency.uninstall(self._events)
+        adapters_s3.uninstall(self._events)
+        adapters_ec2.uninstall(self._events)
+        adapters_beanstalk.uninstall(self._events)
         adapters.uninstall(self._events)
         self.lambdas.uninstall(self._events)
         clock.uninstall()

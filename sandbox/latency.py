@@ -28,6 +28,7 @@ DURATIONS: dict[str, tuple[float, float]] = {
     "ec2.create_image": (600, 1200),
     "ec2.copy_image": (900, 3000),
     "beanstalk.create_environment": (300, 600),
+    "s3.replicate": (15, 900),
 }
 
 
@@ -49,6 +50,8 @@ class LatencyModel:
     def __init__(self, profile: str = "p50") -> None:
         self.profile = profile
         self.enabled = True
+        # What CloudWatch's ReplicaLag shows for an available replica (modeled seconds behind its source).
+        self.replica_lag_seconds = 2.0
         self._busy: dict[tuple[str, str, str], Busy] = {}
         self._lock = threading.Lock()
 
@@ -92,6 +95,13 @@ class LatencyModel:
             ("after-call.rds.ModifyDBInstance", self._after_modify),
             ("after-call.rds.CreateDBInstanceReadReplica", self._after_create_replica),
             ("after-call.rds.DescribeDBInstances", self._describe_db_instances),
+            ("after-call.ec2.CreateImage", self._after_create_image),
+            ("after-call.ec2.CopyImage", self._after_copy_image),
+            ("after-call.ec2.DescribeImages", self._describe_images),
+            ("after-call.elastic-beanstalk.CreateEnvironment", self._after_create_environment),
+            ("after-call.elastic-beanstalk.DescribeEnvironments", self._describe_environments),
+            ("before-parameter-build.cloudwatch.GetMetricStatistics", _stash_params),
+            ("after-call.cloudwatch.GetMetricStatistics", self._replica_lag),
             ("after-call.route53.ChangeResourceRecordSets", self._after_change),
             ("after-call.route53.GetChange", self._get_change),
         ]
@@ -161,6 +171,60 @@ class LatencyModel:
             if busy:
                 _apply(db, busy)
 
+    # EC2 images -------------------------------------------------------------------------------
+    def _after_create_image(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if self.enabled and http_response.status_code < 300:
+            self.hold(("ec2", context["client_region"], parsed["ImageId"]), "ec2.create_image", "pending")
+
+    def _after_copy_image(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if self.enabled and http_response.status_code < 300:
+            self.hold(("ec2", context["client_region"], parsed["ImageId"]), "ec2.copy_image", "pending")
+
+    def _describe_images(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if not self.enabled:
+            return
+        for image in parsed.get("Images", []):
+            if self.busy(("ec2", context.get("client_region", ""), image.get("ImageId", ""))):
+                image["State"] = "pending"
+
+    # Beanstalk: a new environment is Launching (health Grey) until it is Ready -----------------
+    def _after_create_environment(
+        self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        if self.enabled and http_response.status_code < 300:
+            key = ("beanstalk", context["client_region"], parsed["EnvironmentName"])
+            busy = self.hold(key, "beanstalk.create_environment", "Launching")
+            parsed["Status"], parsed["Health"] = busy.status, "Grey"
+
+    def _describe_environments(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if not self.enabled:
+            return
+        for env in parsed.get("Environments", []):
+            busy = self.busy(("beanstalk", context.get("client_region", ""), env.get("EnvironmentName", "")))
+            if busy:
+                env["Status"], env["Health"] = busy.status, "Grey"
+
+    # CloudWatch: RDS publishes ReplicaLag for each replica once it replicates -----------------
+    def _replica_lag(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        from moto.rds.models import rds_backends
+
+        p = context.get("pilotlight_api") or {}
+        if http_response.status_code >= 300 or parsed.get("Datapoints"):
+            return
+        if p.get("Namespace") != "AWS/RDS" or p.get("MetricName") != "ReplicaLag":
+            return
+        dims = {d["Name"]: d["Value"] for d in p.get("Dimensions") or []}
+        region = context.get("client_region", "")
+        ident = dims.get("DBInstanceIdentifier", "")
+        db = rds_backends[DEFAULT_ACCOUNT_ID][region].databases.get(ident)
+        if db is None or not db.source_db_instance_identifier or self.busy(("rds", region, ident)):
+            return
+        point: dict[str, Any] = {"Timestamp": p.get("EndTime"), "Unit": "Seconds"}
+        for stat in p.get("Statistics") or ["Maximum"]:
+            point[stat] = float(self.replica_lag_seconds)
+        parsed["Datapoints"] = [point]
+        parsed.setdefault("Label", "ReplicaLag")
+
     # Route 53 ---------------------------------------------------------------------------------
     def _after_change(self, http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
         if not self.enabled or http_response.status_code >= 300:
@@ -175,6 +239,10 @@ class LatencyModel:
         info = parsed.get("ChangeInfo", {})
         if self.busy(("route53", "global", info.get("Id", "").rsplit("/", 1)[-1])):
             info["Status"] = "PENDING"
+
+
+def _stash_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    context["pilotlight_api"] = dict(params)
 
 
 def _apply(db: dict[str, Any], busy: Busy) -> None:

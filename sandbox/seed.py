@@ -22,25 +22,20 @@ def _engine_defaults(engine: str) -> dict[str, Any]:
             "mariadb": {"EngineVersion": "10.11.8", "Port": 3306}}[engine]
 
 
-def seed_primary(plan: Plan) -> dict[str, Any]:
-    """The application as it runs in the primary region, plus what the DR region already has (buckets)."""
+def seed_primary(plan: Plan, *, encrypted_volumes: bool | None = None) -> dict[str, Any]:
+    """The application as it runs in the primary region, plus what the DR region already has (buckets).
+
+    Instance volumes are encrypted when ``encrypted_volumes`` says so (default: when the plan has a
+    DR key for images).
+    """
+    if encrypted_volumes is None:
+        encrypted_volumes = plan.ami.dr_kms_key_id is not None
     primary = plan.primary_region
-    eb = boto3.client("elasticbeanstalk", region_name=primary)
     rds = boto3.client("rds", region_name=primary)
     s3p = boto3.client("s3", region_name=primary)
     s3d = boto3.client("s3", region_name=plan.dr_region)
     cw = boto3.client("cloudwatch", region_name=primary)
     created: dict[str, Any] = {"environments": [], "databases": [], "buckets": [], "alarms": []}
-
-    apps = {e.application for e in plan.environments}
-    for app in sorted(apps):
-        eb.create_application(ApplicationName=app)
-    for env in plan.environments:
-        out = eb.create_environment(
-            ApplicationName=env.application, EnvironmentName=env.name, SolutionStackName=SOLUTION_STACK,
-            CNAMEPrefix=env.name.lower(),
-        )
-        created["environments"].append(out["EnvironmentName"])
 
     for db in plan.databases:
         extra = {"KmsKeyId": _kms_key(primary)} if db.storage_encrypted else {}
@@ -51,6 +46,9 @@ def seed_primary(plan: Plan) -> dict[str, Any]:
             EngineVersion=_engine_defaults(db.engine)["EngineVersion"], **extra,
         )
         created["databases"].append(db.identifier)
+
+    if plan.environments:
+        created.update(seed_environments(plan, encrypted_volumes=encrypted_volumes))
 
     for pair in plan.buckets:
         _bucket(s3p, pair.source, primary)
@@ -75,6 +73,74 @@ def seed_primary(plan: Plan) -> dict[str, Any]:
                 "Name": plan.dns.record_name, "Type": plan.dns.record_type, "TTL": plan.dns.ttl,
                 "ResourceRecords": [{"Value": f"{env.name.lower()}.{primary}.elasticbeanstalk.com"}]}}]},
         )
+    return created
+
+
+def bundle_bucket(plan: Plan) -> str:
+    """Where Beanstalk keeps source bundles in the primary region (its per-region default bucket)."""
+    return f"elasticbeanstalk-{plan.primary_region}-{DEFAULT_ACCOUNT_ID}"
+
+
+def seed_environments(plan: Plan, *, encrypted_volumes: bool = False) -> dict[str, Any]:
+    """Each Beanstalk environment as it runs: network, a running instance, a deployed application version."""
+    primary = plan.primary_region
+    eb = boto3.client("elasticbeanstalk", region_name=primary)
+    ec2 = boto3.client("ec2", region_name=primary)
+    s3 = boto3.client("s3", region_name=primary)
+    rds = boto3.client("rds", region_name=primary)
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    zones = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]][:2]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=z)["Subnet"]["SubnetId"]
+               for i, z in enumerate(zones)]
+    elb_subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{10 + i}.0/24", AvailabilityZone=z)["Subnet"][
+        "SubnetId"] for i, z in enumerate(zones)]
+    group = ec2.create_security_group(GroupName=f"{plan.name}-app", Description="app", VpcId=vpc)["GroupId"]
+    base_image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    bucket = bundle_bucket(plan)
+    _bucket(s3, bucket, primary)
+    endpoints = [rds.describe_db_instances(DBInstanceIdentifier=db.identifier)["DBInstances"][0]["Endpoint"]
+                 for db in plan.databases]
+    created: dict[str, Any] = {"environments": [], "instances": [], "versions": []}
+    for app in sorted({e.application for e in plan.environments}):
+        eb.create_application(ApplicationName=app)
+        key = f"{app}/{app}-v1.zip"
+        s3.put_object(Bucket=bucket, Key=key, Body=b"PK\x05\x06" + b"\x00" * 18)  # an empty zip archive
+        eb.create_application_version(ApplicationName=app, VersionLabel="v1",
+                                      SourceBundle={"S3Bucket": bucket, "S3Key": key})
+        created["versions"].append(f"{app}/v1")
+    for env in plan.environments:
+        ec2.create_key_pair(KeyName=f"{env.name}-key")
+        options = [
+            ("aws:autoscaling:launchconfiguration", "ImageId", base_image),
+            ("aws:autoscaling:launchconfiguration", "EC2KeyName", f"{env.name}-key"),
+            ("aws:autoscaling:launchconfiguration", "SecurityGroups", group),
+            ("aws:ec2:vpc", "VPCId", vpc),
+            ("aws:ec2:vpc", "Subnets", ",".join(subnets)),
+            ("aws:ec2:vpc", "ELBSubnets", ",".join(elb_subnets)),
+            ("aws:elasticbeanstalk:application:environment", "APP_ENV", "production"),
+        ]
+        for cert in env.dr_network.certificate_arns:
+            options.append(("aws:elbv2:listener:443", "SSLCertificateArns", cert))
+        if endpoints:
+            options += [("aws:elasticbeanstalk:application:environment", "DB_HOST", endpoints[0]["Address"]),
+                        ("aws:elasticbeanstalk:application:environment", "DB_PORT", str(endpoints[0]["Port"]))]
+        if plan.buckets:
+            options.append(("aws:elasticbeanstalk:application:environment", "ASSETS_BUCKET", plan.buckets[0].source))
+        eb.create_environment(
+            ApplicationName=env.application, EnvironmentName=env.name, SolutionStackName=SOLUTION_STACK,
+            CNAMEPrefix=env.name.lower(), VersionLabel="v1",
+            OptionSettings=[{"Namespace": ns, "OptionName": name, "Value": value} for ns, name, value in options],
+        )
+        instance = ec2.run_instances(
+            ImageId=base_image, MinCount=1, MaxCount=1, InstanceType="t3.small", SubnetId=subnets[0],
+            SecurityGroupIds=[group],
+            BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8, "Encrypted": encrypted_volumes}}],
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                {"Key": "elasticbeanstalk:environment-name", "Value": env.name},
+                {"Key": "Name", "Value": env.name}]}],
+        )["Instances"][0]["InstanceId"]
+        created["environments"].append(env.name)
+        created["instances"].append(instance)
     return created
 
 

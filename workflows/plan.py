@@ -180,8 +180,13 @@ class Schedules(_Model):
 
 
 class AmiPolicy(_Model):
-    retention: int = Field(default=3, ge=1, le=100)
-    max_age_hours: int = Field(default=24, ge=1, le=8760)
+    retention: int = Field(default=3, ge=1, le=100, description="DR copies kept per environment")
+    max_age_hours: int = Field(
+        default=24, ge=1, le=8760, description="A primary image younger than this is reused, not re-created"
+    )
+    dr_kms_key_id: KmsKey | None = Field(
+        default=None, description="DR-region KMS key for copies of encrypted images"
+    )
 
 
 class Plan(_Model):
@@ -196,6 +201,10 @@ class Plan(_Model):
     triggers: Triggers = Field(default_factory=Triggers)
     schedules: Schedules = Field(default_factory=Schedules)
     ami: AmiPolicy = Field(default_factory=AmiPolicy)
+    bundle_bucket: BucketName | None = Field(
+        default=None,
+        description="DR-region bucket for application source bundles (default pilotlight-<name>-bundles-<dr_region>)",
+    )
 
     _regions = field_validator("primary_region", "dr_region")(lambda cls, v: _check_region(v))
 
@@ -249,6 +258,9 @@ class Plan(_Model):
                         f"must be a zone of the primary region {self.primary_region}",
                     )
                 )
+        key = self.ami.dr_kms_key_id
+        if key and key.startswith("arn:") and _arn_region(key) != self.dr_region:
+            problems.append(PlanFieldError("ami.dr_kms_key_id", f"the key must be in the DR region {self.dr_region}"))
         if self.dns is not None:
             if not self.environments:
                 problems.append(PlanFieldError("dns", "needs an environment to point at; the plan has none"))
@@ -275,6 +287,10 @@ class Plan(_Model):
             return None
         wanted = self.dns.environment or self.environments[0].name
         return next(e for e in self.environments if e.name == wanted)
+
+    @property
+    def dr_bundle_bucket(self) -> str:
+        return self.bundle_bucket or f"pilotlight-{self.name}-bundles-{self.dr_region}"[:63].rstrip("-")
 
     @property
     def dns_dr_target(self) -> str | None:

@@ -220,3 +220,31 @@ def test_every_service_used_has_a_lambda_handler(plan):
 
     for service in render.services_used(plan):
         assert callable(importlib.import_module(f"lambdas.{service}").handler)
+
+
+def test_an_action_on_several_kinds_gets_each_with_its_condition(plan):
+    """CreateImage authorizes on the instance and the new image: each kind is its own statement."""
+    reg = _registry(("create", ["ec2:CreateImage"], ("instance", "image")))
+    by_resource = {tuple(st["Resource"]): st for st in plan_iam.statements(reg, plan, account=ACCOUNT)}
+    instances = by_resource[(f"arn:aws:ec2:us-east-1:{ACCOUNT}:instance/*",)]
+    assert instances["Condition"] == {"StringEquals": {"aws:ResourceTag/elasticbeanstalk:environment-name": ["shop-prod"]}}
+    images = by_resource[("arn:aws:ec2:us-east-1::image/*", "arn:aws:ec2:us-west-2::image/*")]
+    assert "Condition" not in images and images["Action"] == ["ec2:CreateImage"]
+
+
+def test_dr_keys_by_arn_id_and_alias(plan):
+    key_arn = f"arn:aws:kms:us-west-2:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
+    db = plan.databases[0].model_copy(update={"storage_encrypted": True, "dr_kms_key_id": key_arn})
+    changed = plan.model_copy(update={"databases": [db], "ami": plan.ami.model_copy(update={"dr_kms_key_id": "alias/dr-images"})})
+    reg = _registry(("grant", ["kms:CreateGrant"], "dr_key"))
+    by_resource = {tuple(st["Resource"]): st for st in plan_iam.statements(reg, changed, account=ACCOUNT)}
+    assert (key_arn,) in by_resource and "Condition" not in by_resource[(key_arn,)]
+    aliased = by_resource[(f"arn:aws:kms:us-west-2:{ACCOUNT}:key/*",)]
+    assert aliased["Condition"] == {"ForAnyValue:StringEquals": {"kms:ResourceAliases": ["alias/dr-images"]}}
+    # No key in the plan: nothing to grant, rather than a wildcard.
+    assert plan_iam.statements(reg, plan, account=ACCOUNT) == []
+
+
+def test_replication_role_is_the_plan_role_or_the_one_replicate_creates(plan):
+    arns = plan_iam.resource_arns(plan, "replication_role", account=ACCOUNT)
+    assert arns == [f"arn:aws:iam::{ACCOUNT}:role/pilotlight-shop-s3-replication"]

@@ -1,0 +1,33 @@
+"""Running the replicate state machine in the sandbox, as the functional tests do."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import boto3
+
+from sandbox import Sandbox
+from workflows.plan import Plan
+
+
+def run(sb: Sandbox, plan: Plan, timeout: float = 60.0) -> dict[str, Any]:
+    """Start the replicate workflow and poll describe_execution until it ends; its output document."""
+    arn = sb.start(plan, "replicate", {"source": "test"})
+    sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
+    deadline = time.monotonic() + timeout
+    while (d := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "replicate did not finish in time"
+        time.sleep(0.05)
+    assert d["status"] == "SUCCEEDED", (d.get("error"), d.get("cause"))
+    return json.loads(d["output"])
+
+
+def dr_copies(plan: Plan, environment: str) -> list[dict[str, Any]]:
+    ec2 = boto3.client("ec2", region_name=plan.dr_region)
+    return ec2.describe_images(Owners=["self"], Filters=[
+        {"Name": "tag:pilotlight:plan", "Values": [plan.name]},
+        {"Name": "tag:pilotlight:environment", "Values": [environment]},
+        {"Name": "tag:pilotlight:role", "Values": ["copy"]},
+    ])["Images"]

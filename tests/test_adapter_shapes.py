@@ -1,0 +1,80 @@
+"""Every answer the sandbox's adapters give (or complete) matches botocore's output shape."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+import botocore.session
+from botocore.validate import ParamValidator
+
+from sandbox import Sandbox
+from tests.replicate_helpers import run
+from workflows.plan import load_plan
+
+CHECKED = {
+    "elasticbeanstalk": ["DescribeConfigurationSettings", "CreateConfigurationTemplate", "DeleteConfigurationTemplate",
+                         "CreateApplicationVersion", "DescribeApplicationVersions", "DescribeEnvironmentResources",
+                         "TerminateEnvironment", "DescribeEnvironmentHealth", "CreateEnvironment",
+                         "DescribeEnvironments", "DescribeApplications"],
+    "ec2": ["DescribeImages", "CreateImage", "CopyImage"],
+    "s3": ["HeadObject", "GetObject", "GetBucketReplication", "PutObject"],
+    "cloudwatch": ["GetMetricStatistics"],
+}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, Any, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, model: Any, parsed: dict[str, Any], http_response: Any, **_: Any) -> None:
+        service = model.service_model.service_name
+        if http_response.status_code < 300 and model.name in CHECKED.get(service, []):
+            body = {k: v for k, v in parsed.items() if k != "ResponseMetadata"}
+            with self._lock:
+                self.seen.append((service, model.name, model, body))
+
+
+def shape_problems(model: Any, parsed: dict[str, Any]) -> str:
+    if model.output_shape is None:
+        return "" if not parsed else f"unexpected members {sorted(parsed)}"
+    report = ParamValidator().validate(parsed, model.output_shape)
+    return report.generate_report() if report.has_errors() else ""
+
+
+def test_adapter_answers_match_botocore_output_shapes() -> None:
+    plan = load_plan("examples/second.yaml")
+    recorder = Recorder()
+    with Sandbox(scale=600) as sb:
+        boto3.DEFAULT_SESSION.events.register("after-call", recorder, unique_id="test-shape-recorder")
+        sb.seed(plan, pilot_light=False)
+        sb.deploy(plan)
+        run(sb, plan)
+        env = plan.environments[0]
+        eb = boto3.client("elasticbeanstalk", region_name=plan.dr_region)
+        template = f"pilotlight-{plan.name}-{env.name}"
+        eb.create_environment(ApplicationName=env.application, EnvironmentName=env.dr_environment_name,
+                              TemplateName=template, VersionLabel="v1")
+        eb.describe_environment_health(EnvironmentName=env.dr_environment_name, AttributeNames=["All"])
+        eb.terminate_environment(EnvironmentName=env.dr_environment_name)
+        eb.delete_configuration_template(ApplicationName=env.application, TemplateName=template)
+        s3 = boto3.client("s3", region_name=plan.primary_region)
+        s3.get_object(Bucket=plan.buckets[0].source, Key=s3.list_objects_v2(Bucket=plan.buckets[0].source)[
+            "Contents"][0]["Key"])
+        s3.get_bucket_replication(Bucket=plan.buckets[0].source)
+        boto3.DEFAULT_SESSION.events.unregister("after-call", unique_id="test-shape-recorder")
+    names = {(service, op) for service, op, _, _ in recorder.seen}
+    missing = [(s, op) for s, ops in CHECKED.items() for op in ops if (s, op) not in names]
+    assert not missing
+    problems = [f"{s}.{op}: {p}" for s, op, model, parsed in recorder.seen if (p := shape_problems(model, parsed))]
+    assert not problems, "\n".join(problems[:10])
+
+
+def test_shape_check_catches_a_wrong_answer() -> None:
+    model = botocore.session.get_session().get_service_model("elasticbeanstalk").operation_model(
+        "DescribeEnvironmentHealth")
+    assert shape_problems(model, {"EnvironmentName": "env-x", "Causes": "not a list"})
+    assert shape_problems(model, {"EnvironmentName": "env-x", "Unknown": 1})
+    assert not shape_problems(model, {"EnvironmentName": "env-x", "Causes": []})

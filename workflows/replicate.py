@@ -1,0 +1,350 @@
+"""The replicate workflow: keep the pilot light current (runs on a schedule, talks to both regions).
+
+One Parallel state runs the independent branches (AMIs, application versions, RDS replicas, S3
+replication); each is a Map over the plan's items and catches its own failure, so one broken
+branch is reported without hiding what the others did. The Beanstalk saved configurations come
+after the Parallel state because they name the newest DR AMI copy and the DR replica's endpoint.
+The output is a summary of created / updated / unchanged / deleted / drift / failed records.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflows import asl
+from workflows.plan import Plan
+
+# Poll intervals and attempt limits, well above the p95 durations of the latency table
+# (CreateImage ~20 min, cross-region CopyImage 50 min, replica creation 45 min, S3 RTC 15 min).
+IMAGE_POLL, IMAGE_MAX = 60, 60  # 1 h
+COPY_POLL, COPY_MAX = 60, 120  # 2 h
+REPLICA_POLL, REPLICA_MAX = 60, 90  # 90 min
+CANARY_POLL, CANARY_MAX = 10, 90  # 15 min
+MACHINE_TIMEOUT = 6 * 3600
+
+
+def plan_document(plan: Plan) -> dict[str, Any]:
+    """What of the plan the workflow needs, baked into the definition."""
+    return {
+        "name": plan.name,
+        "primary_region": plan.primary_region,
+        "dr_region": plan.dr_region,
+        "rpo_minutes": plan.objectives.rpo_minutes,
+        "bundle_bucket": plan.dr_bundle_bucket,
+        "ami": {
+            "retention": plan.ami.retention,
+            "max_age_hours": plan.ami.max_age_hours,
+            "dr_kms_key_id": plan.ami.dr_kms_key_id,
+        },
+        "environments": [
+            {
+                "name": env.name,
+                "application": env.application,
+                "network": {
+                    "vpc_id": env.dr_network.vpc_id,
+                    "subnets": list(env.dr_network.subnets),
+                    "elb_subnets": list(env.dr_network.elb_subnets or env.dr_network.subnets),
+                    "security_groups": list(env.dr_network.security_groups),
+                    "key_name": env.dr_network.key_name,
+                    "certificate_arns": dict(env.dr_network.certificate_arns),
+                },
+            }
+            for env in plan.environments
+        ],
+        "databases": [
+            {
+                "identifier": db.identifier,
+                "dr_replica_identifier": db.dr_replica_identifier,
+                "replica_instance_class": db.replica_instance_class,
+                "dr_kms_key_id": db.dr_kms_key_id,
+                "has_az2": db.az2_replica is not None,
+                "az2": (
+                    {"identifier": db.az2_replica.identifier, "availability_zone": db.az2_replica.availability_zone}
+                    if db.az2_replica
+                    else None
+                ),
+            }
+            for db in plan.databases
+        ],
+        "buckets": [
+            {
+                "source": b.source,
+                "destination": b.destination,
+                "replicate_delete_markers": b.replicate_delete_markers,
+                "role_arn": b.replication_role_arn,
+            }
+            for b in plan.buckets
+        ],
+    }
+
+
+def _keep(source: str, target: str, next_state: str) -> asl.State:
+    """Copy a poll result somewhere the next poll loop will not overwrite."""
+    return {"Type": "Pass", "InputPath": source, "ResultPath": target, "Next": next_state}
+
+
+def _map(comment: str, items: str, item_name: str, start: str, states: dict[str, asl.State]) -> asl.State:
+    return {
+        "Type": "Map",
+        "Comment": comment,
+        "ItemsPath": items,
+        "ItemSelector": {item_name + ".$": "$$.Map.Item.Value", "plan.$": "$.plan"},
+        "MaxConcurrency": 0,
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": start, "States": states},
+        "End": True,
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": f"{comment}Failed"}],
+    }
+
+
+def _failed(comment: str) -> asl.State:
+    return {
+        "Type": "Pass",
+        "Comment": comment,
+        "Parameters": {
+            "record": {"resource": comment, "status": "failed", "error.$": "$.error.Error", "cause.$": "$.error.Cause"}
+        },
+        "End": True,
+    }
+
+
+def _branch(comment: str, items: str, item_name: str, start: str, states: dict[str, asl.State]) -> dict[str, Any]:
+    return {
+        "StartAt": comment,
+        "States": {comment: _map(comment, items, item_name, start, states), f"{comment}Failed": _failed(comment)},
+    }
+
+
+def _image_states() -> dict[str, asl.State]:
+    env = {"plan.$": "$.plan.name", "environment.$": "$.env.name"}
+    states: dict[str, asl.State] = {
+        "FindInstance": asl.task(
+            "Find a running instance", "ami", "find_instance",
+            {"region.$": "$.plan.primary_region", "environment.$": "$.env.name"},
+            result_path="$.instance", next_state="CreateImage",
+        )
+    }
+    states.update(asl.poll_loop(
+        "CreateImage", "Create primary AMI", service="ami",
+        act=("create_image", {**env, "region.$": "$.plan.primary_region", "instance_id.$": "$.instance.instance_id",
+                              "max_age_hours.$": "$.plan.ami.max_age_hours"}),
+        check=("check_image", {"region.$": "$.plan.primary_region", "image_id.$": "$.poll.image_id",
+                               "record.$": "$.poll.record"}),
+        interval_seconds=IMAGE_POLL, max_attempts=IMAGE_MAX, next_state="KeepSourceImage", what="primary AMI",
+    ))
+    states["KeepSourceImage"] = _keep("$.poll", "$.source_image", "CopyImage")
+    states.update(asl.poll_loop(
+        "CopyImage", "Copy AMI to the DR region", service="ami",
+        act=("copy_image", {**env, "source_region.$": "$.plan.primary_region", "region.$": "$.plan.dr_region",
+                            "image_id.$": "$.source_image.image_id", "kms_key_id.$": "$.plan.ami.dr_kms_key_id"}),
+        check=("check_image", {"region.$": "$.plan.dr_region", "image_id.$": "$.poll.image_id",
+                               "record.$": "$.poll.record"}),
+        interval_seconds=COPY_POLL, max_attempts=COPY_MAX, next_state="KeepDrImage", what="AMI copy",
+    ))
+    states["KeepDrImage"] = _keep("$.poll", "$.dr_image", "PruneImages")
+    states["PruneImages"] = asl.task(
+        "Prune DR AMI copies", "ami", "prune_images",
+        {**env, "region.$": "$.plan.dr_region", "application.$": "$.env.application",
+         "retention.$": "$.plan.ami.retention", "source_region.$": "$.plan.primary_region"},
+        result_path="$.prune", next_state="ImageDone",
+    )
+    states["ImageDone"] = {
+        "Type": "Pass",
+        "Parameters": {"environment.$": "$.env.name", "source_image.$": "$.source_image",
+                       "dr_image.$": "$.dr_image", "prune.$": "$.prune"},
+        "End": True,
+    }
+    return states
+
+
+def _version_states() -> dict[str, asl.State]:
+    return {
+        "CopyAppVersion": asl.task(
+            "Copy application version", "beanstalk", "copy_app_version",
+            {"primary_region.$": "$.plan.primary_region", "dr_region.$": "$.plan.dr_region",
+             "application.$": "$.env.application", "environment.$": "$.env.name",
+             "bucket.$": "$.plan.bundle_bucket"},
+            result_path="$", next_state=None,
+        )
+    }
+
+
+def _replica_loop(name: str, step: str, region: str, target: str, extra: dict[str, Any], next_state: str) -> dict:
+    ident = f"$.db.{target}"
+    return asl.poll_loop(
+        name, step, service="rds",
+        act=("ensure_replica", {"source_region.$": "$.plan.primary_region", "region.$": region,
+                                "source.$": "$.db.identifier", "identifier.$": ident, **extra}),
+        check=("check_available", {"region.$": region, "identifier.$": ident, "record.$": "$.poll.record"}),
+        interval_seconds=REPLICA_POLL, max_attempts=REPLICA_MAX, next_state=next_state, what=step,
+    )
+
+
+def _database_states() -> dict[str, asl.State]:
+    """The cross-region replica and the in-region AZ2 replica are created side by side (both ~20 min)."""
+    dr: dict[str, asl.State] = {}
+    dr.update(_replica_loop(
+        "EnsureDrReplica", "Cross-region read replica", "$.plan.dr_region", "dr_replica_identifier",
+        {"instance_class.$": "$.db.replica_instance_class", "kms_key_id.$": "$.db.dr_kms_key_id"}, "KeepDrReplica",
+    ))
+    dr["KeepDrReplica"] = _keep("$.poll", "$.dr_replica", "ReplicaLag")
+    dr["ReplicaLag"] = asl.task(
+        "Replica lag against RPO", "rds", "replica_lag",
+        {"region.$": "$.plan.dr_region", "identifier.$": "$.db.dr_replica_identifier",
+         "rpo_minutes.$": "$.plan.rpo_minutes"},
+        result_path="$.lag", next_state="DrReplicaDone",
+    )
+    dr["DrReplicaDone"] = {
+        "Type": "Pass", "Parameters": {"replica.$": "$.dr_replica", "lag.$": "$.lag"}, "End": True,
+    }
+    az2: dict[str, asl.State] = {
+        "Az2Wanted?": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.db.has_az2", "BooleanEquals": True, "Next": "EnsureAz2Replica"}],
+            "Default": "NoAz2Replica",
+        },
+        "NoAz2Replica": {"Type": "Pass", "Result": {}, "End": True},
+    }
+    az2.update(_replica_loop(
+        "EnsureAz2Replica", "In-region replica in a second AZ", "$.plan.primary_region", "az2.identifier",
+        {"instance_class.$": "$.db.replica_instance_class", "availability_zone.$": "$.db.az2.availability_zone"},
+        "Az2ReplicaDone",
+    ))
+    az2["Az2ReplicaDone"] = {"Type": "Pass", "Parameters": {"replica.$": "$.poll"}, "End": True}
+    return {
+        "Replicas": {
+            "Type": "Parallel",
+            "Comment": "Read replicas",
+            "Branches": [{"StartAt": "EnsureDrReplica", "States": dr}, {"StartAt": "Az2Wanted?", "States": az2}],
+            "ResultPath": "$.replicas",
+            "Next": "DatabaseDone",
+        },
+        "DatabaseDone": {
+            "Type": "Pass",
+            "Parameters": {"source.$": "$.db.identifier", "dr.$": "$.replicas[0]", "az2.$": "$.replicas[1]"},
+            "End": True,
+        },
+    }
+
+
+def _bucket_states() -> dict[str, asl.State]:
+    pair = {"source.$": "$.bucket.source", "destination.$": "$.bucket.destination"}
+    states: dict[str, asl.State] = {
+        "EnsureReplication": asl.task(
+            "S3 replication rule", "s3", "ensure_replication",
+            {**pair, "plan.$": "$.plan.name", "source_region.$": "$.plan.primary_region",
+             "dr_region.$": "$.plan.dr_region", "replicate_delete_markers.$": "$.bucket.replicate_delete_markers",
+             "role_arn.$": "$.bucket.role_arn"},
+            result_path="$.replication", next_state="VerifyCanary",
+        )
+    }
+    # The canary loop fails like every bounded wait; the Parallel around it turns that failure into
+    # a record for this bucket, so one late bucket neither stops the workflow nor hides the others.
+    canary = asl.poll_loop(
+        "Canary", "Replication canary", service="s3",
+        act=("put_canary", {"region.$": "$.plan.primary_region", "source.$": "$.bucket.source"}),
+        check=("check_canary", {**pair, "source_region.$": "$.plan.primary_region",
+                                "dr_region.$": "$.plan.dr_region", "key.$": "$.poll.key"}),
+        interval_seconds=CANARY_POLL, max_attempts=CANARY_MAX, next_state="CanaryDone", what="replication canary",
+    )
+    canary["CanaryDone"] = {"Type": "Pass", "InputPath": "$.poll", "End": True}
+    states["VerifyCanary"] = {
+        "Type": "Parallel",
+        "Comment": "Replication canary",
+        "Branches": [{"StartAt": "Canary", "States": canary}],
+        "ResultSelector": {"poll.$": "$[0]"},
+        "ResultPath": "$.canary",
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "CanaryLate"}],
+        "Next": "BucketDone",
+    }
+    states["CanaryLate"] = {
+        "Type": "Pass",
+        "Parameters": {"poll": {"record": {
+            "resource.$": "States.Format('canary {} -> {}', $.bucket.source, $.bucket.destination)",
+            "status": "failed", "error.$": "$.error.Error", "cause.$": "$.error.Cause"}}},
+        "ResultPath": "$.canary",
+        "Next": "BucketDone",
+    }
+    states["BucketDone"] = {
+        "Type": "Pass",
+        "Parameters": {"source.$": "$.bucket.source", "replication.$": "$.replication", "canary.$": "$.canary.poll"},
+        "End": True,
+    }
+    return states
+
+
+def _configuration_states() -> dict[str, asl.State]:
+    return {
+        "SaveConfiguration": asl.task(
+            "Beanstalk DR saved configuration", "beanstalk", "save_configuration",
+            {"plan.$": "$.plan.name", "primary_region.$": "$.plan.primary_region", "dr_region.$": "$.plan.dr_region",
+             "application.$": "$.env.application", "environment.$": "$.env.name", "network.$": "$.env.network",
+             "databases.$": "$.plan.databases", "buckets.$": "$.plan.buckets"},
+            result_path="$", next_state=None,
+        )
+    }
+
+
+def build(plan: Plan) -> dict[str, Any]:
+    branches = []
+    if plan.environments:
+        branches.append(_branch("Images", "$.plan.environments", "env", "FindInstance", _image_states()))
+        branches.append(_branch("AppVersions", "$.plan.environments", "env", "CopyAppVersion", _version_states()))
+    if plan.databases:
+        branches.append(_branch("Databases", "$.plan.databases", "db", "Replicas", _database_states()))
+    if plan.buckets:
+        branches.append(_branch("Buckets", "$.plan.buckets", "bucket", "EnsureReplication", _bucket_states()))
+    after_parallel = "Configurations" if plan.environments else "Summary"
+    states: dict[str, asl.State] = {
+        "LoadPlan": {
+            "Type": "Pass",
+            "Comment": "Load plan",
+            "Parameters": {"plan": plan_document(plan), "trigger.$": "$"},
+            "Next": "Replicate",
+        },
+        "Replicate": {
+            "Type": "Parallel",
+            "Comment": "Independent branches",
+            "Branches": branches,
+            "ResultPath": "$.branches",
+            "Next": after_parallel,
+        },
+    }
+    if plan.environments:
+        configurations = _map("Configurations", "$.plan.environments", "env", "SaveConfiguration",
+                              _configuration_states())
+        del configurations["End"]
+        configurations.update({"ResultPath": "$.configurations", "Next": "Summary"})
+        configurations["Catch"][0]["Next"] = "ConfigurationsFailed"
+        states["Configurations"] = configurations
+        failed = _failed("Configurations")
+        del failed["End"]
+        failed.update({"ResultPath": "$.configurations", "Next": "Summary"})
+        failed["Parameters"] = {"record": failed["Parameters"]["record"]}
+        states["ConfigurationsFailed"] = failed
+    states["Summary"] = asl.task(
+        "Summary", "report", "summarise_replicate",
+        {"plan.$": "$.plan.name", "results": {"branches.$": "$.branches",
+                                             **({"configurations.$": "$.configurations"} if plan.environments
+                                                else {})}},
+        result_path="$", next_state=None,
+    )
+    return asl.machine(f"pilotlight replicate for plan {plan.name}", "LoadPlan", states, MACHINE_TIMEOUT)
+
+
+def replicate_summary_table(output: dict[str, Any]) -> str:
+    """A readable table of a replicate execution's output (the Summary step's document)."""
+    rows = [("STATUS", "RESOURCE", "DETAIL")]
+    order = ("failed", "drift", "created", "updated", "deleted", "verified", "unknown", "unchanged")
+    for status in order:
+        for rec in output.get(status) or []:
+            detail = rec.get("cause") or "; ".join(rec.get("flags") or rec.get("drift") or rec.get("changes") or [])
+            if not detail and rec.get("lag_seconds") is not None:
+                detail = f"lag {rec['lag_seconds']:g} s (RPO {rec.get('rpo_seconds')} s)"
+            rows.append((status, str(rec.get("resource", "")), detail))
+    widths = [max(len(r[i]) for r in rows) for i in range(2)]
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}".rstrip() for r in rows]
+    counts = output.get("counts") or {}
+    total = ", ".join(f"{counts[s]} {s}" for s in order if counts.get(s))
+    lines.append("")
+    lines.append(f"plan {output.get('plan', '?')}: {total or 'nothing to report'}")
+    return "\n".join(lines)
