@@ -63,6 +63,15 @@ def install(time_scale: float) -> None:
         retrier_decl.time = _scaled_time  # type: ignore[assignment]
 
 
+def set_scale(time_scale: float) -> None:
+    """Change the compression while installed (between workflows: a resource busy now keeps its end time)."""
+    global _scale
+    if time_scale <= 0:
+        raise ValueError("time scale must be positive")
+    with _lock:
+        _scale = float(time_scale)
+
+
 def uninstall() -> None:
     global _scale, _installed
     with _lock:

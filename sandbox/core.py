@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from typing import Any
 
@@ -96,8 +97,17 @@ class Sandbox:
                 os.environ[key] = value
 
     # -- building the world --------------------------------------------------------------------
-    def seed(self, plan: Plan, *, pilot_light: bool = True) -> dict[str, Any]:
-        """Create the plan's primary estate (and the pilot light), instantly: seeding takes no modeled time."""
+    def set_scale(self, scale: float) -> None:
+        """Compress time differently from now on (e.g. a quick replicate before a failover told at 60x)."""
+        clock.set_scale(scale)
+        self.scale = scale
+
+    def seed(self, plan: Plan, *, pilot_light: bool = False) -> dict[str, Any]:
+        """Create the plan's primary estate, instantly: seeding takes no modeled time.
+
+        ``pilot_light=True`` also creates the DR replicas directly, for tests of the sandbox itself;
+        everything else builds the pilot light with the product (:meth:`build_pilot_light`).
+        """
         enabled, self.latency.enabled = self.latency.enabled, False
         try:
             out = seed.seed_primary(plan)
@@ -157,6 +167,27 @@ class Sandbox:
                 arns[workflow] = sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn)[
                     "stateMachineArn"]
         return arns
+
+    def build_pilot_light(self, plan: Plan, *, scale: float | None = None) -> dict[str, Any]:
+        """Deploy the plan and run its replicate workflow to the end; its summary document.
+
+        ``scale`` compresses time harder for this run only (the pilot light is usually not what is
+        being watched); the sandbox's own scale is restored afterwards.
+        """
+        self.deploy(plan)
+        previous = self.scale
+        if scale:
+            self.set_scale(scale)
+        try:
+            arn = self.start(plan, "replicate", {"source": "sandbox"})
+            sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
+            while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+                time.sleep(0.02)
+        finally:
+            self.set_scale(previous)
+        if described["status"] != "SUCCEEDED":
+            raise RuntimeError(f"replicate {described['status']}: {described.get('error')}: {described.get('cause')}")
+        return json.loads(described["output"])
 
     def state_machine_arn(self, plan: Plan, workflow: str) -> str:
         return (f"arn:aws:states:{plan.dr_region}:{self.account_id}:stateMachine:"

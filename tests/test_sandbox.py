@@ -77,7 +77,7 @@ def _validate_output(service: str, operation: str, parsed: dict) -> None:
 def test_emulated_answers_match_botocore_output_shapes(reference_plan):
     captured = {}
     with Sandbox(scale=600) as sb:
-        sb.seed(reference_plan)
+        sb.seed(reference_plan, pilot_light=True)
         for op in ("DescribeDBInstances", "PromoteReadReplica", "ModifyDBInstance"):
             sb._events.register(f"after-call.rds.{op}",
                                 lambda parsed, op=op, **_: captured.setdefault(op, parsed))
@@ -95,7 +95,7 @@ def test_emulated_answers_match_botocore_output_shapes(reference_plan):
 
 def test_latency_model_refuses_changes_while_promotion_runs(reference_plan):
     with Sandbox(scale=60) as sb:
-        sb.seed(reference_plan)
+        sb.seed(reference_plan, pilot_light=True)
         rds = boto3.client("rds", region_name="us-west-2")
         rds.promote_read_replica(DBInstanceIdentifier="shop-db-dr")
         db = rds.describe_db_instances(DBInstanceIdentifier="shop-db-dr")["DBInstances"][0]
@@ -107,7 +107,7 @@ def test_latency_model_refuses_changes_while_promotion_runs(reference_plan):
 
 def test_cross_region_replica_lives_in_its_own_region_single_az(reference_plan):
     with Sandbox() as sb:
-        sb.seed(reference_plan)
+        sb.seed(reference_plan, pilot_light=True)
         db = boto3.client("rds", region_name="us-west-2").describe_db_instances(
             DBInstanceIdentifier="shop-db-dr")["DBInstances"][0]
         assert db["AvailabilityZone"].startswith("us-west-2")
