@@ -111,15 +111,32 @@ def _progress_printer(as_json: bool) -> Callable[[Any], None]:
     return show
 
 
+def _minutes(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 60, 1)
+
+
 def _rto_report(plan: Plan, result: Any, modeled: bool) -> dict[str, Any]:
-    seconds = result.duration
-    minutes = None if seconds is None else round(seconds / 60, 1)
+    """RTO = start of the execution to verified service; RPO = replica lag read just before promotion."""
+    restored, hardened = result.restored_at, result.duration if result.status == "SUCCEEDED" else None
+    lags = {}
+    for db in ((result.output or {}).get("restore") or {}).get("databases") or []:
+        lags[db["identifier"]] = (db.get("rpo") or {}).get("lag_seconds")
+    known = [v for v in lags.values() if v is not None]
+    rpo_seconds = max(known) if known else None
     return {
-        "seconds": None if seconds is None else round(seconds, 1),
-        "minutes": minutes,
+        "seconds": None if restored is None else round(restored, 1),
+        "minutes": _minutes(restored),
         "objective_minutes": plan.objectives.rto_minutes,
-        "met": minutes is not None and minutes <= plan.objectives.rto_minutes,
+        "met": restored is not None and restored <= plan.objectives.rto_minutes * 60,
+        "hardened_seconds": None if hardened is None else round(hardened, 1),
+        "hardened_minutes": _minutes(hardened),
         "modeled": modeled,
+        "rpo": {
+            "lag_seconds": rpo_seconds,
+            "objective_minutes": plan.objectives.rpo_minutes,
+            "met": None if rpo_seconds is None else rpo_seconds <= plan.objectives.rpo_minutes * 60,
+            "per_database": lags,
+        },
     }
 
 
@@ -133,11 +150,21 @@ def _print_result(plan: Plan, result: Any, report: dict[str, Any], as_json: bool
     click.echo("Timeline (modeled time)" if report["modeled"] else "Timeline")
     click.echo(timeline_table(result))
     click.echo()
-    if result.status == "SUCCEEDED":
-        label = "Modeled RTO" if report["modeled"] else "RTO"
+    label = "Modeled " if report["modeled"] else ""
+    if report["seconds"] is not None:
         verdict = "within" if report["met"] else "OVER"
-        click.echo(f"{label}: {fmt_duration(result.duration)} ({report['minutes']} min), "
+        click.echo(f"{label}RTO: {fmt_duration(report['seconds'])} to verified service ({report['minutes']} min), "
                    f"{verdict} the objective of {plan.objectives.rto_minutes} min")
+    rpo = report["rpo"]
+    if rpo["lag_seconds"] is not None:
+        verdict = "within" if rpo["met"] else "OVER"
+        click.echo(f"RPO: replica lag {rpo['lag_seconds']:g} s at promotion, {verdict} the objective of "
+                   f"{plan.objectives.rpo_minutes} min")
+    elif rpo["per_database"]:
+        click.echo("RPO: unknown (no ReplicaLag datapoint when the replica was promoted)")
+    if result.status == "SUCCEEDED":
+        click.echo(f"DR site hardened (Multi-AZ, failover class) after {fmt_duration(report['hardened_seconds'])} "
+                   f"({report['hardened_minutes']} min)")
     else:
         click.echo(f"Failover {result.status} at step '{result.failed_step}' (state {result.failed_state}): "
                    f"{result.error}: {result.cause}", err=True)
@@ -160,6 +187,42 @@ def _exit_code(result: Any) -> int:
     return EXIT_FAILED
 
 
+# The pilot light is built before a sandbox failover; it is not what is being timed, so it runs
+# this many times faster than the failover's own scale.
+PILOT_LIGHT_SPEEDUP = 10
+
+
+def _sandbox_estate(sb: Any, plan: Plan, say: Callable[..., None], progress: Callable[[Any], None] | None) -> Any:
+    """Seed the primary estate, deploy, and build the pilot light with the replicate workflow."""
+    import boto3
+
+    from workflows.executions import follow
+
+    seeded = sb.seed(plan)
+    say(f"Sandbox: {plan.primary_region} -> {plan.dr_region}, time scale {sb.scale:g}x "
+        f"(1 wall second = {sb.scale:g} modeled seconds)")
+    say(f"Seeded primary estate: {len(seeded['environments'])} environment(s), "
+        f"{len(seeded['databases'])} database(s), {len(seeded['buckets'])} bucket pair(s)")
+    arns = sb.deploy(plan)
+    say(f"Deployed state machines: {', '.join(sorted(arns))}")
+    scale = sb.scale
+    sb.set_scale(scale * PILOT_LIGHT_SPEEDUP)
+    try:
+        say(f"Building the pilot light: replicate (time scale {sb.scale:g}x)")
+        sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
+        arn = sb.start(plan, "replicate", {"source": "pilotlight sandbox"})
+        result = follow(sfn, arn, scale=sb.scale, on_progress=progress)
+    finally:
+        sb.set_scale(scale)
+    return result
+
+
+def _replicate_line(result: Any) -> str:
+    counts = (result.output or {}).get("counts") or {}
+    made = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "nothing to do"
+    return f"Pilot light {'built' if (result.output or {}).get('ok') else 'INCOMPLETE'}: {made}"
+
+
 def run_sandbox_failover(plan: Plan, scale: float, as_json: bool, *, demo: bool = False, force: bool = False) -> int:
     import boto3
 
@@ -169,14 +232,11 @@ def run_sandbox_failover(plan: Plan, scale: float, as_json: bool, *, demo: bool 
     say = functools.partial(click.echo, err=as_json)
     started = time.monotonic()
     with Sandbox(scale=scale) as sb:
-        seeded = sb.seed(plan)
-        say(f"Sandbox: {plan.primary_region} -> {plan.dr_region}, time scale {scale:g}x "
-            f"(1 wall second = {scale:g} modeled seconds)")
-        say(f"Seeded primary estate: {len(seeded['environments'])} environment(s), "
-            f"{len(seeded['databases'])} database(s), {len(seeded['buckets'])} bucket pair(s); "
-            f"pilot light: replicas {', '.join(seeded.get('replicas', [])) or 'none'}")
-        arns = sb.deploy(plan)
-        say(f"Deployed state machines: {', '.join(sorted(arns))}")
+        built = _sandbox_estate(sb, plan, say, _progress_printer(as_json) if demo else None)
+        say(_replicate_line(built))
+        if built.status != "SUCCEEDED" or not (built.output or {}).get("ok"):
+            say(f"replicate {built.status}: {built.error or ''} {built.cause or ''}".rstrip())
+            return EXIT_FAILED
         if not force:
             alarms = sb.simulate_disaster(plan)
             say(f"Simulated outage of {plan.primary_region}: "
@@ -188,7 +248,9 @@ def run_sandbox_failover(plan: Plan, scale: float, as_json: bool, *, demo: bool 
         result = follow(sfn, arn, scale=scale, on_progress=_progress_printer(as_json))
         report = _rto_report(plan, result, modeled=True)
         extra = {"plan": plan.name, "mode": "sandbox", "time_scale": scale,
-                 "wall_seconds": round(time.monotonic() - started, 1)}
+                 "wall_seconds": round(time.monotonic() - started, 1),
+                 "pilot_light": {"status": built.status, "modeled_seconds": round(built.duration or 0, 1),
+                                 "counts": (built.output or {}).get("counts")}}
         _print_result(plan, result, report, as_json, extra)
     return _exit_code(result)
 
@@ -232,6 +294,70 @@ def failover(plan: str, sandbox: bool, as_json: bool, profile: str | None, regio
     else:
         code = run_aws_failover(model, profile, region, as_json, force)
     sys.exit(code)
+
+
+def _replicate_exit(result: Any) -> int:
+    return EXIT_OK if result.status == "SUCCEEDED" and (result.output or {}).get("ok") else EXIT_FAILED
+
+
+def _print_replicate(plan: Plan, result: Any, as_json: bool, extra: dict[str, Any]) -> None:
+    from workflows.replicate import replicate_summary_table
+
+    if as_json:
+        _emit_json({**extra, **result.to_json()})
+        return
+    click.echo()
+    if result.output:
+        click.echo(replicate_summary_table(result.output))
+    if result.status != "SUCCEEDED":
+        click.echo(f"Replicate {result.status} at step '{result.failed_step}': {result.error}: {result.cause}",
+                   err=True)
+
+
+@cli.command()
+@click.argument("plan", type=click.Path(dir_okay=True))
+@workflow_options
+def replicate(plan: str, sandbox: bool, as_json: bool, profile: str | None, region: str | None,
+              scale: float) -> None:
+    """Keep the pilot light current: AMIs, saved configurations, application versions, replicas, S3.
+
+    Runs the plan's replicate workflow and prints what was created, updated, unchanged, deleted,
+    verified and any drift or failure. Exit 0 when everything is in place, 1 when anything failed.
+    With --sandbox it runs against a fresh sandbox seeded with the primary estate only (modeled
+    time at --scale).
+    """
+    from workflows.executions import follow
+
+    model = _load(plan, as_json)
+    progress = _progress_printer(as_json)
+    if sandbox:
+        from sandbox import Sandbox
+
+        say = functools.partial(click.echo, err=as_json)
+        started = time.monotonic()
+        with Sandbox(scale=scale) as sb:
+            model_seeded = sb.seed(model)
+            say(f"Sandbox: seeded the primary estate of {model.name} ({len(model_seeded['environments'])} "
+                f"environment(s)); time scale {scale:g}x")
+            sb.deploy(model)
+            import boto3
+
+            sfn = boto3.client("stepfunctions", region_name=model.dr_region)
+            arn = sb.start(model, "replicate", {"source": "pilotlight replicate --sandbox"})
+            result = follow(sfn, arn, scale=scale, on_progress=progress)
+            _print_replicate(model, result, as_json, {"plan": model.name, "mode": "sandbox", "time_scale": scale,
+                                                       "wall_seconds": round(time.monotonic() - started, 1)})
+        sys.exit(_replicate_exit(result))
+    sfn, machine = _aws_machine(model, profile, region, "replicate")
+    try:
+        arn = sfn.start_execution(stateMachineArn=machine,
+                                  input=json.dumps({"source": "pilotlight replicate"}))["executionArn"]
+    except sfn.exceptions.StateMachineDoesNotExist as exc:
+        raise Precondition(f"{machine} is not deployed; run `pilotlight deploy` first") from exc
+    click.echo(f"Started replicate: {arn}", err=as_json)
+    result = follow(sfn, arn, scale=1.0, on_progress=progress, poll_seconds=5)
+    _print_replicate(model, result, as_json, {"plan": model.name, "mode": "aws"})
+    sys.exit(_replicate_exit(result))
 
 
 @cli.command()

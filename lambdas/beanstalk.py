@@ -34,6 +34,21 @@ def template_name(plan: str, environment: str) -> str:
     return f"pilotlight-{plan}-{environment}"
 
 
+_VERSION_IN_DESCRIPTION = re.compile(r"; application version (\S+)$")
+
+
+def describe_template(environment: str, version_label: str | None) -> str:
+    """The saved configuration's description; it records the application version to launch with, so a
+    failover needs nothing from the primary region."""
+    text = f"pilotlight DR configuration of {environment}"
+    return f"{text}; application version {version_label}" if version_label else text
+
+
+def version_of_template(description: str | None) -> str | None:
+    match = _VERSION_IN_DESCRIPTION.search(description or "")
+    return match.group(1) if match else None
+
+
 def dr_platform_arn(arn: str | None, dr_region: str) -> str | None:
     if not arn or not arn.startswith("arn:"):
         return arn
@@ -268,7 +283,8 @@ def save_configuration(
     try:
         existing = dr_eb.describe_configuration_settings(ApplicationName=application, TemplateName=name)
         old = existing["ConfigurationSettings"][0]
-        if _key(old.get("OptionSettings") or []) == _key(options) and old.get("PlatformArn") == platform:
+        same_version = old.get("Description") == describe_template(environment, env.get("VersionLabel"))
+        if _key(old.get("OptionSettings") or []) == _key(options) and old.get("PlatformArn") == platform and same_version:
             return {"template": name, "image_id": image_id, "flags": flags,
                     "record": {"resource": resource, "status": "unchanged", "flags": flags}}
         dr_eb.delete_configuration_template(ApplicationName=application, TemplateName=name)
@@ -278,7 +294,7 @@ def save_configuration(
             raise_mapped(exc, f"read saved configuration {name}")
     create: dict[str, Any] = {
         "ApplicationName": application, "TemplateName": name, "OptionSettings": options,
-        "Description": f"pilotlight DR configuration of {environment}",
+        "Description": describe_template(environment, env.get("VersionLabel")),
     }
     if platform:
         create["PlatformArn"] = platform
@@ -290,3 +306,78 @@ def save_configuration(
         raise_mapped(exc, f"create saved configuration {name}")
     return {"template": name, "image_id": image_id, "flags": flags,
             "record": {"resource": resource, "status": status, "flags": flags}}
+
+
+# -- failover: launch the standby environment from the DR saved configuration ---------------------
+
+_LIVE = ("Launching", "Updating", "Ready")
+
+
+@registry.action(
+    "launch_environment",
+    permissions=["elasticbeanstalk:DescribeEnvironments", "elasticbeanstalk:DescribeConfigurationSettings",
+                 "elasticbeanstalk:CreateEnvironment"],
+    resource={"elasticbeanstalk:DescribeEnvironments": "environment",
+              "elasticbeanstalk:DescribeConfigurationSettings": "configurationtemplate",
+              "elasticbeanstalk:CreateEnvironment": ("environment", "configurationtemplate",
+                                                     "applicationversion", "application")},
+)
+def launch_environment(
+    region: str, plan: str, application: str, environment: str, dr_environment: str, cname_prefix: str
+) -> dict[str, Any]:
+    """Launch the DR environment from its saved configuration and recorded version, in the DR region only.
+
+    An environment of that name that is already launching, updating or ready is reused (a resumed
+    failover does not launch twice); one that is terminated or terminating is launched again.
+    """
+    eb = client("elasticbeanstalk", region)
+    try:
+        envs = eb.describe_environments(ApplicationName=application, EnvironmentNames=[dr_environment],
+                                        IncludeDeleted=False)["Environments"]
+    except ClientError as exc:
+        raise_mapped(exc, f"describe {dr_environment}")
+    live = [e for e in envs if e.get("Status") in _LIVE]
+    if live:
+        env = live[0]
+        return {"done": _ready(env), "attempt": 0, "launched_now": False, "environment": _env_facts(env)}
+    name = template_name(plan, environment)
+    try:
+        template = eb.describe_configuration_settings(ApplicationName=application, TemplateName=name)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "InvalidParameterValue":
+            raise PreconditionFailed(
+                f"saved configuration {application}/{name} does not exist in {region}; run replicate first"
+            ) from exc
+        raise_mapped(exc, f"read saved configuration {name}")
+    label = version_of_template(template["ConfigurationSettings"][0].get("Description"))
+    params: dict[str, Any] = {
+        "ApplicationName": application, "EnvironmentName": dr_environment, "CNAMEPrefix": cname_prefix,
+        "TemplateName": name, "Tags": [{"Key": "pilotlight:plan", "Value": plan}],
+        "Description": f"pilotlight DR environment of {environment}",
+    }
+    if label:
+        params["VersionLabel"] = label
+    try:
+        env = eb.create_environment(**params)
+    except ClientError as exc:
+        raise_mapped(exc, f"launch {dr_environment} from {name}")
+    return {"done": False, "attempt": 0, "launched_now": True, "environment": _env_facts(env)}
+
+
+@registry.action("check_environment", permissions=["elasticbeanstalk:DescribeEnvironments"], resource="environment")
+def check_environment(region: str, application: str, dr_environment: str, attempt: int = 0) -> dict[str, Any]:
+    """Done when the DR environment is Ready and Green; a launch that ended terminated fails for good."""
+    eb = client("elasticbeanstalk", region)
+    env = _environment(eb, dr_environment, region)
+    if env.get("Status") in ("Terminating", "Terminated"):
+        raise PreconditionFailed(f"environment {dr_environment} is {env['Status']}: its launch failed")
+    return {"done": _ready(env), "attempt": attempt + 1, "environment": _env_facts(env)}
+
+
+def _ready(env: dict[str, Any]) -> bool:
+    return env.get("Status") == "Ready" and env.get("Health") == "Green"
+
+
+def _env_facts(env: dict[str, Any]) -> dict[str, Any]:
+    return {k: env.get(v) for k, v in (("name", "EnvironmentName"), ("id", "EnvironmentId"), ("status", "Status"),
+                                        ("health", "Health"), ("cname", "CNAME"), ("version", "VersionLabel"))}

@@ -12,7 +12,7 @@ registry = Registry("dns")
 handler = registry.handler
 
 # Route 53 is a global service whose control plane is in us-east-1.
-_ROUTE53_REGION = "us-east-1"
+ROUTE53_REGION = _ROUTE53_REGION = "us-east-1"
 
 
 def _fqdn(name: str) -> str:

@@ -436,9 +436,8 @@ def after_describe_environments(parsed: dict[str, Any], context: dict[str, Any],
             continue
         if p.get("VersionLabel") and env.version_label != p["VersionLabel"]:
             continue
-        described = _environment_description(region, env, status=item.get("Status") or "Ready")
-        described["Health"] = item.get("Health") or described["Health"]
-        out.append(described)
+        # Health follows the status (Green once Ready); the latency model greys out a launch in progress.
+        out.append(_environment_description(region, env, status=item.get("Status") or "Ready"))
     parsed["Environments"] = out
 
 

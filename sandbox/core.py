@@ -13,6 +13,7 @@ Inside the ``with`` block every boto3 client created through ``boto3.client`` ta
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import uuid
@@ -37,6 +38,9 @@ _FAKE_ENV = {
 }
 _CLEARED_ENV = ("AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONFIG_FILE",
                 "AWS_SHARED_CREDENTIALS_FILE")
+
+
+_INTERPRETER_LOG = logging.getLogger("moto.stepfunctions.parser")
 
 
 class Sandbox:
@@ -64,6 +68,10 @@ class Sandbox:
             os.environ.pop(key, None)
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
+        # moto's interpreter logs every failed state with its whole parse tree; the execution
+        # history already carries the error and cause, which is what the CLI and tests report.
+        self._interpreter_log_level = _INTERPRETER_LOG.level
+        _INTERPRETER_LOG.setLevel(logging.CRITICAL)
         boto3.setup_default_session()
         self._events = boto3.DEFAULT_SESSION.events
         clock.install(self.scale)
@@ -88,6 +96,7 @@ class Sandbox:
         adapters.uninstall(self._events)
         self.lambdas.uninstall(self._events)
         clock.uninstall()
+        _INTERPRETER_LOG.setLevel(self._interpreter_log_level)
         self._mock.stop()
         boto3.DEFAULT_SESSION = None
         for key, value in self._saved_env.items():

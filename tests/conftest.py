@@ -13,8 +13,8 @@ from workflows.plan import Plan, load_plan
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "examples" / "reference.yaml"
 
-# Tests compress time harder than the demo: 10 modeled minutes per wall second.
-TEST_SCALE = 600.0
+# Tests compress time harder than the demo: 30 modeled minutes per wall second.
+TEST_SCALE = 1800.0
 
 
 @pytest.fixture(scope="session")

@@ -18,11 +18,14 @@ def test_failover_sandbox_json_is_one_document_with_the_modeled_rto():
     assert doc["mode"] == "sandbox"
     assert doc["rto"]["modeled"] is True
     assert doc["rto"]["objective_minutes"] == 15
-    assert doc["rto"]["minutes"] >= 41  # 5 + 15 + 20 + 1 min at p50, hardening before DNS
-    assert doc["rto"]["met"] is False
-    assert [s["step"] for s in doc["timeline"]][:3] == ["Load plan", "Guard rails", "Databases"]
+    # Restored (verified) before hardening: promote 5 min and launch 5 min in parallel, DNS 1 min at p50.
+    assert 6 <= doc["rto"]["minutes"] < doc["rto"]["hardened_minutes"]
+    assert doc["rto"]["met"] is True
+    assert doc["rto"]["rpo"]["objective_minutes"] == 5 and doc["rto"]["rpo"]["lag_seconds"] is not None
+    assert doc["pilot_light"]["status"] == "SUCCEEDED" and doc["pilot_light"]["counts"]["created"] > 0
+    assert [s["step"] for s in doc["timeline"]][:3] == ["Load plan", "Guard rails", "Restore"]
     assert doc["output"]["guard"]["primary_health"] == "in_alarm"
-    assert doc["output"]["databases"][0]["db"]["instance_class"] == "db.r6g.large"
+    assert doc["output"]["hardened"][0]["db"]["instance_class"] == "db.r6g.large"
     assert "Promote DR replica" in result.stderr
 
 
@@ -33,6 +36,7 @@ def test_failover_human_output_shows_progress_timeline_and_rto():
     assert "✓ Repoint DNS" in result.output
     assert "Timeline (modeled time)" in result.output
     assert "Modeled RTO:" in result.output
+    assert "to verified service" in result.output and "RPO: replica lag" in result.output
 
 
 def test_demo_runs_the_reference_failover():
@@ -65,9 +69,31 @@ def test_failover_without_credentials_is_a_clear_precondition_error(monkeypatch,
 def test_failed_failover_exits_1_naming_the_step_and_cause(monkeypatch):
     from sandbox import core
 
-    original = core.Sandbox.seed
-    monkeypatch.setattr(core.Sandbox, "seed", lambda self, plan, pilot_light=True: original(self, plan, pilot_light=False))
+    original = core.Sandbox.simulate_disaster
+
+    def disaster_and_a_refused_launch(self, plan):
+        self.faults.inject("elastic-beanstalk", "CreateEnvironment", "InsufficientPrivilegesException",
+                           "cannot launch instances (injected)", status=403, times=None)
+        return original(self, plan)
+
+    monkeypatch.setattr(core.Sandbox, "simulate_disaster", disaster_and_a_refused_launch)
     result = CliRunner().invoke(cli, ["failover", str(REFERENCE), "--sandbox", "--scale", "600"])
     assert result.exit_code == 1
-    assert "at step 'Promote DR replica'" in result.output
-    assert "ResourceNotFound: DB instance shop-db-dr does not exist in us-west-2" in result.output
+    assert "at step 'Launch DR environment'" in result.output
+    assert "InvalidRequest: launch shop-dr from pilotlight-shop-shop-prod: InsufficientPrivilegesException" in (
+        result.output)
+
+
+def test_replicate_sandbox_reports_what_it_built():
+    result = CliRunner().invoke(cli, ["replicate", str(REFERENCE), "--sandbox", "--scale", "6000"])
+    assert result.exit_code == 0, result.output
+    assert "created" in result.output and "saved configuration shop/pilotlight-shop-shop-prod" in result.output
+    assert "plan shop:" in result.output
+
+
+def test_replicate_sandbox_json_is_one_document():
+    result = CliRunner().invoke(cli, ["replicate", str(REFERENCE), "--sandbox", "--json", "--scale", "6000"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["status"] == "SUCCEEDED" and doc["output"]["ok"] is True
+    assert doc["output"]["counts"]["created"] == 8 and doc["output"]["failed"] == []

@@ -6,6 +6,8 @@ import boto3
 import pytest
 
 from tests.conftest import history_of_state, run_workflow
+from tests.replicate_helpers import dr_copies
+from workflows.plan import parse_plan
 
 
 def _db(plan, identifier):
@@ -22,7 +24,7 @@ def _record(plan):
 def test_failover_promotes_hardens_and_repoints_dns(sandbox, reference_plan):
     plan = reference_plan
     sandbox.seed(plan)
-    sandbox.deploy(plan)
+    sandbox.build_pilot_light(plan)
     sandbox.simulate_disaster(plan)
     assert _db(plan, "shop-db-dr")["ReadReplicaSourceDBInstanceIdentifier"]
     assert _record(plan)["ResourceRecords"][0]["Value"].startswith("shop-prod.us-east-1.")
@@ -37,34 +39,56 @@ def test_failover_promotes_hardens_and_repoints_dns(sandbox, reference_plan):
     assert db["DBInstanceClass"] == "db.r6g.large"
     primary = boto3.client("rds", region_name=plan.primary_region).describe_db_instances(
         DBInstanceIdentifier="shop-db")["DBInstances"][0]
-    assert not primary.get("ReadReplicaDBInstanceIdentifiers")
+    assert not any("shop-db-dr" in r for r in primary.get("ReadReplicaDBInstanceIdentifiers", []))
+    # The standby environment runs, Green, on the saved configuration's AMI and the replicated version.
+    eb = boto3.client("elasticbeanstalk", region_name=plan.dr_region)
+    (env,) = eb.describe_environments(EnvironmentNames=["shop-dr"])["Environments"]
+    assert (env["Status"], env["Health"], env["VersionLabel"]) == ("Ready", "Green", "v1")
+    assert env["CNAME"] == "shop-dr.us-west-2.elasticbeanstalk.com"
+    (settings,) = eb.describe_configuration_settings(ApplicationName="shop", EnvironmentName="shop-dr")[
+        "ConfigurationSettings"]
+    (saved,) = eb.describe_configuration_settings(ApplicationName="shop", TemplateName="pilotlight-shop-shop-prod")[
+        "ConfigurationSettings"]
+    image = {o["OptionName"]: o.get("Value") for o in settings["OptionSettings"]
+             if o["Namespace"] == "aws:autoscaling:launchconfiguration"}["ImageId"]
+    assert image == {o["OptionName"]: o.get("Value") for o in saved["OptionSettings"]
+                     if o["Namespace"] == "aws:autoscaling:launchconfiguration"}["ImageId"]
+    assert image.startswith("ami-") and dr_copies(plan, "shop-prod")[0]["ImageId"] == image
     record = _record(plan)
     assert record["ResourceRecords"] == [{"Value": "shop-dr.us-west-2.elasticbeanstalk.com"}]
     assert record["TTL"] == 60
 
 
-def test_failover_follows_the_restore_then_harden_order_and_models_time(sandbox, reference_plan):
+def test_failover_restores_in_parallel_then_hardens_and_models_time(sandbox, reference_plan):
     sandbox.seed(reference_plan)
-    sandbox.deploy(reference_plan)
+    sandbox.build_pilot_light(reference_plan)
     sandbox.simulate_disaster(reference_plan)
     result = run_workflow(sandbox, reference_plan, "failover")
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
     steps = {s.name: s for s in result.steps}
-    order = ["Promote DR replica", "Enable Multi-AZ", "Resize to failover class", "Repoint DNS"]
-    starts = [steps[name].start for name in order]
-    assert starts == sorted(starts)
-    # p50 latency model: promote 5 min, Multi-AZ 15 min, resize 20 min, Route 53 INSYNC 1 min.
-    # The model holds each resource at least that long; the loops can only add poll time.
-    assert steps["Promote DR replica"].duration >= 5 * 60
-    assert steps["Enable Multi-AZ"].duration >= 15 * 60
-    assert steps["Resize to failover class"].duration >= 20 * 60
-    assert steps["Repoint DNS"].duration >= 60
-    assert result.duration >= sum(steps[n].duration for n in order)
+    promote, launch = steps["Promote DR replica"], steps["Launch DR environment"]
+    dns, verify, restored = steps["Repoint DNS"], steps["Verify service"], steps["Service restored"]
+    multi_az, resize = steps["Enable Multi-AZ"], steps["Resize to failover class"]
+    # Critical path in parallel: both start before either ends.
+    assert launch.start < promote.end and promote.start < launch.end
+    # DNS as soon as both are ready; verified; then hardened, Multi-AZ first.
+    assert dns.start >= max(promote.end, launch.end)
+    assert verify.start >= dns.end and restored.start >= verify.end
+    assert multi_az.start >= restored.start and resize.start >= multi_az.end
+    # p50 latency model: promote 5 min, launch 5 min, Route 53 INSYNC 1 min, Multi-AZ 15, resize 20.
+    assert promote.duration >= 5 * 60 and launch.duration >= 5 * 60 and dns.duration >= 60
+    assert multi_az.duration >= 15 * 60 and resize.duration >= 20 * 60
+    assert result.restored_at == restored.start < result.duration
+    assert result.output["restored"]["checks"] and all(c["ok"] for c in result.output["restored"]["checks"])
+    # RPO evidence: the replica's lag read just before promotion.
+    (db,) = result.output["restore"]["databases"]
+    assert db["rpo"]["lag_seconds"] is not None and db["rpo"]["rpo_seconds"] == 5 * 60
 
 
 def test_retryable_error_is_retried_by_the_state_machine(sandbox, reference_plan):
     plan = reference_plan
     sandbox.seed(plan)
-    sandbox.deploy(plan)
+    sandbox.build_pilot_light(plan)
     sandbox.simulate_disaster(plan)
     fault = sandbox.faults.inject("rds", "PromoteReadReplica", "InvalidDBInstanceState",
                                   "Database instance is not in available state.", times=2)
@@ -83,7 +107,12 @@ def test_retryable_error_is_retried_by_the_state_machine(sandbox, reference_plan
 
 def test_terminal_error_ends_the_execution_with_its_name_and_cause(sandbox, reference_plan):
     plan = reference_plan
-    sandbox.seed(plan, pilot_light=False)  # no DR replica: nothing to promote
+    sandbox.seed(plan)
+    sandbox.build_pilot_light(plan)
+    # The plan now names a DR replica that does not exist (the pilot light has gone out).
+    data = plan.model_dump()
+    data["databases"][0]["dr_replica_identifier"] = "shop-db-gone"
+    plan = parse_plan(data)
     sandbox.deploy(plan)
     sandbox.simulate_disaster(plan)
 
@@ -91,7 +120,7 @@ def test_terminal_error_ends_the_execution_with_its_name_and_cause(sandbox, refe
 
     assert result.status == "FAILED"
     assert result.error == "ResourceNotFound"
-    assert "shop-db-dr does not exist in us-west-2" in result.cause
+    assert "shop-db-gone does not exist in us-west-2" in result.cause
     assert result.failed_state == "PromoteReplica"
     assert result.failed_step == "Promote DR replica"
     # Terminal errors are not retried.
@@ -103,7 +132,7 @@ def test_terminal_error_ends_the_execution_with_its_name_and_cause(sandbox, refe
 def test_a_second_failover_converges_without_acting_again(sandbox, reference_plan):
     plan = reference_plan
     sandbox.seed(plan)
-    sandbox.deploy(plan)
+    sandbox.build_pilot_light(plan)
     sandbox.simulate_disaster(plan)
     assert run_workflow(sandbox, plan, "failover").status == "SUCCEEDED"
     calls_before = dict(sandbox.lambdas.invocations)
@@ -118,6 +147,10 @@ def test_a_second_failover_converges_without_acting_again(sandbox, reference_pla
                    for o in outputs)
     assert not any(e["type"] == "WaitStateEntered" for e in again.events)
     assert sandbox.lambdas.invocations["rds.promote_replica"] == calls_before["rds.promote_replica"] + 1
+    # The healthy DR environment is reused, not launched again.
+    assert any('"launched_now": false' in o for o in outputs) and not any('"launched_now": true' in o for o in outputs)
+    envs = boto3.client("elasticbeanstalk", region_name=plan.dr_region).describe_environments()["Environments"]
+    assert [e["EnvironmentName"] for e in envs if e["EnvironmentName"] == "shop-dr"] == ["shop-dr"]
 
 
 def test_wait_loop_gives_up_after_its_attempts_with_a_named_error(sandbox, reference_plan, monkeypatch):
@@ -126,7 +159,7 @@ def test_wait_loop_gives_up_after_its_attempts_with_a_named_error(sandbox, refer
     plan = reference_plan
     monkeypatch.setitem(latency.DURATIONS, "route53.change", (10**7, 10**7))  # never INSYNC
     sandbox.seed(plan)
-    sandbox.deploy(plan)
+    sandbox.build_pilot_light(plan)
     sandbox.simulate_disaster(plan)
     result = run_workflow(sandbox, plan, "failover", timeout=180)
     assert result.status == "FAILED"
@@ -143,10 +176,40 @@ def test_multi_az_step_is_skipped_when_the_plan_says_so(sandbox, reference_plan,
 
     plan = parse_plan(data)
     sandbox.seed(plan)
-    sandbox.deploy(plan)
+    sandbox.build_pilot_light(plan)
     sandbox.simulate_disaster(plan)
     result = run_workflow(sandbox, plan, "failover")
     assert result.status == "SUCCEEDED"
     db = _db(plan, "shop-db-dr")
     assert db["MultiAZ"] is False and db["DBInstanceClass"] == "db.r6g.large"
     assert "Enable Multi-AZ" not in {s.name for s in result.steps if s.duration and s.duration > 60}
+
+
+def test_a_failover_stopped_by_a_failed_launch_resumes_from_the_real_state(sandbox, reference_plan):
+    plan = reference_plan
+    sandbox.seed(plan)
+    sandbox.build_pilot_light(plan)
+    sandbox.simulate_disaster(plan)
+    fault = sandbox.faults.inject("elastic-beanstalk", "CreateEnvironment", "InsufficientPrivilegesException",
+                                  "The role cannot launch instances (injected).", status=403, times=1)
+
+    first = run_workflow(sandbox, plan, "failover")
+
+    assert first.status == "FAILED" and fault.hits == 1
+    assert first.failed_step == "Launch DR environment" and "injected" in first.cause
+    assert _record(plan)["ResourceRecords"][0]["Value"].startswith("shop-prod.us-east-1.")  # DNS untouched
+    assert sandbox.lambdas.invocations["rds.promote_replica"] == 1
+
+    second = run_workflow(sandbox, plan, "failover")
+
+    assert second.status == "SUCCEEDED", (second.error, second.cause)
+    outputs = [e["lambdaFunctionSucceededEventDetails"]["output"] for e in second.events
+               if e["type"] == "LambdaFunctionSucceeded"]
+    # The database promoted by the first run is not promoted again; the environment is launched once.
+    assert any('"promoted_now": false' in o for o in outputs)
+    assert not any('"promoted_now": true' in o for o in outputs)
+    assert sum('"launched_now": true' in o for o in outputs) == 1
+    eb = boto3.client("elasticbeanstalk", region_name=plan.dr_region)
+    assert [e["Status"] for e in eb.describe_environments(EnvironmentNames=["shop-dr"])["Environments"]] == ["Ready"]
+    assert _record(plan)["ResourceRecords"] == [{"Value": "shop-dr.us-west-2.elasticbeanstalk.com"}]
+

@@ -32,7 +32,7 @@ def _record_value(plan) -> str:
 @pytest.fixture
 def estate(sandbox, reference_plan):
     sandbox.seed(reference_plan)
-    sandbox.deploy(reference_plan)
+    sandbox.build_pilot_light(reference_plan)
     return sandbox, reference_plan
 
 

@@ -15,6 +15,9 @@ from typing import Any
 
 from workflows import asl
 
+# The step label of the state that marks service restored (workflows/failover.py RESTORED_STATE).
+RESTORED_STEP = "Service restored"
+
 
 @dataclass
 class Step:
@@ -51,6 +54,11 @@ class Result:
     failed_state: str | None = None
     failed_step: str | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def restored_at(self) -> float | None:
+        """Modeled seconds from the start to verified service (the "Service restored" step), if reached."""
+        return next((s.start for s in self.steps if s.name == RESTORED_STEP), None)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -1,9 +1,20 @@
-"""The failover workflow: promote the DR replica(s), harden them, repoint DNS, summarise.
+"""The failover workflow: restore service in the DR region first, harden it second.
 
-Order: guard rails (one run at a time, minimum interval, primary not healthy unless forced)
--> approval when the plan asks for it -> promote -> wait until available -> enable Multi-AZ
--> resize -> DNS.
-Each AWS call is a Lambda step; each wait is a bounded Wait/Check/Choice loop.
+Order (the critical path is what runs before "service restored"):
+
+1. Guard rails: one run at a time, minimum interval, primary not healthy unless forced; then
+   approval when the plan asks for it.
+2. Restore, in parallel: each DR replica is promoted (its replication lag is read first: that is
+   the RPO) and, only when the plan asks, resized before cutover; each standby Beanstalk
+   environment is launched from its DR saved configuration. Each waits in a bounded loop.
+3. Cut DNS over as soon as both are ready, then verify: environment Ready/Green, database
+   writable, DNS answering with the DR target. Service is restored here.
+4. Harden: Multi-AZ first, then resize to the failover class (unless already done).
+5. Summary.
+
+Every act finds work already done and answers ``done`` (a promoted database is not promoted
+again, a live DR environment is reused), so a failover that stopped midway is resumed by
+starting it again. Each AWS call is a Lambda step; each wait is a bounded Wait/Check/Choice loop.
 """
 
 from __future__ import annotations
@@ -14,13 +25,20 @@ from workflows import asl
 from workflows.plan import Plan
 
 # Poll intervals and attempt limits. Limits sit well above the p95 durations in the latency
-# table (promote 15 min, Multi-AZ 40 min, resize 30 min, Route 53 INSYNC ~1 min).
+# table (promote 15 min, environment launch 10 min, Multi-AZ 40 min, resize 30 min, Route 53
+# INSYNC ~1 min).
 PROMOTE_POLL, PROMOTE_MAX = 30, 90  # 45 min
+LAUNCH_POLL, LAUNCH_MAX = 30, 90  # 45 min
 MULTI_AZ_POLL, MULTI_AZ_MAX = 60, 90  # 90 min
 RESIZE_POLL, RESIZE_MAX = 60, 75  # 75 min
 DNS_POLL, DNS_MAX = 10, 60  # 10 min
+VERIFY_POLL, VERIFY_MAX = 15, 20  # 5 min
 MACHINE_TIMEOUT = 6 * 3600
 APPROVAL_TIMEOUT = 4 * 3600  # an unanswered approval request fails the execution
+
+# Step labels (state Comments): the timeline and the RTO figures are read from them.
+RESTORE_STEPS = ("Promote DR replica", "Launch DR environment", "Repoint DNS", "Verify service")
+RESTORED_STATE = "ServiceRestored"
 
 
 def plan_document(plan: Plan) -> dict[str, Any]:
@@ -36,8 +54,18 @@ def plan_document(plan: Plan) -> dict[str, Any]:
                 "dr_replica_identifier": db.dr_replica_identifier,
                 "failover_instance_class": db.failover_instance_class,
                 "multi_az_on_failover": db.multi_az_on_failover,
+                "resize_before_cutover": db.resize_before_cutover,
             }
             for db in plan.databases
+        ],
+        "environments": [
+            {
+                "name": env.name,
+                "application": env.application,
+                "dr_environment": env.dr_environment_name,
+                "cname_prefix": env.cname_prefix,
+            }
+            for env in plan.environments
         ],
     }
     if plan.dns is not None:
@@ -51,59 +79,125 @@ def plan_document(plan: Plan) -> dict[str, Any]:
     return doc
 
 
-def _database_states() -> dict[str, asl.State]:
+def _resize_loop(name: str, next_state: str) -> dict[str, asl.State]:
+    params = {"region.$": "$.dr_region", "identifier.$": "$.db.dr_replica_identifier",
+              "instance_class.$": "$.db.failover_instance_class"}
+    return asl.poll_loop(name, "Resize to failover class", service="rds", act=("resize", params),
+                         check=("check_resized", params), interval_seconds=RESIZE_POLL, max_attempts=RESIZE_MAX,
+                         next_state=next_state, what="instance class change")
+
+
+def _restore_database_states(rpo_minutes: int) -> dict[str, asl.State]:
+    """Per database, on the critical path: read the lag (RPO), promote, resize only if asked to."""
     region = {"region.$": "$.dr_region", "identifier.$": "$.db.dr_replica_identifier"}
-    states: dict[str, asl.State] = {}
-    states.update(
-        asl.poll_loop(
-            "PromoteReplica",
-            "Promote DR replica",
-            service="rds",
-            act=("promote_replica", region),
-            check=("check_promoted", region),
-            interval_seconds=PROMOTE_POLL,
-            max_attempts=PROMOTE_MAX,
-            next_state="MultiAzWanted?",
-            what="replica promotion",
-        )
-    )
-    states["MultiAzWanted?"] = {
-        "Type": "Choice",
-        "Comment": "Enable Multi-AZ",
-        "Choices": [{"Variable": "$.db.multi_az_on_failover", "BooleanEquals": True, "Next": "EnableMultiAz"}],
-        "Default": "Resize",
+    states: dict[str, asl.State] = {
+        "MeasureLag": {
+            **asl.task("Promote DR replica", "rds", "replica_lag", {**region, "rpo_minutes": rpo_minutes},
+                       result_path="$.rpo", next_state="PromoteReplica", retry=False),
+            # The lag is evidence, not a gate: a metric that cannot be read must not delay promotion
+            # (one quick retry of the Lambda service only; the error itself is kept as the RPO evidence).
+            "Retry": [{"ErrorEquals": asl.LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 1, "MaxAttempts": 1}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.rpo", "Next": "PromoteReplica"}],
+        },
     }
     states.update(
-        asl.poll_loop(
-            "EnableMultiAz",
-            "Enable Multi-AZ",
-            service="rds",
-            act=("enable_multi_az", region),
-            check=("check_multi_az", region),
-            interval_seconds=MULTI_AZ_POLL,
-            max_attempts=MULTI_AZ_MAX,
-            next_state="Resize",
-            what="Multi-AZ conversion",
-        )
+        asl.poll_loop("PromoteReplica", "Promote DR replica", service="rds", act=("promote_replica", region),
+                      check=("check_promoted", region), interval_seconds=PROMOTE_POLL, max_attempts=PROMOTE_MAX,
+                      next_state="ResizeFirst?", what="replica promotion")
     )
-    resize = {**region, "instance_class.$": "$.db.failover_instance_class"}
+    states["ResizeFirst?"] = {
+        "Type": "Choice",
+        "Comment": "Promote DR replica",
+        "Choices": [{"Variable": "$.db.resize_before_cutover", "BooleanEquals": True, "Next": "ResizeBeforeCutover"}],
+        "Default": "DatabaseRestored",
+    }
+    states.update(_resize_loop("ResizeBeforeCutover", "DatabaseRestored"))
+    states["DatabaseRestored"] = {
+        "Type": "Pass",
+        "Comment": "Promote DR replica",
+        "Parameters": {"identifier.$": "$.db.dr_replica_identifier", "source.$": "$.db.identifier",
+                       "rpo.$": "$.rpo", "db.$": "$.poll.db"},
+        "End": True,
+    }
+    return states
+
+
+def _restore_environment_states() -> dict[str, asl.State]:
+    launch = {"region.$": "$.dr_region", "plan.$": "$.plan", "application.$": "$.env.application",
+              "environment.$": "$.env.name", "dr_environment.$": "$.env.dr_environment",
+              "cname_prefix.$": "$.env.cname_prefix"}
+    check = {"region.$": "$.dr_region", "application.$": "$.env.application",
+             "dr_environment.$": "$.env.dr_environment"}
+    states = asl.poll_loop("LaunchEnvironment", "Launch DR environment", service="beanstalk",
+                           act=("launch_environment", launch), check=("check_environment", check),
+                           interval_seconds=LAUNCH_POLL, max_attempts=LAUNCH_MAX, next_state="EnvironmentRestored",
+                           what="DR environment launch")
+    states["EnvironmentRestored"] = {
+        "Type": "Pass",
+        "Comment": "Launch DR environment",
+        "Parameters": {"name.$": "$.env.dr_environment", "environment.$": "$.poll.environment"},
+        "End": True,
+    }
+    return states
+
+
+def _map(comment: str, items: str, item: str, start: str, states: dict[str, asl.State]) -> asl.State:
+    return {
+        "Type": "Map",
+        "Comment": comment,
+        "ItemsPath": items,
+        "ItemSelector": {item + ".$": "$$.Map.Item.Value", "dr_region.$": "$.plan.dr_region",
+                         "plan.$": "$.plan.name"},
+        "MaxConcurrency": 0,
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": start, "States": states},
+        "End": True,
+    }
+
+
+def _restore_state(plan: Plan, next_state: str) -> asl.State:
+    branches = []
+    if plan.databases:
+        branches.append({"StartAt": "Databases", "States": {"Databases": _map(
+            "Promote DR replica", "$.plan.databases", "db", "MeasureLag",
+            _restore_database_states(plan.objectives.rpo_minutes))}})
+    if plan.environments:
+        branches.append({"StartAt": "Environments", "States": {"Environments": _map(
+            "Launch DR environment", "$.plan.environments", "env", "LaunchEnvironment",
+            _restore_environment_states())}})
+    return {
+        "Type": "Parallel",
+        "Comment": "Restore",
+        "Branches": branches,
+        # Branch outputs in order: databases first when the plan has any, then environments.
+        "ResultSelector": {
+            **({"databases.$": "$[0]"} if plan.databases else {}),
+            **({"environments.$": f"$[{1 if plan.databases else 0}]"} if plan.environments else {}),
+        },
+        "ResultPath": "$.restore",
+        "Next": next_state,
+    }
+
+
+def _harden_database_states() -> dict[str, asl.State]:
+    region = {"region.$": "$.dr_region", "identifier.$": "$.db.dr_replica_identifier"}
+    states: dict[str, asl.State] = {
+        "MultiAzWanted?": {
+            "Type": "Choice",
+            "Comment": "Enable Multi-AZ",
+            "Choices": [{"Variable": "$.db.multi_az_on_failover", "BooleanEquals": True, "Next": "EnableMultiAz"}],
+            "Default": "Resize",
+        }
+    }
     states.update(
-        asl.poll_loop(
-            "Resize",
-            "Resize to failover class",
-            service="rds",
-            act=("resize", resize),
-            check=("check_resized", resize),
-            interval_seconds=RESIZE_POLL,
-            max_attempts=RESIZE_MAX,
-            next_state="DatabaseReady",
-            what="instance class change",
-        )
+        asl.poll_loop("EnableMultiAz", "Enable Multi-AZ", service="rds", act=("enable_multi_az", region),
+                      check=("check_multi_az", region), interval_seconds=MULTI_AZ_POLL, max_attempts=MULTI_AZ_MAX,
+                      next_state="Resize", what="Multi-AZ conversion")
     )
-    states["DatabaseReady"] = {
+    states.update(_resize_loop("Resize", "DatabaseHardened"))
+    states["DatabaseHardened"] = {
         "Type": "Pass",
         "Comment": "Resize to failover class",
-        "Parameters": {"source.$": "$.db.identifier", "db.$": "$.poll.db"},
+        "Parameters": {"identifier.$": "$.db.dr_replica_identifier", "db.$": "$.poll.db"},
         "End": True,
     }
     return states
@@ -161,9 +255,22 @@ def _guard_states(plan: Plan, first: str) -> dict[str, asl.State]:
     return states
 
 
+def _verify_params(plan: Plan) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "region": plan.dr_region,
+        "environments": [{"application": e.application, "dr_environment": e.dr_environment_name}
+                         for e in plan.environments],
+        "databases": [d.dr_replica_identifier for d in plan.databases],
+    }
+    if plan.dns is not None:
+        params["dns_record"] = {"zone_id": plan.dns.hosted_zone_id, "name": plan.dns.record_name,
+                                "record_type": plan.dns.record_type, "target": plan.dns_dr_target}
+    return params
+
+
 def build(plan: Plan) -> dict[str, Any]:
     states: dict[str, asl.State] = {}
-    first = "Databases" if plan.databases else ("RepointDns" if plan.dns else "Summary")
+    first = "Restore" if (plan.databases or plan.environments) else ("RepointDns" if plan.dns else "VerifyService")
     states["LoadPlan"] = {
         "Type": "Pass",
         "Comment": "Load plan",
@@ -171,22 +278,9 @@ def build(plan: Plan) -> dict[str, Any]:
         "Next": "GuardRails",
     }
     states.update(_guard_states(plan, first))
-    after_db = "RepointDns" if plan.dns else "Summary"
-    if plan.databases:
-        states["Databases"] = {
-            "Type": "Map",
-            "Comment": "Databases",
-            "ItemsPath": "$.plan.databases",
-            "ItemSelector": {"db.$": "$$.Map.Item.Value", "dr_region.$": "$.plan.dr_region"},
-            "MaxConcurrency": 0,
-            "ItemProcessor": {
-                "ProcessorConfig": {"Mode": "INLINE"},
-                "StartAt": "PromoteReplica",
-                "States": _database_states(),
-            },
-            "ResultPath": "$.databases",
-            "Next": after_db,
-        }
+    cutover = "RepointDns" if plan.dns else "VerifyService"
+    if plan.databases or plan.environments:
+        states["Restore"] = _restore_state(plan, cutover)
     if plan.dns:
         dns = {
             "zone_id.$": "$.plan.dns.hosted_zone_id",
@@ -202,13 +296,37 @@ def build(plan: Plan) -> dict[str, Any]:
                 check=("check_change", {"change_id.$": "$.poll.change_id"}),
                 interval_seconds=DNS_POLL,
                 max_attempts=DNS_MAX,
-                next_state="Summary",
+                next_state="VerifyService",
                 what="Route 53 change",
             )
         )
-    summary: dict[str, Any] = {"plan.$": "$.plan.name", "dr_region.$": "$.plan.dr_region", "guard.$": "$.guard"}
+    verify = _verify_params(plan)
+    states.update(
+        asl.poll_loop("VerifyService", "Verify service", service="verify", act=("verify_service", verify),
+                      check=("verify_service", verify), interval_seconds=VERIFY_POLL, max_attempts=VERIFY_MAX,
+                      next_state=RESTORED_STATE, what="service verification")
+    )
+    after_restored = "Harden" if plan.databases else "Summary"
+    states[RESTORED_STATE] = {
+        "Type": "Pass",
+        "Comment": "Service restored",
+        "Parameters": {"at.$": "$$.State.EnteredTime", "checks.$": "$.poll.checks"},
+        "ResultPath": "$.restored",
+        "Next": after_restored,
+    }
     if plan.databases:
-        summary["databases.$"] = "$.databases"
+        states["Harden"] = {**_map("Harden", "$.plan.databases", "db", "MultiAzWanted?", _harden_database_states()),
+                            "ResultPath": "$.hardened", "Next": "Summary"}
+        del states["Harden"]["End"]
+    summary: dict[str, Any] = {
+        "plan.$": "$.plan.name", "dr_region.$": "$.plan.dr_region", "guard.$": "$.guard",
+        "restored.$": "$.restored", "hardened_at.$": "$$.State.EnteredTime",
+        "objectives.$": "$.plan.objectives",
+    }
+    if plan.databases or plan.environments:
+        summary["restore.$"] = "$.restore"
+    if plan.databases:
+        summary["hardened.$"] = "$.hardened"
     if plan.dns:
         summary["dns"] = {"record.$": "$.plan.dns.record_name", "target.$": "$.plan.dns.target"}
     states["Summary"] = {"Type": "Pass", "Comment": "Summary", "Parameters": summary, "End": True}

@@ -138,6 +138,10 @@ class Database(_Model):
     replica_instance_class: DbClass
     failover_instance_class: DbClass
     multi_az_on_failover: bool = True
+    resize_before_cutover: bool = Field(
+        default=False,
+        description="Resize to the failover class before DNS is cut over (on the critical path) instead of after",
+    )
     az2_replica: Az2Replica | None = None
     storage_encrypted: bool = Field(default=False, description="Whether the source instance is encrypted")
     dr_kms_key_id: KmsKey | None = Field(default=None, description="DR-region KMS key for encrypted copies")

@@ -1,0 +1,80 @@
+"""Verification after cutover: is the service really restored in the DR region?
+
+Three facts, each read from the AWS API of the resource itself:
+
+- every DR environment is Ready with health Green;
+- every promoted database is available and writable (no longer a read replica);
+- DNS answers with the DR target.
+
+The workflow calls :func:`verify_service` in a bounded loop, so a fact that is still settling
+(a health colour, a DNS answer) gets a few more checks before the failover reports failure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lambdas import dns, rds
+from lambdas.common import Registry, client, raise_mapped
+
+registry = Registry("verify")
+handler = registry.handler
+
+
+def _environment(region: str, env: dict[str, str]) -> dict[str, Any]:
+    eb = client("elasticbeanstalk", region)
+    name = env["dr_environment"]
+    try:
+        found = eb.describe_environments(ApplicationName=env["application"], EnvironmentNames=[name],
+                                         IncludeDeleted=False)["Environments"]
+    except ClientError as exc:
+        raise_mapped(exc, f"describe {name}")
+    if not found:
+        return {"check": "environment", "resource": name, "ok": False, "detail": f"{name} does not exist in {region}"}
+    e = found[0]
+    ok = e.get("Status") == "Ready" and e.get("Health") == "Green"
+    return {"check": "environment", "resource": name, "ok": ok,
+            "detail": f"{e.get('Status')}/{e.get('Health')}, {e.get('CNAME')}, version {e.get('VersionLabel')}"}
+
+
+def _database(region: str, identifier: str) -> dict[str, Any]:
+    db = rds.describe_instance(client("rds", region), identifier)
+    if db is None:
+        return {"check": "database", "resource": identifier, "ok": False,
+                "detail": f"{identifier} does not exist in {region}"}
+    source = db.get("ReadReplicaSourceDBInstanceIdentifier")
+    ok = db.get("DBInstanceStatus") == "available" and not source
+    detail = f"{db.get('DBInstanceStatus')}, " + (f"still a replica of {source}" if source else "writable")
+    return {"check": "database", "resource": identifier, "ok": ok, "detail": detail}
+
+
+def _dns(spec: dict[str, str]) -> dict[str, Any]:
+    name, target = spec["name"], spec["target"]
+    r53 = client("route53", dns.ROUTE53_REGION, fast=True)
+    values = dns.current_values(r53, spec["zone_id"], name, spec["record_type"])
+    ok = values == [target]
+    return {"check": "dns", "resource": name, "ok": ok, "detail": f"answers {', '.join(values or ['nothing'])}"}
+
+
+@registry.action(
+    "verify_service",
+    permissions=["elasticbeanstalk:DescribeEnvironments", "rds:DescribeDBInstances",
+                 "route53:ListResourceRecordSets"],
+    resource={"elasticbeanstalk:DescribeEnvironments": "environment", "rds:DescribeDBInstances": "db",
+              "route53:ListResourceRecordSets": "hostedzone"},
+)
+def verify_service(
+    region: str,
+    environments: list[dict[str, str]] | None = None,
+    databases: list[str] | None = None,
+    dns_record: dict[str, str] | None = None,
+    attempt: int = -1,
+) -> dict[str, Any]:
+    """Check the restored service; ``done`` when every check passes (``checks`` lists each with its detail)."""
+    checks = [_environment(region, e) for e in environments or []]
+    checks += [_database(region, d) for d in databases or []]
+    if dns_record:
+        checks.append(_dns(dns_record))
+    return {"done": all(c["ok"] for c in checks), "attempt": attempt + 1, "checks": checks}
