@@ -163,6 +163,15 @@ def test_health_check_example_is_valid_and_names_its_alarm():
     assert load_plan(REFERENCE).health_check_alarm is None  # records mode has no alarm
 
 
+def test_a_dumped_plan_reads_back():
+    from workflows.plan import load_plan, parse_plan
+
+    for name in ("reference.yaml", "health-check.yaml"):
+        plan = load_plan(REFERENCE.parent / name)
+        assert parse_plan(plan.model_dump()) == plan
+        assert parse_plan(plan.model_dump(exclude_none=True)) == plan
+
+
 @pytest.mark.parametrize(
     ("dns", "alarm"),
     [

@@ -373,8 +373,9 @@ def _dns_mode_problems(dns: Dns) -> list[PlanFieldError]:
     """Settings of the health_check cutover that mean nothing, or too little, for the chosen mode."""
     problems: list[PlanFieldError] = []
     if dns.cutover == "records":
-        for field in ("routing", "primary_location", "health_check_alarm"):
-            if field in dns.model_fields_set and getattr(dns, field) is not None:
+        # routing: failover is the default, so a dumped plan reads back; anything else means nothing here.
+        for field, default in (("routing", "failover"), ("primary_location", None), ("health_check_alarm", None)):
+            if getattr(dns, field) != default:
                 problems.append(PlanFieldError(
                     f"dns.{field}",
                     "only used with cutover: health_check (records mode UPSERTs one simple record during the "
