@@ -283,6 +283,8 @@ class Adapters:
                 "Inverted": bool(config.get("Inverted")), "Disabled": bool(config.get("Disabled")), "version": 1,
             })
         self._patch(parsed["HealthCheck"])
+        parsed.setdefault("Location",
+                          f"https://route53.amazonaws.com/2013-04-01/healthcheck/{parsed['HealthCheck']['Id']}")
 
     def after_update_health_check(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any],
                                   **_: Any) -> None:
@@ -305,6 +307,10 @@ class Adapters:
         if http_response.status_code < 300:
             for doc in parsed.get("HealthChecks") or []:
                 self._patch(doc)
+            # moto leaves out the paging members Route 53 always sends (it never pages).
+            parsed.setdefault("Marker", "")
+            parsed.setdefault("IsTruncated", False)
+            parsed.setdefault("MaxItems", "100")
 
     def after_get_health_check_status(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any],
                                       **_: Any) -> None:
