@@ -59,6 +59,7 @@ NO_RESOURCE_LEVEL: tuple[str, ...] = (
     "route53:ListHostedZones",
     "route53:ListHealthChecks",
     "route53:GetHealthCheckCount",
+    "route53:TestDNSAnswer",
     "s3:ListAllMyBuckets",
     "sts:GetCallerIdentity",
     "states:ListStateMachines",
@@ -71,10 +72,19 @@ NO_RESOURCE_LEVEL: tuple[str, ...] = (
 )
 
 # Mutating actions that have no resource type at all: the only possible Resource is "*", so
-# they are granted with a condition that narrows them to what pilotlight owns.
+# they are granted with a condition that narrows them to what pilotlight owns. An action that also
+# names a kind for such a permission gets it only when the plan has resources of that kind.
 UNSCOPED_WITH_CONDITION: dict[str, dict[str, dict[str, str]]] = {
     "cloudwatch:PutMetricData": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+    # No resource type and no service condition key (the request carries no tags). Route 53 is a global
+    # service signed in us-east-1; the condition keeps the grant to that endpoint, and the action is
+    # granted only to plans with the health_check cutover (kind `healthcheck`).
+    "route53:CreateHealthCheck": {"StringEquals": {"aws:RequestedRegion": "us-east-1"}},
 }
+
+# Actions whose verb is not one of the read prefixes but whose access level is Read in the service
+# authorization reference.
+READ_ONLY: frozenset[str] = frozenset({"route53:TestDNSAnswer"})
 
 
 class PermissionsError(ValueError):
@@ -95,7 +105,7 @@ class Scoped:
 
 def is_mutating(iam_action: str) -> bool:
     verb = iam_action.split(":", 1)[1]
-    return not verb.startswith(_READ_PREFIXES)
+    return not verb.startswith(_READ_PREFIXES) and iam_action not in READ_ONLY
 
 
 def _no_resource_level(iam_action: str) -> bool:
@@ -132,8 +142,9 @@ class _Arns:
         # Change ids are minted by Route 53 per request; the ARN cannot be narrower than this.
         return [f"arn:{self.partition}:route53:::change/*"] if self.plan.dns else []
 
+    # Health check ids are minted by Route 53 at creation; only plans with the health_check cutover have one.
     def healthcheck(self) -> list[str]:
-        return [f"arn:{self.partition}:route53:::healthcheck/*"] if self.plan.dns else []
+        return [f"arn:{self.partition}:route53:::healthcheck/*"] if self.plan.health_check_cutover else []
 
     # EC2 images and their snapshots: ids are minted per copy, so scope to the plan's two regions.
     def image(self) -> list[str]:
@@ -259,6 +270,11 @@ class _Arns:
             for a in self.plan.triggers.alarms
         ]
 
+    # The DR-region alarm behind the primary's Route 53 health check (health_check cutover only).
+    def health_alarm(self) -> list[str]:
+        alarm = self.plan.health_check_alarm
+        return [self._arn("cloudwatch", self.plan.dr_region, f"alarm:{alarm}")] if alarm else []
+
     def statemachine(self) -> list[str]:
         """The plan's own state machines (names are fixed, so no reference to the constructs is needed)."""
         from workflows import render
@@ -274,8 +290,8 @@ RESOURCE_KINDS: dict[str, Callable[[_Arns], list[str]]] = {
     for name in (
         "db", "source_db", "hostedzone", "change", "healthcheck", "image", "snapshot", "environment",
         "source_environment", "application", "configurationtemplate", "applicationversion", "platform",
-        "solutionstack", "bucket", "object", "alarm", "statemachine", "instance", "dr_key", "replication_role",
-        "bundle_bucket", "bundle_object", "source_bundle_object", "canary_object",
+        "solutionstack", "bucket", "object", "alarm", "health_alarm", "statemachine", "instance", "dr_key",
+        "replication_role", "bundle_bucket", "bundle_object", "source_bundle_object", "canary_object",
     )
 }
 
@@ -328,6 +344,11 @@ def statements(
             kinds = action.resource_for(perm)
             where = f"{registry.service}.{action.name} ({perm})"
             if perm in UNSCOPED_WITH_CONDITION:
+                gated = "*" not in kinds
+                if gated and not any(
+                    resource_arns(plan, kind, account=account, partition=partition, extra=extra) for kind in kinds
+                ):
+                    continue  # the plan has nothing this action works on
                 conditioned[perm] = UNSCOPED_WITH_CONDITION[perm]
                 continue
             if not is_mutating(perm) and ("*" in kinds or _no_resource_level(perm)):

@@ -1,12 +1,20 @@
-"""Route 53 steps: point the plan's record at the DR target and wait until the change is INSYNC."""
+"""Route 53 steps for both DNS cutover modes.
+
+``records``: point the plan's record at the DR target and wait until the change is INSYNC.
+``health_check``: replicate builds the routing records, health check and alarm ahead of time; the
+failover flips a metric in the DR region and verifies what DNS answers.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.common import Registry, client, raise_mapped
+from lambdas.errors import InvalidRequest, PreconditionFailed, ResourceNotFound
 
 registry = Registry("dns")
 handler = registry.handler
@@ -89,3 +97,356 @@ def check_change(change_id: str | None, attempt: int = 0) -> dict[str, Any]:
 def describe_record(zone_id: str, name: str, record_type: str) -> dict[str, Any]:
     values = current_values(client("route53", _ROUTE53_REGION), zone_id, name, record_type)
     return {"name": name, "type": record_type, "values": values}
+
+
+# -- health_check cutover -----------------------------------------------------------------------
+#
+# Built ahead of time by replicate: a metric PrimaryHealthy (namespace pilotlight, dimension
+# Plan=<plan>) in the DR region, an alarm on it there, a Route 53 health check of type
+# CLOUDWATCH_METRIC on that alarm, and a routing record pair whose primary carries the health check.
+# A failover then only publishes PrimaryHealthy=0 in the DR region: the alarm goes to ALARM, Route 53's
+# health checkers see it and DNS answers with the DR target. No Route 53 control-plane call.
+
+METRIC_NAMESPACE = "pilotlight"
+METRIC_NAME = "PrimaryHealthy"
+# 60 s, standard resolution: Route 53 health checks accept only alarms on standard-resolution metrics
+# (a 10 s high-resolution alarm would be refused), and 60 s is the shortest standard period.
+ALARM_PERIOD_SECONDS = 60
+# "ignore" keeps the alarm's state while no data arrives, so the metric is a latch: one 0 holds the
+# primary unhealthy until a 1 restores it. With notBreaching the alarm would return to OK once the 0
+# left the evaluation range (a few minutes) and DNS would send clients back to the failed primary.
+TREAT_MISSING_DATA = "ignore"
+INSUFFICIENT_DATA_HEALTH = "LastKnownStatus"  # a new check with no known status counts as healthy
+
+
+def _dimensions(plan: str) -> list[dict[str, str]]:
+    return [{"Name": "Plan", "Value": plan}]
+
+
+def wanted_alarm(plan: str, alarm: str) -> dict[str, Any]:
+    """PutMetricAlarm parameters of the alarm behind the primary's health check: ALARM when PrimaryHealthy < 1."""
+    return {
+        "AlarmName": alarm,
+        "AlarmDescription": f"pilotlight {plan}: primary is serving (PrimaryHealthy >= 1); ALARM moves DNS to DR",
+        "Namespace": METRIC_NAMESPACE,
+        "MetricName": METRIC_NAME,
+        "Dimensions": _dimensions(plan),
+        "Statistic": "Minimum",
+        "Period": ALARM_PERIOD_SECONDS,
+        "EvaluationPeriods": 1,
+        "DatapointsToAlarm": 1,
+        "Threshold": 1.0,
+        "ComparisonOperator": "LessThanThreshold",
+        "TreatMissingData": TREAT_MISSING_DATA,
+        "ActionsEnabled": False,
+    }
+
+
+def _describe_alarm(cw: Any, alarm: str) -> dict[str, Any] | None:
+    try:
+        found = cw.describe_alarms(AlarmNames=[alarm], AlarmTypes=["MetricAlarm"])["MetricAlarms"]
+    except ClientError as exc:
+        raise_mapped(exc, f"describe alarm {alarm}")
+    return found[0] if found else None
+
+
+def _put_health(cw: Any, plan: str, value: float) -> None:
+    try:
+        cw.put_metric_data(Namespace=METRIC_NAMESPACE, MetricData=[{
+            "MetricName": METRIC_NAME, "Dimensions": _dimensions(plan), "Value": value, "Unit": "None",
+            "StorageResolution": 60}])
+    except ClientError as exc:
+        raise_mapped(exc, f"publish {METRIC_NAMESPACE}/{METRIC_NAME}={value:g} for {plan}")
+
+
+def _alarm_drift(have: dict[str, Any], want: dict[str, Any]) -> list[str]:
+    drift = []
+    for key in ("Namespace", "MetricName", "Statistic", "Period", "EvaluationPeriods", "Threshold",
+                "ComparisonOperator", "TreatMissingData"):
+        if have.get(key) != want[key]:
+            drift.append(f"{key} {have.get(key)!r} -> {want[key]!r}")
+    dims = sorted((d["Name"], d["Value"]) for d in have.get("Dimensions") or [])
+    if dims != sorted((d["Name"], d["Value"]) for d in want["Dimensions"]):
+        drift.append(f"Dimensions {dims} -> Plan={want['Dimensions'][0]['Value']}")
+    return drift
+
+
+@registry.action(
+    "ensure_health_alarm",
+    permissions=["cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm", "cloudwatch:PutMetricData"],
+    resource="health_alarm",
+)
+def ensure_health_alarm(region: str, plan: str, alarm: str) -> dict[str, Any]:
+    """The DR-region alarm on PrimaryHealthy exists as wanted, and the metric has data.
+
+    ``region`` is the DR region. PrimaryHealthy=1 is published only while the alarm is not in ALARM:
+    a failover (or drill) that marked the primary unhealthy is never undone by a scheduled replicate;
+    that alarm is reported as drift until ``restore_primary_health`` runs.
+    """
+    cw = client("cloudwatch", region)
+    want = wanted_alarm(plan, alarm)
+    have = _describe_alarm(cw, alarm)
+    drift = _alarm_drift(have, want) if have else []
+    if have is None or drift:
+        try:
+            cw.put_metric_alarm(**want)
+        except ClientError as exc:
+            raise_mapped(exc, f"create alarm {alarm}")
+    state = have.get("StateValue") if have else "INSUFFICIENT_DATA"
+    resource = f"health alarm {alarm} ({region})"
+    if state == "ALARM":
+        record = {"resource": resource, "status": "drift", "state": state,
+                  "drift": ["the primary is marked unhealthy (PrimaryHealthy=0): DNS answers with the DR target; "
+                            "restore_primary_health puts it back", *drift]}
+        return {"alarm": alarm, "state": state, "record": record}
+    if have is None or state != "OK":
+        _put_health(cw, plan, 1.0)
+    status = "created" if have is None else ("updated" if drift else "unchanged")
+    record = {"resource": resource, "status": status, "state": state, "changes": drift}
+    return {"alarm": alarm, "state": state, "record": record}
+
+
+def caller_reference(plan: str, alarm: str) -> str:
+    """Stable per plan and alarm, so a re-run finds (and Route 53 deduplicates) the same health check."""
+    digest = hashlib.sha256(alarm.encode()).hexdigest()[:12]
+    return f"pilotlight-{plan}-health-{digest}"[:64]
+
+
+def find_health_check(r53: Any, reference: str) -> dict[str, Any] | None:
+    kwargs: dict[str, Any] = {}
+    while True:
+        try:
+            page = r53.list_health_checks(**kwargs)
+        except ClientError as exc:
+            raise_mapped(exc, "list health checks")
+        for check in page.get("HealthChecks", []):
+            if check.get("CallerReference") == reference:
+                return check
+        if not page.get("IsTruncated"):
+            return None
+        kwargs = {"Marker": page["NextMarker"]}
+
+
+@registry.action(
+    "ensure_health_check",
+    permissions=["route53:ListHealthChecks", "route53:CreateHealthCheck", "route53:UpdateHealthCheck",
+                 "cloudwatch:DescribeAlarms"],
+    resource={"route53:CreateHealthCheck": "healthcheck", "route53:UpdateHealthCheck": "healthcheck",
+              "cloudwatch:DescribeAlarms": "health_alarm"},
+)
+def ensure_health_check(plan: str, alarm_region: str, alarm: str) -> dict[str, Any]:
+    """A CLOUDWATCH_METRIC health check on the DR-region alarm exists (found again by its CallerReference)."""
+    r53 = client("route53", _ROUTE53_REGION)
+    reference = caller_reference(plan, alarm)
+    identifier = {"Region": alarm_region, "Name": alarm}
+    found = find_health_check(r53, reference)
+    resource = f"health check on {alarm} ({alarm_region})"
+    if found is None:
+        try:
+            out = r53.create_health_check(CallerReference=reference, HealthCheckConfig={
+                "Type": "CLOUDWATCH_METRIC", "AlarmIdentifier": identifier,
+                "InsufficientDataHealthStatus": INSUFFICIENT_DATA_HEALTH})
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "HealthCheckAlreadyExists":
+                raise PreconditionFailed(
+                    f"a health check with CallerReference {reference} exists with other settings or was deleted; "
+                    "Route 53 will not reuse the reference") from exc
+            raise_mapped(exc, f"create health check on {alarm}")
+        check_id = out["HealthCheck"]["Id"]
+        return {"health_check_id": check_id, "record": {"resource": resource, "status": "created", "id": check_id}}
+    config = found.get("HealthCheckConfig", {})
+    changes = []
+    if config.get("AlarmIdentifier") != identifier:
+        changes.append(f"AlarmIdentifier {config.get('AlarmIdentifier')} -> {identifier}")
+    if config.get("InsufficientDataHealthStatus") != INSUFFICIENT_DATA_HEALTH:
+        changes.append(f"InsufficientDataHealthStatus {config.get('InsufficientDataHealthStatus')} -> "
+                       f"{INSUFFICIENT_DATA_HEALTH}")
+    if config.get("Type") != "CLOUDWATCH_METRIC":
+        raise PreconditionFailed(f"health check {found['Id']} ({reference}) is of type {config.get('Type')}, "
+                                 "not CLOUDWATCH_METRIC; delete it so replicate can create the right one")
+    if changes:
+        try:
+            r53.update_health_check(HealthCheckId=found["Id"], HealthCheckVersion=found["HealthCheckVersion"],
+                                    AlarmIdentifier=identifier, InsufficientDataHealthStatus=INSUFFICIENT_DATA_HEALTH)
+        except ClientError as exc:
+            raise_mapped(exc, f"update health check {found['Id']}")
+    status = "updated" if changes else "unchanged"
+    return {"health_check_id": found["Id"],
+            "record": {"resource": resource, "status": status, "id": found["Id"], "changes": changes}}
+
+
+def routing_records(
+    plan: str, name: str, record_type: str, ttl: int, routing: str, primary_target: str, dr_target: str,
+    health_check_id: str, primary_region: str, dr_region: str, primary_location: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The record pair of the routing policy: the primary (with the health check) and the DR target."""
+    base = {"Name": _fqdn(name), "Type": record_type, "TTL": ttl}
+    primary = {**base, "SetIdentifier": f"pilotlight-{plan}-primary", "ResourceRecords": [{"Value": primary_target}],
+               "HealthCheckId": health_check_id}
+    dr = {**base, "SetIdentifier": f"pilotlight-{plan}-dr", "ResourceRecords": [{"Value": dr_target}]}
+    if routing == "failover":
+        primary["Failover"], dr["Failover"] = "PRIMARY", "SECONDARY"
+    elif routing == "latency":
+        primary["Region"], dr["Region"] = primary_region, dr_region
+    elif routing == "geolocation":
+        location = {k: v for k, v in (primary_location or {}).items() if v}
+        code = {"continent_code": "ContinentCode", "country_code": "CountryCode"}
+        primary["GeoLocation"] = {code[k]: v for k, v in location.items() if k in code}
+        if not primary["GeoLocation"]:
+            raise InvalidRequest("geolocation routing needs primary_location (continent_code or country_code)")
+        dr["GeoLocation"] = {"CountryCode": "*"}  # the default location: everyone the primary's does not match
+    else:
+        raise InvalidRequest(f"unknown routing {routing!r}; expected failover, latency or geolocation")
+    return [primary, dr]
+
+
+_RECORD_KEYS = ("Name", "Type", "SetIdentifier", "Failover", "Region", "GeoLocation", "TTL", "ResourceRecords",
+                "HealthCheckId", "AliasTarget", "Weight", "MultiValueAnswer")
+
+
+def _canonical(rrset: dict[str, Any]) -> str:
+    doc = {k: rrset[k] for k in _RECORD_KEYS if rrset.get(k) not in (None, [], {})}
+    doc["Name"] = _fqdn(doc["Name"]).lower()
+    return json.dumps(doc, sort_keys=True)
+
+
+def record_sets(r53: Any, zone_id: str, name: str, record_type: str) -> list[dict[str, Any]]:
+    """Every record set of ``name``/``record_type`` in the zone (simple and routing ones)."""
+    out: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"StartRecordName": _fqdn(name), "StartRecordType": record_type}
+    while True:
+        try:
+            page = r53.list_resource_record_sets(HostedZoneId=zone_id, **kwargs)
+        except ClientError as exc:
+            raise_mapped(exc, f"read {name} in {zone_id}")
+        for rrset in page["ResourceRecordSets"]:
+            if _fqdn(rrset["Name"]).lower() != _fqdn(name).lower() or rrset["Type"] != record_type:
+                return out
+            out.append(rrset)
+        if not page.get("IsTruncated"):
+            return out
+        kwargs = {"StartRecordName": page["NextRecordName"], "StartRecordType": page["NextRecordType"]}
+        if page.get("NextRecordIdentifier"):
+            kwargs["StartRecordIdentifier"] = page["NextRecordIdentifier"]
+
+
+def _describe_set(rrset: dict[str, Any]) -> str:
+    policy = rrset.get("Failover") or rrset.get("Region") or rrset.get("GeoLocation") or "simple"
+    values = ", ".join(r["Value"] for r in rrset.get("ResourceRecords") or [])
+    return f"{rrset['Type']} {policy if isinstance(policy, str) else json.dumps(policy, sort_keys=True)} -> {values}"
+
+
+@registry.action(
+    "ensure_routing_records",
+    permissions=["route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets"],
+    resource="hostedzone",
+)
+def ensure_routing_records(
+    plan: str, zone_id: str, name: str, record_type: str, ttl: int, routing: str, primary_target: str,
+    dr_target: str, health_check_id: str, primary_region: str, dr_region: str,
+    primary_location: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The routing record pair for ``name`` exists exactly; anything else of that name and type is replaced.
+
+    A plain record (what a records-mode estate has) cannot live beside routing records, so the change
+    batch DELETEs it and CREATEs the pair in one atomic change: the name never stops resolving.
+    """
+    r53 = client("route53", _ROUTE53_REGION)
+    want = routing_records(plan, name, record_type, ttl, routing, primary_target, dr_target, health_check_id,
+                           primary_region, dr_region, primary_location)
+    have = record_sets(r53, zone_id, name, record_type)
+    wanted = {_canonical(r) for r in want}
+    present = {_canonical(r) for r in have}
+    deletes = [r for r in have if _canonical(r) not in wanted]
+    creates = [r for r in want if _canonical(r) not in present]
+    resource = f"{routing} records {name}"
+    if not deletes and not creates:
+        return {"record": {"resource": resource, "status": "unchanged", "changes": [], "change_id": None}}
+    changes = [{"Action": "DELETE", "ResourceRecordSet": r} for r in deletes]
+    changes += [{"Action": "CREATE", "ResourceRecordSet": r} for r in creates]
+    try:
+        out = r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={
+            "Comment": f"pilotlight {plan}: {routing} records for the health_check cutover", "Changes": changes})
+    except ClientError as exc:
+        raise_mapped(exc, f"{routing} records for {name}")
+    had_routing = any(r.get("SetIdentifier") for r in have)
+    summary = [f"deleted {_describe_set(r)}" for r in deletes] + [f"created {_describe_set(r)}" for r in creates]
+    record = {"resource": resource, "status": "updated" if had_routing else "created", "changes": summary,
+              "change_id": out["ChangeInfo"]["Id"]}
+    return {"record": record}
+
+
+# -- during a failover (DR region only, except the optional verification) ------------------------
+
+
+@registry.action(
+    "flip_primary_health",
+    permissions=["cloudwatch:PutMetricData", "cloudwatch:DescribeAlarms"],
+    resource="health_alarm",
+)
+def flip_primary_health(region: str, plan: str, alarm: str) -> dict[str, Any]:
+    """Mark the primary unhealthy: PutMetricData PrimaryHealthy=0 for ``plan`` in ``region`` (the DR region).
+
+    No Route 53 call: the alarm ``alarm`` goes to ALARM, the health check on it turns unhealthy and
+    Route 53's data plane answers with the DR target. Returns ``{"done": <alarm already in ALARM>,
+    "attempt": 0, "state": ...}``, the act half of an act -> ``check_flipped`` poll loop.
+    """
+    cw = client("cloudwatch", region)
+    have = _describe_alarm(cw, alarm)
+    if have is None:
+        raise ResourceNotFound(f"alarm {alarm} does not exist in {region}: run replicate to build the "
+                               "health_check cutover first")
+    _put_health(cw, plan, 0.0)
+    state = have.get("StateValue")
+    return {"done": state == "ALARM", "attempt": 0, "state": state}
+
+
+@registry.action("check_flipped", permissions=["cloudwatch:DescribeAlarms"], resource="health_alarm")
+def check_flipped(region: str, alarm: str, attempt: int = 0) -> dict[str, Any]:
+    """DescribeAlarms in ``region``: ``{"done": state == "ALARM", "attempt": attempt + 1, "state": ...}``."""
+    have = _describe_alarm(client("cloudwatch", region), alarm)
+    if have is None:
+        raise ResourceNotFound(f"alarm {alarm} does not exist in {region}")
+    state = have.get("StateValue")
+    return {"done": state == "ALARM", "attempt": attempt + 1, "state": state}
+
+
+@registry.action("verify_dns", permissions=["route53:TestDNSAnswer"])
+def verify_dns(
+    zone_id: str, name: str, record_type: str, expected: str, resolver_ip: str | None = None
+) -> dict[str, Any]:
+    """What Route 53 answers for the record now (TestDNSAnswer), in either cutover mode.
+
+    Returns ``{"answer": [...], "verified": expected in answer, "response_code": ...}``. The API is
+    Route 53's control plane in us-east-1: it is called with the fast-fail client, and an unreachable,
+    failing or throttled API gives ``{"verified": None, "reason": ...}`` instead of an error, so a
+    cutover the data plane already made is never held up by its verification.
+    """
+    params: dict[str, Any] = {"HostedZoneId": zone_id, "RecordName": _fqdn(name), "RecordType": record_type}
+    if resolver_ip:
+        params["ResolverIP"] = resolver_ip
+    try:
+        out = client("route53", _ROUTE53_REGION, fast=True).test_dns_answer(**params)
+    except BotoCoreError as exc:
+        return {"answer": None, "verified": None, "response_code": None,
+                "reason": f"Route 53 API unreachable: {type(exc).__name__}: {exc}"}
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if status >= 500 or error.get("Code") in _UNAVAILABLE_CODES:
+            return {"answer": None, "verified": None, "response_code": None,
+                    "reason": f"Route 53 API unavailable: {error.get('Code')}: {error.get('Message', '')}"}
+        raise_mapped(exc, f"TestDNSAnswer {name}")
+    answer = [value.rstrip(".") for value in out.get("RecordData", [])]
+    return {"answer": answer, "verified": expected.rstrip(".") in answer, "response_code": out.get("ResponseCode")}
+
+
+_UNAVAILABLE_CODES = {"Throttling", "ThrottlingException", "PriorRequestNotComplete", "ServiceUnavailable",
+                      "RequestThrottled"}
+
+
+@registry.action("restore_primary_health", permissions=["cloudwatch:PutMetricData"], resource="health_alarm")
+def restore_primary_health(region: str, plan: str) -> dict[str, Any]:
+    """Mark the primary healthy again (drills, failback): PutMetricData PrimaryHealthy=1 in ``region`` (DR)."""
+    _put_health(client("cloudwatch", region), plan, 1.0)
+    return {"metric": f"{METRIC_NAMESPACE}/{METRIC_NAME}", "plan": plan, "value": 1}

@@ -23,7 +23,7 @@ import boto3
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from sandbox import adapters, adapters_beanstalk, adapters_ec2, adapters_s3, clock, seed
+from sandbox import adapters, adapters_beanstalk, adapters_ec2, adapters_route53, adapters_s3, clock, seed
 from sandbox.faults import Faults
 from sandbox.lambda_host import LambdaHost
 from sandbox.latency import LatencyModel, snapshot_before_modify
@@ -58,6 +58,7 @@ class Sandbox:
         self._events: Any = None
         self._started: list[str] = []
         self.faults: Faults
+        self.dns: adapters_route53.World
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> Sandbox:
@@ -80,6 +81,7 @@ class Sandbox:
         adapters_beanstalk.install(self._events)
         adapters_ec2.install(self._events)
         adapters_s3.install(self._events, adapters_s3.modeled_delay(self.latency))
+        self.dns = adapters_route53.install(self._events, self.latency)
         self._events.register_first("before-call.rds.ModifyDBInstance", snapshot_before_modify,
                                     unique_id="pilotlight-snapshot-modify")
         self.latency.install(self._events)
@@ -90,6 +92,7 @@ class Sandbox:
         self.stop_executions()
         self.faults.clear()
         self.latency.uninstall(self._events)
+        adapters_route53.uninstall(self._events)
         adapters_s3.uninstall(self._events)
         adapters_ec2.uninstall(self._events)
         adapters_beanstalk.uninstall(self._events)
@@ -118,6 +121,11 @@ class Sandbox:
         everything else builds the pilot light with the product (:meth:`build_pilot_light`).
         """
         enabled, self.latency.enabled = self.latency.enabled, False
+        if plan.dns is not None:
+            # DNS answers are given for a resolver where the primary serves (TestDNSAnswer).
+            loc = plan.dns.primary_location if plan.dns.routing == "geolocation" else None
+            self.dns.place_resolver(plan.primary_region, loc.continent_code if loc else None,
+                                    loc.country_code if loc else None)
         try:
             out = seed.seed_primary(plan)
             if pilot_light:
@@ -128,7 +136,8 @@ class Sandbox:
 
     def substitutions(self, plan: Plan) -> dict[str, str]:
         subs = {
-            asl.function_key(service): self.function_arn(plan, service) for service in sorted(render.services_used(plan))
+            asl.function_key(service): self.function_arn(plan, service)
+            for service in sorted(render.services_used(plan))
         }
         subs[asl.NOTIFICATION_TOPIC_KEY] = self.topic_arn(plan)
         return subs
@@ -158,7 +167,8 @@ class Sandbox:
             role_arn = iam.create_role(
                 RoleName=role_name,
                 AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-                    {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+                    {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"},
+                     "Action": "sts:AssumeRole"}]}),
             )["Role"]["Arn"]
         boto3.client("sns", region_name=plan.dr_region).create_topic(Name=render.topic_name(plan))
         sfn = boto3.client("stepfunctions", region_name=plan.dr_region)

@@ -25,6 +25,12 @@ DURATIONS: dict[str, tuple[float, float]] = {
     "rds.modify_class_single_az": (600, 900),
     "rds.create_replica": (1200, 2700),
     "route53.change": (60, 90),
+    # A datum reaches a 60 s standard-resolution alarm and is evaluated when its period closes:
+    # up to one period, plus ingestion, more when the datum lands early in the period.
+    "cloudwatch.alarm_evaluation": (60, 120),
+    # Route 53's health checkers reacting to the state of the alarm a CLOUDWATCH_METRIC check watches
+    # (ARCHITECTURE.md: detection 30 s p50, 90 s p95).
+    "route53.health_check": (30, 90),
     "ec2.create_image": (600, 1200),
     "ec2.copy_image": (900, 3000),
     "beanstalk.create_environment": (300, 600),
@@ -160,7 +166,8 @@ class LatencyModel:
         if not self.enabled or http_response.status_code >= 300:
             return
         db = parsed["DBInstance"]
-        busy = self.hold(("rds", context["client_region"], db["DBInstanceIdentifier"]), "rds.create_replica", "creating")
+        key = ("rds", context["client_region"], db["DBInstanceIdentifier"])
+        busy = self.hold(key, "rds.create_replica", "creating")
         _apply(db, busy)
 
     def _describe_db_instances(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -172,7 +179,9 @@ class LatencyModel:
                 _apply(db, busy)
 
     # EC2 images -------------------------------------------------------------------------------
-    def _after_create_image(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    def _after_create_image(
+        self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
         if self.enabled and http_response.status_code < 300:
             self.hold(("ec2", context["client_region"], parsed["ImageId"]), "ec2.create_image", "pending")
 

@@ -24,14 +24,23 @@ CHECKED = {
 }
 
 
+# The health_check DNS cutover (sandbox/adapters_route53.py).
+CHECKED_DNS = {
+    "route53": ["CreateHealthCheck", "GetHealthCheck", "ListHealthChecks", "UpdateHealthCheck",
+                "GetHealthCheckStatus", "TestDNSAnswer"],
+    "cloudwatch": ["DescribeAlarms"],
+}
+
+
 class Recorder:
-    def __init__(self) -> None:
+    def __init__(self, checked: dict[str, list[str]] | None = None) -> None:
         self.seen: list[tuple[str, str, Any, dict[str, Any]]] = []
+        self.checked = CHECKED if checked is None else checked
         self._lock = threading.Lock()
 
     def __call__(self, model: Any, parsed: dict[str, Any], http_response: Any, **_: Any) -> None:
         service = model.service_model.service_name
-        if http_response.status_code < 300 and model.name in CHECKED.get(service, []):
+        if http_response.status_code < 300 and model.name in self.checked.get(service, []):
             body = {k: v for k, v in parsed.items() if k != "ResponseMetadata"}
             with self._lock:
                 self.seen.append((service, model.name, model, body))
@@ -68,6 +77,33 @@ def test_adapter_answers_match_botocore_output_shapes() -> None:
     names = {(service, op) for service, op, _, _ in recorder.seen}
     missing = [(s, op) for s, ops in CHECKED.items() for op in ops if (s, op) not in names]
     assert not missing
+    problems = [f"{s}.{op}: {p}" for s, op, model, parsed in recorder.seen if (p := shape_problems(model, parsed))]
+    assert not problems, "\n".join(problems[:10])
+
+
+def test_dns_adapter_answers_match_botocore_output_shapes() -> None:
+    plan = load_plan("examples/health-check.yaml")
+    recorder = Recorder(CHECKED_DNS)
+    with Sandbox(scale=600) as sb:
+        boto3.DEFAULT_SESSION.events.register("after-call", recorder, unique_id="test-shape-recorder")
+        sb.seed(plan, pilot_light=False)
+        sb.build_pilot_light(plan)
+        r53 = boto3.client("route53")
+        (check,) = r53.list_health_checks()["HealthChecks"]
+        r53.get_health_check(HealthCheckId=check["Id"])
+        r53.get_health_check_status(HealthCheckId=check["Id"])
+        r53.update_health_check(HealthCheckId=check["Id"], HealthCheckVersion=check["HealthCheckVersion"],
+                                InsufficientDataHealthStatus="LastKnownStatus")
+        for name in (plan.dns.record_name, "nothing." + plan.dns.record_name):
+            r53.test_dns_answer(HostedZoneId=plan.dns.hosted_zone_id, RecordName=name, RecordType="CNAME")
+        # The same CallerReference and settings give the existing check back, as Route 53 does.
+        again = r53.create_health_check(CallerReference=check["CallerReference"],
+                                        HealthCheckConfig={k: check["HealthCheckConfig"][k] for k in (
+                                            "Type", "AlarmIdentifier", "InsufficientDataHealthStatus")})
+        assert again["HealthCheck"]["Id"] == check["Id"]
+        boto3.DEFAULT_SESSION.events.unregister("after-call", unique_id="test-shape-recorder")
+    names = {(service, op) for service, op, _, _ in recorder.seen}
+    assert not [(s, op) for s, ops in CHECKED_DNS.items() for op in ops if (s, op) not in names]
     problems = [f"{s}.{op}: {p}" for s, op, model, parsed in recorder.seen if (p := shape_problems(model, parsed))]
     assert not problems, "\n".join(problems[:10])
 

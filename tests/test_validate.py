@@ -62,6 +62,28 @@ MALFORMED = {
                                 "dns.environment: 'nope-env' is not one of the plan's environments"),
     "negative_ttl": (lambda d: d["dns"].update(ttl=-5), "dns.ttl: Input should be greater than or equal to 0"),
     "bad_cutover_mode": (lambda d: d["dns"].update(cutover="magic"), "dns.cutover: "),
+    "routing_in_records_mode": (lambda d: d["dns"].update(routing="latency"),
+                                "dns.routing: only used with cutover: health_check"),
+    "location_in_records_mode": (lambda d: d["dns"].update(primary_location={"country_code": "US"}),
+                                 "dns.primary_location: only used with cutover: health_check"),
+    "geolocation_without_location": (lambda d: d["dns"].update(cutover="health_check", routing="geolocation"),
+                                     "dns.primary_location: required with routing: geolocation"),
+    "geolocation_with_both_codes": (
+        lambda d: d["dns"].update(cutover="health_check", routing="geolocation",
+                                  primary_location={"continent_code": "NA", "country_code": "US"}),
+        "dns.primary_location: give exactly one of continent_code and country_code"),
+    "location_with_failover_routing": (
+        lambda d: d["dns"].update(cutover="health_check", primary_location={"country_code": "US"}),
+        "dns.primary_location: only used with routing: geolocation (routing is failover)"),
+    "bad_continent_code": (
+        lambda d: d["dns"].update(cutover="health_check", routing="geolocation",
+                                  primary_location={"continent_code": "XX"}),
+        "dns.primary_location.continent_code: "),
+    "bad_country_code": (
+        lambda d: d["dns"].update(cutover="health_check", routing="geolocation",
+                                  primary_location={"country_code": "usa"}),
+        "dns.primary_location.country_code: 'usa' does not match"),
+    "bad_routing": (lambda d: d["dns"].update(cutover="health_check", routing="weighted"), "dns.routing: "),
     "az2_in_other_region": (lambda d: d["databases"][0]["az2_replica"].update(availability_zone="us-west-2b"),
                             "databases[0].az2_replica.availability_zone: must be a zone of the primary region"),
     "bad_schedule": (lambda d: d["schedules"].update(readiness="every 5 minutes"), "schedules.readiness: "),
@@ -128,6 +150,47 @@ def test_validate_json_lists_problems(tmp_path):
     assert doc["problems"] == ["dr_region: must differ from primary_region (us-east-1)"]
 
 
+def test_health_check_example_is_valid_and_names_its_alarm():
+    from workflows.plan import load_plan
+
+    example = REFERENCE.parent / "health-check.yaml"
+    result = _validate(str(example))
+    assert result.exit_code == 0, result.output
+    plan = load_plan(example)
+    assert plan.dns.cutover == "health_check" and plan.dns.routing == "failover"
+    assert plan.health_check_alarm == "pilotlight-shop-primary-health"
+    assert plan.dns_primary_target == "shop-prod.us-east-1.elasticbeanstalk.com"
+    assert load_plan(REFERENCE).health_check_alarm is None  # records mode has no alarm
+
+
+def test_a_dumped_plan_reads_back():
+    from workflows.plan import load_plan, parse_plan
+
+    for name in ("reference.yaml", "health-check.yaml"):
+        plan = load_plan(REFERENCE.parent / name)
+        assert parse_plan(plan.model_dump()) == plan
+        assert parse_plan(plan.model_dump(exclude_none=True)) == plan
+
+
+@pytest.mark.parametrize(
+    ("dns", "alarm"),
+    [
+        ({"routing": "latency"}, "pilotlight-shop-primary-health"),
+        ({"routing": "geolocation", "primary_location": {"continent_code": "NA"}}, "pilotlight-shop-primary-health"),
+        ({"routing": "geolocation", "primary_location": {"country_code": "US"}, "health_check_alarm": "shop-up"},
+         "shop-up"),
+    ],
+    ids=["latency", "geolocation_continent", "geolocation_country_own_alarm"],
+)
+def test_health_check_routing_settings_are_accepted(tmp_path, dns, alarm):
+    from workflows.plan import load_plan
+
+    path = _write(tmp_path, _mutate(lambda d: d["dns"].update(cutover="health_check", **dns)))
+    result = _validate(path)
+    assert result.exit_code == 0, result.output
+    assert load_plan(path).health_check_alarm == alarm
+
+
 def test_schema_is_json_schema_of_the_plan():
     result = CliRunner().invoke(cli, ["schema"])
     assert result.exit_code == 0
@@ -135,3 +198,6 @@ def test_schema_is_json_schema_of_the_plan():
     assert schema["title"] == "pilotlight plan"
     assert {"name", "primary_region", "dr_region", "objectives"} <= set(schema["required"])
     assert schema["additionalProperties"] is False
+    dns = schema["$defs"]["Dns"]["properties"]
+    assert set(dns["routing"]["enum"]) == {"failover", "latency", "geolocation"}
+    assert {"primary_location", "health_check_alarm"} <= set(dns)

@@ -64,7 +64,9 @@ VpcId = Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")]
 SubnetId = Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]
 SgId = Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]
 Arn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{0,12}:.+$")]
-KmsKey = Annotated[str, Field(pattern=r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/.+|alias/.+|[0-9a-f-]{36})$")]
+KmsKey = Annotated[
+    str, Field(pattern=r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/.+|alias/.+|[0-9a-f-]{36})$")
+]
 HostedZoneId = Annotated[str, Field(pattern=r"^Z[A-Z0-9]{1,32}$")]
 Fqdn = Annotated[str, Field(pattern=r"^([a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\.?$", max_length=253)]
 ScheduleExpr = Annotated[
@@ -154,7 +156,27 @@ class BucketPair(_Model):
     replication_role_arn: Arn | None = None
 
 
+# Route 53 geolocation codes: the seven continent codes and ISO 3166-1 alpha-2 country codes.
+ContinentCode = Literal["AF", "AN", "AS", "EU", "NA", "OC", "SA"]
+CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code, as Route 53 uses")]
+
+
+class GeoLocation(_Model):
+    """Where the primary serves with geolocation routing: exactly one of a continent or a country."""
+
+    continent_code: ContinentCode | None = None
+    country_code: CountryCode | None = None
+
+
 class Dns(_Model):
+    """The record clients use, and how a failover moves it.
+
+    ``cutover: records`` UPSERTs the simple record to the DR target during the failover (a Route 53
+    control-plane call, in us-east-1). ``cutover: health_check`` has replicate build routing records
+    ahead of time whose primary carries a Route 53 health check driven by a CloudWatch alarm in the DR
+    region; the failover only publishes a metric there (data plane, no Route 53 call).
+    """
+
     hosted_zone_id: HostedZoneId
     record_name: Fqdn
     record_type: Literal["CNAME"] = "CNAME"
@@ -162,6 +184,20 @@ class Dns(_Model):
     cutover: Literal["records", "health_check"] = "records"
     environment: EnvName | None = Field(
         default=None, description="Plan environment whose DR CNAME the record points at (default: the first)"
+    )
+    routing: Literal["failover", "latency", "geolocation"] = Field(
+        default="failover",
+        description="health_check mode: the routing policy of the record pair replicate builds",
+    )
+    primary_location: GeoLocation | None = Field(
+        default=None, description="health_check mode with geolocation routing: where the primary serves"
+    )
+    health_check_alarm: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="health_check mode: the DR-region alarm behind the primary's health check "
+        "(default pilotlight-<plan>-primary-health)",
     )
 
 
@@ -232,7 +268,7 @@ class Plan(_Model):
             elif names.count(bucket.destination) > 1:
                 problems.append(PlanFieldError(f"buckets[{i}].destination", f"'{bucket.destination}' is used twice"))
         for i, env in enumerate(self.environments):
-            for src, dst in env.dr_network.certificate_arns.items():
+            for dst in env.dr_network.certificate_arns.values():
                 if _arn_region(dst) not in ("", self.dr_region):
                     problems.append(
                         PlanFieldError(
@@ -250,11 +286,11 @@ class Plan(_Model):
                         f"replicated to {self.dr_region} with a KMS key in that region",
                     )
                 )
-            if db.dr_kms_key_id and db.dr_kms_key_id.startswith("arn:"):
-                if _arn_region(db.dr_kms_key_id) != self.dr_region:
-                    problems.append(
-                        PlanFieldError(f"{path}.dr_kms_key_id", f"the key must be in the DR region {self.dr_region}")
-                    )
+            key_arn = db.dr_kms_key_id if db.dr_kms_key_id and db.dr_kms_key_id.startswith("arn:") else None
+            if key_arn and _arn_region(key_arn) != self.dr_region:
+                problems.append(
+                    PlanFieldError(f"{path}.dr_kms_key_id", f"the key must be in the DR region {self.dr_region}")
+                )
             if db.az2_replica and not db.az2_replica.availability_zone.startswith(self.primary_region):
                 problems.append(
                     PlanFieldError(
@@ -266,6 +302,7 @@ class Plan(_Model):
         if key and key.startswith("arn:") and _arn_region(key) != self.dr_region:
             problems.append(PlanFieldError("ami.dr_kms_key_id", f"the key must be in the DR region {self.dr_region}"))
         if self.dns is not None:
+            problems += _dns_mode_problems(self.dns)
             if not self.environments:
                 problems.append(PlanFieldError("dns", "needs an environment to point at; the plan has none"))
             elif self.dns.environment and self.dns.environment not in {e.name for e in self.environments}:
@@ -301,6 +338,24 @@ class Plan(_Model):
         env = self.dns_environment
         return env.dr_cname(self.dr_region) if env else None
 
+    @property
+    def dns_primary_target(self) -> str | None:
+        """The primary environment's own CNAME (``<env>.<primary_region>.elasticbeanstalk.com``)."""
+        env = self.dns_environment
+        return f"{env.name.lower()}.{self.primary_region}.elasticbeanstalk.com" if env else None
+
+    @property
+    def health_check_cutover(self) -> bool:
+        return self.dns is not None and self.dns.cutover == "health_check"
+
+    @property
+    def health_check_alarm(self) -> str | None:
+        """The DR-region alarm whose state drives the primary's Route 53 health check (health_check mode)."""
+        if not self.health_check_cutover:
+            return None
+        assert self.dns is not None
+        return self.dns.health_check_alarm or f"pilotlight-{self.name}-primary-health"
+
 
 class _MultiFieldError(ValueError):
     def __init__(self, problems: list[PlanFieldError]) -> None:
@@ -316,6 +371,35 @@ def _duplicates(collection: str, values: list[str], field: str) -> list[PlanFiel
             out.append(PlanFieldError(f"{collection}[{i}].{field}", f"'{value}' is used twice"))
         seen.add(value)
     return out
+
+
+def _dns_mode_problems(dns: Dns) -> list[PlanFieldError]:
+    """Settings of the health_check cutover that mean nothing, or too little, for the chosen mode."""
+    problems: list[PlanFieldError] = []
+    if dns.cutover == "records":
+        # routing: failover is the default, so a dumped plan reads back; anything else means nothing here.
+        for field, default in (("routing", "failover"), ("primary_location", None), ("health_check_alarm", None)):
+            if getattr(dns, field) != default:
+                problems.append(PlanFieldError(
+                    f"dns.{field}",
+                    "only used with cutover: health_check (records mode UPSERTs one simple record during the "
+                    "failover); remove it or set dns.cutover: health_check",
+                ))
+        return problems
+    loc = dns.primary_location
+    if dns.routing == "geolocation":
+        if loc is None:
+            problems.append(PlanFieldError(
+                "dns.primary_location",
+                "required with routing: geolocation (continent_code or country_code of where the primary serves)",
+            ))
+        elif (loc.continent_code is None) == (loc.country_code is None):
+            problems.append(PlanFieldError(
+                "dns.primary_location", "give exactly one of continent_code and country_code"))
+    elif loc is not None:
+        problems.append(PlanFieldError(
+            "dns.primary_location", f"only used with routing: geolocation (routing is {dns.routing})"))
+    return problems
 
 
 def _arn_region(arn: str) -> str:

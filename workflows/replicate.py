@@ -1,7 +1,8 @@
 """The replicate workflow: keep the pilot light current (runs on a schedule, talks to both regions).
 
 One Parallel state runs the independent branches (AMIs, application versions, RDS replicas, S3
-replication); each is a Map over the plan's items and catches its own failure, so one broken
+replication, and with the health_check DNS cutover the alarm, health check and routing records);
+each is a Map over the plan's items (the DNS branch has one item and no Map) and catches its own failure, so one broken
 branch is reported without hiding what the others did. The Beanstalk saved configurations come
 after the Parallel state because they name the newest DR AMI copy and the DR replica's endpoint.
 The output is a summary of created / updated / unchanged / deleted / drift / failed records.
@@ -25,6 +26,30 @@ MACHINE_TIMEOUT = 6 * 3600
 
 def plan_document(plan: Plan) -> dict[str, Any]:
     """What of the plan the workflow needs, baked into the definition."""
+    doc = _plan_document(plan)
+    if plan.health_check_cutover:
+        doc["dns_routing"] = dns_routing_document(plan)
+    return doc
+
+
+def dns_routing_document(plan: Plan) -> dict[str, Any]:
+    """The health_check cutover: what replicate builds ahead of time for the plan's record."""
+    assert plan.dns is not None
+    loc = plan.dns.primary_location
+    return {
+        "zone_id": plan.dns.hosted_zone_id,
+        "record_name": plan.dns.record_name,
+        "record_type": plan.dns.record_type,
+        "ttl": plan.dns.ttl,
+        "routing": plan.dns.routing,
+        "primary_location": loc.model_dump() if loc else None,
+        "primary_target": plan.dns_primary_target,
+        "dr_target": plan.dns_dr_target,
+        "alarm": plan.health_check_alarm,
+    }
+
+
+def _plan_document(plan: Plan) -> dict[str, Any]:
     return {
         "name": plan.name,
         "primary_region": plan.primary_region,
@@ -272,6 +297,45 @@ def _bucket_states() -> dict[str, asl.State]:
     return states
 
 
+def _dns_routing_branch() -> dict[str, Any]:
+    """Alarm -> health check on it -> routing records naming the health check; one record each.
+
+    A single item (the plan's record), so no Map: each task catches into the branch's failed record.
+    """
+    dns = "$.plan.dns_routing"
+    catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "DnsRoutingFailed"}]
+    states: dict[str, asl.State] = {
+        "EnsureHealthAlarm": asl.task(
+            "DR-region alarm behind the primary's health check", "dns", "ensure_health_alarm",
+            {"region.$": "$.plan.dr_region", "plan.$": "$.plan.name", "alarm.$": f"{dns}.alarm"},
+            result_path="$.alarm", next_state="EnsureHealthCheck",
+        ),
+        "EnsureHealthCheck": asl.task(
+            "Route 53 health check on the alarm", "dns", "ensure_health_check",
+            {"plan.$": "$.plan.name", "alarm_region.$": "$.plan.dr_region", "alarm.$": f"{dns}.alarm"},
+            result_path="$.health_check", next_state="EnsureRoutingRecords",
+        ),
+        "EnsureRoutingRecords": asl.task(
+            "Routing records with the primary's health check", "dns", "ensure_routing_records",
+            {"plan.$": "$.plan.name", "zone_id.$": f"{dns}.zone_id", "name.$": f"{dns}.record_name",
+             "record_type.$": f"{dns}.record_type", "ttl.$": f"{dns}.ttl", "routing.$": f"{dns}.routing",
+             "primary_target.$": f"{dns}.primary_target", "dr_target.$": f"{dns}.dr_target",
+             "health_check_id.$": "$.health_check.health_check_id", "primary_region.$": "$.plan.primary_region",
+             "dr_region.$": "$.plan.dr_region", "primary_location.$": f"{dns}.primary_location"},
+            result_path="$.routing", next_state="DnsRoutingDone",
+        ),
+        "DnsRoutingDone": {
+            "Type": "Pass",
+            "Parameters": {"alarm.$": "$.alarm", "health_check.$": "$.health_check", "routing.$": "$.routing"},
+            "End": True,
+        },
+        "DnsRoutingFailed": _failed("DnsRouting"),
+    }
+    for name in ("EnsureHealthAlarm", "EnsureHealthCheck", "EnsureRoutingRecords"):
+        states[name]["Catch"] = [dict(c) for c in catch]
+    return {"StartAt": "EnsureHealthAlarm", "States": states}
+
+
 def _configuration_states() -> dict[str, asl.State]:
     return {
         "SaveConfiguration": asl.task(
@@ -293,6 +357,8 @@ def build(plan: Plan) -> dict[str, Any]:
         branches.append(_branch("Databases", "$.plan.databases", "db", "Replicas", _database_states()))
     if plan.buckets:
         branches.append(_branch("Buckets", "$.plan.buckets", "bucket", "EnsureReplication", _bucket_states()))
+    if plan.health_check_cutover:
+        branches.append(_dns_routing_branch())
     after_parallel = "Configurations" if plan.environments else "Summary"
     states: dict[str, asl.State] = {
         "LoadPlan": {
