@@ -104,6 +104,36 @@ def _key(settings: list[dict[str, Any]]) -> set[tuple[str, str, str, str]]:
     return {(s["Namespace"], s["OptionName"], s.get("Value", ""), s.get("ResourceName", "")) for s in settings}
 
 
+def settable(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The options that can be set (what a saved configuration is made of): read-only ones dropped."""
+    return [o for o in options if o.get("Namespace") not in READ_ONLY_NAMESPACES
+            and (o.get("Namespace"), o.get("OptionName")) not in READ_ONLY_OPTIONS and o.get("Value") is not None]
+
+
+def option_drift(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
+    """One line per option whose value differs between what replicate would save and what is saved.
+
+    Uses the same identity as the "unchanged" test of :func:`save_configuration`, so an option that
+    replicate would rewrite is never reported here, and one reported here is one replicate would update.
+    """
+    def by_option(settings: list[dict[str, Any]]) -> dict[tuple[str, str, str], str]:
+        return {(s["Namespace"], s["OptionName"], s.get("ResourceName", "")): s.get("Value", "") for s in settings}
+
+    want, have = by_option(expected), by_option(actual)
+    out = []
+    for key in sorted(set(want) | set(have)):
+        if want.get(key) != have.get(key):
+            ns, name, resource = key
+            label = f"{ns}:{name}" + (f" ({resource})" if resource else "")
+            if key not in have:
+                out.append(f"{label}: missing from the saved configuration (primary implies {want[key]!r})")
+            elif key not in want:
+                out.append(f"{label}: {have[key]!r} is not in the primary configuration")
+            else:
+                out.append(f"{label}: saved {have[key]!r}, primary implies {want[key]!r}")
+    return out
+
+
 def _ensure_application(eb: Any, application: str, region: str) -> None:
     try:
         if not eb.describe_applications(ApplicationNames=[application])["Applications"]:
@@ -131,6 +161,28 @@ def _endpoint(rds: Any, identifier: str) -> str | None:
             return None
         raise_mapped(exc, f"describe {identifier}")
     return (dbs[0].get("Endpoint") or {}).get("Address") if dbs else None
+
+
+def dr_replacements(
+    primary_region: str, dr_region: str, databases: list[dict[str, str]] | None, buckets: list[dict[str, str]] | None
+) -> tuple[dict[str, str], list[str]]:
+    """Primary value -> DR value inside environment properties (DB endpoints, bucket names).
+
+    Also returns the primary endpoints whose DR replica has no endpoint (missing or not yet created):
+    their properties cannot be made regional yet.
+    """
+    replacements: dict[str, str] = {}
+    unresolved: list[str] = []
+    rds_p, rds_d = client("rds", primary_region), client("rds", dr_region)
+    for db in databases or []:
+        old, new = _endpoint(rds_p, db["identifier"]), _endpoint(rds_d, db["dr_replica_identifier"])
+        if old and new:
+            replacements[old] = new
+        elif old:
+            unresolved.append(old)
+    for pair in buckets or []:
+        replacements[pair["source"]] = pair["destination"]
+    return replacements, unresolved
 
 
 def newest_dr_image(region: str, plan: str, environment: str) -> str:
@@ -247,14 +299,7 @@ def save_configuration(
     except ClientError as exc:
         raise_mapped(exc, f"read configuration of {environment}")
     current = settings["ConfigurationSettings"][0]
-    replacements: dict[str, str] = {}
-    rds_p, rds_d = client("rds", primary_region), client("rds", dr_region)
-    for db in databases or []:
-        old, new = _endpoint(rds_p, db["identifier"]), _endpoint(rds_d, db["dr_replica_identifier"])
-        if old and new:
-            replacements[old] = new
-    for pair in buckets or []:
-        replacements[pair["source"]] = pair["destination"]
+    replacements, _ = dr_replacements(primary_region, dr_region, databases, buckets)
     options, flags = dr_option_settings(
         current.get("OptionSettings") or [], primary_region=primary_region, image_id=image_id,
         network=network, replacements=replacements,
