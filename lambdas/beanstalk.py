@@ -153,16 +153,6 @@ def _environment(eb: Any, environment: str, region: str) -> dict[str, Any]:
     return envs[0]
 
 
-def _endpoint(rds: Any, identifier: str) -> str | None:
-    try:
-        dbs = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "DBInstanceNotFound":
-            return None
-        raise_mapped(exc, f"describe {identifier}")
-    return (dbs[0].get("Endpoint") or {}).get("Address") if dbs else None
-
-
 def dr_replacements(
     primary_region: str, dr_region: str, databases: list[dict[str, str]] | None, buckets: list[dict[str, str]] | None
 ) -> tuple[dict[str, str], list[str]]:
@@ -173,9 +163,11 @@ def dr_replacements(
     """
     replacements: dict[str, str] = {}
     unresolved: list[str] = []
-    rds_p, rds_d = client("rds", primary_region), client("rds", dr_region)
+    # One filtered call per region, not one per database: a plan with many databases stays cheap.
+    primary = _endpoints(client("rds", primary_region), [db["identifier"] for db in databases or []])
+    dr = _endpoints(client("rds", dr_region), [db["dr_replica_identifier"] for db in databases or []])
     for db in databases or []:
-        old, new = _endpoint(rds_p, db["identifier"]), _endpoint(rds_d, db["dr_replica_identifier"])
+        old, new = primary.get(db["identifier"]), dr.get(db["dr_replica_identifier"])
         if old and new:
             replacements[old] = new
         elif old:
@@ -183,6 +175,23 @@ def dr_replacements(
     for pair in buckets or []:
         replacements[pair["source"]] = pair["destination"]
     return replacements, unresolved
+
+
+def _endpoints(rds: Any, identifiers: list[str]) -> dict[str, str]:
+    """Identifier -> endpoint address of those instances that exist and have one."""
+    out: dict[str, str] = {}
+    for i in range(0, len(identifiers), 100):  # at most 100 values per filter
+        try:
+            pages = rds.get_paginator("describe_db_instances").paginate(
+                Filters=[{"Name": "db-instance-id", "Values": identifiers[i:i + 100]}])
+            for page in pages:
+                for db in page["DBInstances"]:
+                    address = (db.get("Endpoint") or {}).get("Address")
+                    if address:
+                        out[db["DBInstanceIdentifier"]] = address
+        except ClientError as exc:
+            raise_mapped(exc, "describe DB instances")
+    return out
 
 
 def newest_dr_image(region: str, plan: str, environment: str) -> str:
