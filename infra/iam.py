@@ -275,6 +275,12 @@ class _Arns:
         alarm = self.plan.health_check_alarm
         return [self._arn("cloudwatch", self.plan.dr_region, f"alarm:{alarm}")] if alarm else []
 
+    # The plan's SSM parameters in the DR region (the last readiness result), named exactly.
+    def ssm_parameter(self) -> list[str]:
+        from lambdas import readiness
+
+        return [self._arn("ssm", self.plan.dr_region, "parameter" + readiness.parameter_name(self.plan.name))]
+
     def statemachine(self) -> list[str]:
         """The plan's own state machines (names are fixed, so no reference to the constructs is needed)."""
         from workflows import render
@@ -291,7 +297,7 @@ RESOURCE_KINDS: dict[str, Callable[[_Arns], list[str]]] = {
         "db", "source_db", "hostedzone", "change", "healthcheck", "image", "snapshot", "environment",
         "source_environment", "application", "configurationtemplate", "applicationversion", "platform",
         "solutionstack", "bucket", "object", "alarm", "health_alarm", "statemachine", "instance", "dr_key",
-        "replication_role", "bundle_bucket", "bundle_object", "source_bundle_object", "canary_object",
+        "replication_role", "bundle_bucket", "bundle_object", "source_bundle_object", "canary_object", "ssm_parameter",
     )
 }
 

@@ -119,6 +119,36 @@ def _key(settings: list[dict[str, Any]]) -> set[tuple[str, str, str, str]]:
     return {(s["Namespace"], s["OptionName"], s.get("Value", ""), s.get("ResourceName", "")) for s in settings}
 
 
+def settable(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The options that can be set (what a saved configuration is made of): read-only ones dropped."""
+    return [o for o in options if o.get("Namespace") not in READ_ONLY_NAMESPACES
+            and (o.get("Namespace"), o.get("OptionName")) not in READ_ONLY_OPTIONS and o.get("Value") is not None]
+
+
+def option_drift(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
+    """One line per option whose value differs between what replicate would save and what is saved.
+
+    Uses the same identity as the "unchanged" test of :func:`save_configuration`, so an option that
+    replicate would rewrite is never reported here, and one reported here is one replicate would update.
+    """
+    def by_option(settings: list[dict[str, Any]]) -> dict[tuple[str, str, str], str]:
+        return {(s["Namespace"], s["OptionName"], s.get("ResourceName", "")): s.get("Value", "") for s in settings}
+
+    want, have = by_option(expected), by_option(actual)
+    out = []
+    for key in sorted(set(want) | set(have)):
+        if want.get(key) != have.get(key):
+            ns, name, resource = key
+            label = f"{ns}:{name}" + (f" ({resource})" if resource else "")
+            if key not in have:
+                out.append(f"{label}: missing from the saved configuration (primary implies {want[key]!r})")
+            elif key not in want:
+                out.append(f"{label}: {have[key]!r} is not in the primary configuration")
+            else:
+                out.append(f"{label}: saved {have[key]!r}, primary implies {want[key]!r}")
+    return out
+
+
 def _ensure_application(eb: Any, application: str, region: str) -> None:
     try:
         if not eb.describe_applications(ApplicationNames=[application])["Applications"]:
@@ -138,14 +168,45 @@ def _environment(eb: Any, environment: str, region: str) -> dict[str, Any]:
     return envs[0]
 
 
-def _endpoint(rds: Any, identifier: str) -> str | None:
-    try:
-        dbs = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "DBInstanceNotFound":
-            return None
-        raise_mapped(exc, f"describe {identifier}")
-    return (dbs[0].get("Endpoint") or {}).get("Address") if dbs else None
+def dr_replacements(
+    primary_region: str, dr_region: str, databases: list[dict[str, str]] | None, buckets: list[dict[str, str]] | None
+) -> tuple[dict[str, str], list[str]]:
+    """Primary value -> DR value inside environment properties (DB endpoints, bucket names).
+
+    Also returns the primary endpoints whose DR replica has no endpoint (missing or not yet created):
+    their properties cannot be made regional yet.
+    """
+    replacements: dict[str, str] = {}
+    unresolved: list[str] = []
+    # One filtered call per region, not one per database: a plan with many databases stays cheap.
+    primary = _endpoints(client("rds", primary_region), [db["identifier"] for db in databases or []])
+    dr = _endpoints(client("rds", dr_region), [db["dr_replica_identifier"] for db in databases or []])
+    for db in databases or []:
+        old, new = primary.get(db["identifier"]), dr.get(db["dr_replica_identifier"])
+        if old and new:
+            replacements[old] = new
+        elif old:
+            unresolved.append(old)
+    for pair in buckets or []:
+        replacements[pair["source"]] = pair["destination"]
+    return replacements, unresolved
+
+
+def _endpoints(rds: Any, identifiers: list[str]) -> dict[str, str]:
+    """Identifier -> endpoint address of those instances that exist and have one."""
+    out: dict[str, str] = {}
+    for i in range(0, len(identifiers), 100):  # at most 100 values per filter
+        try:
+            pages = rds.get_paginator("describe_db_instances").paginate(
+                Filters=[{"Name": "db-instance-id", "Values": identifiers[i:i + 100]}])
+            for page in pages:
+                for db in page["DBInstances"]:
+                    address = (db.get("Endpoint") or {}).get("Address")
+                    if address:
+                        out[db["DBInstanceIdentifier"]] = address
+        except ClientError as exc:
+            raise_mapped(exc, "describe DB instances")
+    return out
 
 
 def newest_dr_image(region: str, plan: str, environment: str) -> str:
@@ -262,14 +323,7 @@ def save_configuration(
     except ClientError as exc:
         raise_mapped(exc, f"read configuration of {environment}")
     current = settings["ConfigurationSettings"][0]
-    replacements: dict[str, str] = {}
-    rds_p, rds_d = client("rds", primary_region), client("rds", dr_region)
-    for db in databases or []:
-        old, new = _endpoint(rds_p, db["identifier"]), _endpoint(rds_d, db["dr_replica_identifier"])
-        if old and new:
-            replacements[old] = new
-    for pair in buckets or []:
-        replacements[pair["source"]] = pair["destination"]
+    replacements, _ = dr_replacements(primary_region, dr_region, databases, buckets)
     options, flags = dr_option_settings(
         current.get("OptionSettings") or [], primary_region=primary_region, image_id=image_id,
         network=network, replacements=replacements,

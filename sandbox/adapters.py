@@ -55,6 +55,20 @@ def after_create_replica(http_response: Any, parsed: dict[str, Any], context: di
     parsed["DBInstance"]["MultiAZ"] = db.multi_az
 
 
+def before_delete(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """moto lists a cross-region replica in its source by ARN but removes it by identifier (and fails)."""
+    from sandbox.responses import request_params
+
+    region = context.get("client_region", "")
+    db = _rds(region).databases.get(request_params(params).get("DBInstanceIdentifier", ""))
+    source_id = getattr(db, "source_db_instance_identifier", None) if db is not None else None
+    if not source_id or not source_id.startswith("arn:") or source_id.split(":")[3] == region:
+        return
+    source = _rds(source_id.split(":")[3]).databases.get(source_id.rsplit(":", 1)[-1])
+    if source is not None and db.db_instance_arn in source.replicas:
+        source.replicas[source.replicas.index(db.db_instance_arn)] = db.db_instance_identifier
+
+
 def stash_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
     """Keep the API parameters in the request context for the ``after-call`` adapters."""
     from sandbox.responses import request_params
@@ -64,6 +78,7 @@ def stash_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> N
 
 HANDLERS: list[tuple[str, Any]] = [
     ("before-call.rds.CreateDBInstanceReadReplica", stash_params),
+    ("before-call.rds.DeleteDBInstance", before_delete),
     ("after-call.rds.PromoteReadReplica", after_promote),
     ("after-call.rds.CreateDBInstanceReadReplica", after_create_replica),
 ]

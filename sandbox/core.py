@@ -23,7 +23,16 @@ import boto3
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from sandbox import adapters, adapters_beanstalk, adapters_ec2, adapters_route53, adapters_s3, clock, seed
+from sandbox import (
+    adapters,
+    adapters_beanstalk,
+    adapters_ec2,
+    adapters_quotas,
+    adapters_route53,
+    adapters_s3,
+    clock,
+    seed,
+)
 from sandbox.faults import Faults
 from sandbox.lambda_host import LambdaHost
 from sandbox.latency import LatencyModel, snapshot_before_modify
@@ -82,6 +91,7 @@ class Sandbox:
         adapters_ec2.install(self._events)
         adapters_s3.install(self._events, adapters_s3.modeled_delay(self.latency))
         self.dns = adapters_route53.install(self._events, self.latency)
+        adapters_quotas.install(self._events)
         self._events.register_first("before-call.rds.ModifyDBInstance", snapshot_before_modify,
                                     unique_id="pilotlight-snapshot-modify")
         self.latency.install(self._events)
@@ -93,6 +103,7 @@ class Sandbox:
         self.faults.clear()
         self.latency.uninstall(self._events)
         adapters_route53.uninstall(self._events)
+        adapters_quotas.uninstall(self._events)
         adapters_s3.uninstall(self._events)
         adapters_ec2.uninstall(self._events)
         adapters_beanstalk.uninstall(self._events)
@@ -144,6 +155,10 @@ class Sandbox:
 
     def topic_arn(self, plan: Plan) -> str:
         return f"arn:aws:sns:{plan.dr_region}:{self.account_id}:{render.topic_name(plan)}"
+
+    def set_quota(self, region: str, service_code: str, quota_code: str, value: float) -> None:
+        """Set a Service Quotas value the sandbox answers (EC2 vCPUs, RDS DB instances)."""
+        adapters_quotas.set_quota(region, service_code, quota_code, value)
 
     def simulate_disaster(self, plan: Plan) -> list[str]:
         """Put every trigger alarm of the plan into ALARM, as an outage of the primary would."""

@@ -58,6 +58,8 @@ class LatencyModel:
         self.enabled = True
         # What CloudWatch's ReplicaLag shows for an available replica (modeled seconds behind its source).
         self.replica_lag_seconds = 2.0
+        # Per replica identifier, a lag other than the default (e.g. one replica falling behind).
+        self.replica_lag_overrides: dict[str, float] = {}
         self._busy: dict[tuple[str, str, str], Busy] = {}
         self._lock = threading.Lock()
 
@@ -230,7 +232,7 @@ class LatencyModel:
             return
         point: dict[str, Any] = {"Timestamp": p.get("EndTime"), "Unit": "Seconds"}
         for stat in p.get("Statistics") or ["Maximum"]:
-            point[stat] = float(self.replica_lag_seconds)
+            point[stat] = float(self.replica_lag_overrides.get(ident, self.replica_lag_seconds))
         parsed["Datapoints"] = [point]
         parsed.setdefault("Label", "ReplicaLag")
 

@@ -21,6 +21,7 @@ CHECKED = {
     "ec2": ["DescribeImages", "CreateImage", "CopyImage"],
     "s3": ["HeadObject", "GetObject", "GetBucketReplication", "PutObject"],
     "cloudwatch": ["GetMetricStatistics"],
+    "service-quotas": ["GetServiceQuota"],
 }
 
 
@@ -73,6 +74,9 @@ def test_adapter_answers_match_botocore_output_shapes() -> None:
         s3.get_object(Bucket=plan.buckets[0].source, Key=s3.list_objects_v2(Bucket=plan.buckets[0].source)[
             "Contents"][0]["Key"])
         s3.get_bucket_replication(Bucket=plan.buckets[0].source)
+        quotas = boto3.client("service-quotas", region_name=plan.dr_region)
+        quotas.get_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")
+        quotas.get_service_quota(ServiceCode="rds", QuotaCode="L-7B6409FD")
         boto3.DEFAULT_SESSION.events.unregister("after-call", unique_id="test-shape-recorder")
     names = {(service, op) for service, op, _, _ in recorder.seen}
     missing = [(s, op) for s, ops in CHECKED.items() for op in ops if (s, op) not in names]

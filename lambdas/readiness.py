@@ -1,0 +1,659 @@
+"""Readiness checks: does everything a failover needs exist, and is it current?
+
+The readiness workflow maps over the plan's items (an environment, a database, a bucket pair, the
+DNS record, the DR region's capacity, the failover workflow itself); the ``check`` action runs the
+checks of one item and returns one result per check::
+
+    {"check": "dr-ami", "resource": "shop-prod", "status": "READY" | "NOT_READY" | "UNKNOWN",
+     "reason": "...", "evidence": {...ids, ages, values...}}
+
+A check only reads. What it finds missing or wrong is a NOT_READY result naming the resource, not
+an error; an AWS error (throttling, access denied) propagates so the workflow retries it, and after
+the retries the item's checks are reported UNKNOWN. ``report`` scores the results, publishes the
+metrics, keeps the last result in SSM Parameter Store and notifies the plan's topic when the
+overall status changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lambdas import ami, beanstalk, dns, rds
+from lambdas import s3 as s3_steps
+from lambdas.common import Registry, client, raise_mapped
+from lambdas.errors import ResourceNotFound
+
+registry = Registry("readiness")
+handler = registry.handler
+
+READY, NOT_READY, UNKNOWN = "READY", "NOT_READY", "UNKNOWN"
+METRICS_NAMESPACE = "pilotlight"  # infra/iam.py METRICS_NAMESPACE; lambdas cannot import infra
+EC2_VCPU_QUOTA = ("ec2", "L-1216C47A")  # Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances
+RDS_INSTANCE_QUOTA = ("rds", "L-7B6409FD")  # DB instances
+STANDARD_FAMILIES = set("acdhimrtz")  # instance families that count against L-1216C47A
+BEANSTALK_DEFAULT_MAX_SIZE = 4  # aws:autoscaling:asg MaxSize when a configuration does not set it
+CANARY_LOOKBACK = dt.timedelta(days=7)  # replicate writes a canary every run; older ones are not listed
+PARAMETER_LIMIT = 4096  # characters in a standard-tier SSM parameter
+
+
+def parameter_name(plan: str) -> str:
+    """Where the last readiness result of a plan is kept (SSM Parameter Store, DR region)."""
+    return f"/pilotlight/{plan}/readiness"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def result(check: str, resource: str, status: str, reason: str, /, **evidence: Any) -> dict[str, Any]:
+    return {"check": check, "resource": resource, "status": status, "reason": reason, "evidence": evidence}
+
+
+# -- the failover definition's fingerprint ---------------------------------------------------------
+
+def definition_sha256(definition: str, *, plan: str, topic_arn: str | None = None) -> str:
+    """sha256 of a state machine definition with the deployment's ARNs mapped back to their placeholders.
+
+    The rendered ASL (``${GuardFunctionArn}``...) and the deployed one (the functions' ARNs) hash the
+    same, so a deployed failover can be compared with the one the plan renders; whitespace and key
+    order do not count.
+    """
+    text = re.sub(
+        rf"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{{12}}:function:pilotlight-{re.escape(plan)}-([a-z0-9]+)",
+        lambda m: "${" + m.group(1).capitalize() + "FunctionArn}",
+        definition,
+    )
+    if topic_arn and not topic_arn.startswith("${"):
+        text = text.replace(topic_arn, "${NotificationTopicArn}")
+    canonical = json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# -- environments ---------------------------------------------------------------------------------
+
+def _option(settings: dict[str, Any] | None, namespace: str, name: str) -> str | None:
+    for opt in (settings or {}).get("OptionSettings") or []:
+        if opt.get("Namespace") == namespace and opt.get("OptionName") == name:
+            return opt.get("Value")
+    return None
+
+
+def _template(eb: Any, application: str, name: str) -> dict[str, Any] | None:
+    try:
+        return eb.describe_configuration_settings(ApplicationName=application, TemplateName=name)[
+            "ConfigurationSettings"][0]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "InvalidParameterValue":  # no such template (or application)
+            return None
+        raise_mapped(exc, f"read saved configuration {name}")
+    return None
+
+
+def _ami_check(ctx: dict[str, Any], env: str, tpl_name: str, template: dict[str, Any] | None) -> dict[str, Any]:
+    dr, max_age = ctx["dr_region"], ctx["ami_max_age_hours"]
+    copies = ami.images(client("ec2", dr), ctx["plan"], env, "copy")
+    available = [i for i in copies if i.get("State") == "available"]
+    if not available:
+        states = {i["ImageId"]: i.get("State") for i in copies}
+        return result("dr-ami", env, NOT_READY, f"no available DR AMI copy of {env} in {dr}", copies=states)
+    newest = max(available, key=ami.created_at)
+    image_id = newest["ImageId"]
+    age = (_now() - ami.created_at(newest)).total_seconds() / 3600
+    evidence = {"image_id": image_id, "age_hours": round(age, 2), "max_age_hours": max_age,
+                "source_image": ami._tags(newest).get(ami.TAG_SOURCE)}
+    if age > max_age:
+        return result("dr-ami", env, NOT_READY, f"newest DR AMI copy {image_id} of {env} is {age:.1f} h old, "
+                      f"older than the plan's maximum of {max_age} h", **evidence)
+    if template is None:
+        return result("dr-ami", env, NOT_READY, f"{image_id} of {env} is not referenced: the DR saved "
+                      f"configuration {tpl_name} does not exist in {dr}", **evidence)
+    used = _option(template, beanstalk.LAUNCH, "ImageId")
+    evidence["referenced_image"] = used
+    if used != image_id:
+        return result("dr-ami", env, NOT_READY, f"saved configuration {tpl_name} launches {used}, not the newest "
+                      f"DR AMI copy {image_id} of {env}", **evidence)
+    return result("dr-ami", env, READY, f"{image_id} of {env} is available, {age:.1f} h old (max {max_age} h), "
+                  f"and {tpl_name} launches it", **evidence)
+
+
+def _configuration_check(
+    ctx: dict[str, Any], item: dict[str, Any], tpl_name: str, template: dict[str, Any] | None,
+    current: dict[str, Any],
+) -> dict[str, Any]:
+    env, dr, primary = item["resource"], ctx["dr_region"], ctx["primary_region"]
+    if template is None:
+        return result("saved-configuration", env, NOT_READY,
+                      f"DR saved configuration {item['application']}/{tpl_name} of {env} does not exist in {dr}")
+    replacements, unresolved = beanstalk.dr_replacements(primary, dr, ctx.get("databases"), ctx.get("buckets"))
+    image_id = _option(template, beanstalk.LAUNCH, "ImageId") or ""  # judged by the dr-ami check
+    expected, flags = beanstalk.dr_option_settings(
+        current.get("OptionSettings") or [], primary_region=primary, image_id=image_id,
+        network=item["network"], replacements=replacements,
+    )
+    actual = beanstalk.settable(template.get("OptionSettings") or [])
+    skipped: list[str] = []
+    if unresolved:
+        # A property naming a primary endpoint whose DR replica is missing cannot be made regional;
+        # the dr-replica check reports that replica, so it is not counted as drift here too.
+        def names_unresolved(opt: dict[str, Any]) -> bool:
+            return opt["Namespace"] == beanstalk.ENV_PROPERTIES and any(u in opt.get("Value", "") for u in unresolved)
+
+        skipped = sorted(f"{o['Namespace']}:{o['OptionName']}" for o in expected if names_unresolved(o))
+        keep = {(o["Namespace"], o["OptionName"]) for o in expected if not names_unresolved(o)}
+        expected = [o for o in expected if (o["Namespace"], o["OptionName"]) in keep]
+        actual = [o for o in actual if (o["Namespace"], o["OptionName"]) in keep
+                  or o["Namespace"] != beanstalk.ENV_PROPERTIES]
+    differences = beanstalk.option_drift(expected, actual)
+    platform = beanstalk.dr_platform_arn(current.get("PlatformArn"), dr)
+    if platform and template.get("PlatformArn") != platform:
+        differences.append(f"PlatformArn: saved {template.get('PlatformArn')!r}, primary implies {platform!r}")
+    evidence = {"template": tpl_name, "compared": len(expected), "differences": differences, "flags": flags,
+                "not_compared": skipped}
+    if differences:
+        shown = "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
+        return result("saved-configuration", env, NOT_READY, f"saved configuration {tpl_name} has drifted from "
+                      f"{env}: {len(differences)} option(s) differ: {shown}", **evidence)
+    return result("saved-configuration", env, READY, f"{tpl_name} matches the current configuration of {env} "
+                  f"({len(expected)} options, regional values rewritten)", **evidence)
+
+
+def _version_check(ctx: dict[str, Any], item: dict[str, Any], primary_env: dict[str, Any]) -> dict[str, Any]:
+    env, app, dr = item["resource"], item["application"], ctx["dr_region"]
+    label = primary_env.get("VersionLabel")
+    if not label:
+        return result("app-version", env, NOT_READY, f"primary environment {env} runs no application version")
+    try:
+        found = client("elasticbeanstalk", dr).describe_application_versions(
+            ApplicationName=app, VersionLabels=[label])["ApplicationVersions"]
+    except ClientError as exc:
+        raise_mapped(exc, f"describe version {label} in {dr}")
+    if not found:
+        return result("app-version", env, NOT_READY, f"application version {app}/{label} that {env} runs does "
+                      f"not exist in {dr}", version=label)
+    status = found[0].get("Status")
+    if status == "FAILED":
+        return result("app-version", env, NOT_READY, f"application version {app}/{label} in {dr} is FAILED",
+                      version=label, status=status)
+    bundle = found[0].get("SourceBundle") or {}
+    return result("app-version", env, READY, f"{app}/{label} (running in {env}) exists in {dr}", version=label,
+                  status=status, bundle=f"s3://{bundle.get('S3Bucket')}/{bundle.get('S3Key')}")
+
+
+def check_environment(ctx: dict[str, Any], item: dict[str, Any]) -> list[dict[str, Any]]:
+    env, app = item["resource"], item["application"]
+    primary = ctx["primary_region"]
+    tpl_name = beanstalk.template_name(ctx["plan"], env)
+    template = _template(client("elasticbeanstalk", ctx["dr_region"]), app, tpl_name)
+    eb = client("elasticbeanstalk", primary)
+    try:
+        envs = eb.describe_environments(ApplicationName=app, EnvironmentNames=[env])["Environments"]
+    except ClientError as exc:
+        raise_mapped(exc, f"describe {env}")
+    checks = [_ami_check(ctx, env, tpl_name, template)]
+    if not envs:
+        gone = f"primary environment {env} does not exist in {primary}"
+        return checks + [result("saved-configuration", env, UNKNOWN, gone), result("app-version", env, UNKNOWN, gone)]
+    try:
+        current = eb.describe_configuration_settings(ApplicationName=app, EnvironmentName=env)[
+            "ConfigurationSettings"][0]
+    except ClientError as exc:
+        raise_mapped(exc, f"read configuration of {env}")
+    checks.append(_configuration_check(ctx, item, tpl_name, template, current))
+    checks.append(_version_check(ctx, item, envs[0]))
+    return checks
+
+
+# -- databases ------------------------------------------------------------------------------------
+
+def _replica_check(
+    check: str, region: str, identifier: str, source: str, source_region: str, rpo_minutes: int,
+    availability_zone: str | None = None,
+) -> dict[str, Any]:
+    db = rds.describe_instance(client("rds", region), identifier)
+    if db is None:
+        return result(check, identifier, NOT_READY, f"replica {identifier} does not exist in {region}")
+    facts = rds.facts(db)
+    evidence: dict[str, Any] = {"status": facts["status"], "replica_source": facts["replica_source"],
+                                "availability_zone": facts["availability_zone"]}
+    source_ref = facts["replica_source"] or ""
+    source_ok = source_ref.rsplit(":", 1)[-1] == source and (
+        not source_ref.startswith("arn:") or source_ref.split(":")[3] == source_region)
+    if not source_ok:
+        return result(check, identifier, NOT_READY, f"{identifier} in {region} replicates from "
+                      f"{source_ref or 'nothing (it is standalone)'}, not {source} in {source_region}", **evidence)
+    if facts["status"] != "available":
+        return result(check, identifier, NOT_READY, f"replica {identifier} in {region} is {facts['status']}, "
+                      "not available", **evidence)
+    if availability_zone and facts["availability_zone"] != availability_zone:
+        return result(check, identifier, NOT_READY, f"replica {identifier} is in {facts['availability_zone']}, "
+                      f"the plan says {availability_zone}", **evidence)
+    lag = rds.replica_lag(region, identifier, rpo_minutes)
+    evidence.update(lag_seconds=lag["lag_seconds"], rpo_seconds=lag["rpo_seconds"])
+    if lag["lag_seconds"] is None:
+        return result(check, identifier, UNKNOWN, f"no ReplicaLag datapoints for {identifier} in {region} in the "
+                      "last 5 minutes", **evidence)
+    if lag["lag_seconds"] > lag["rpo_seconds"]:
+        return result(check, identifier, NOT_READY, f"replica {identifier} lags {lag['lag_seconds']:g} s behind "
+                      f"{source}, above the RPO of {lag['rpo_seconds']} s", **evidence)
+    return result(check, identifier, READY, f"{identifier} replicates from {source}, available, lag "
+                  f"{lag['lag_seconds']:g} s (RPO {lag['rpo_seconds']} s)", **evidence)
+
+
+def check_database(ctx: dict[str, Any], item: dict[str, Any]) -> list[dict[str, Any]]:
+    rpo, primary = ctx["rpo_minutes"], ctx["primary_region"]
+    checks = [_replica_check("dr-replica", ctx["dr_region"], item["dr_replica_identifier"], item["resource"],
+                             primary, rpo)]
+    if item.get("az2"):
+        checks.append(_replica_check("az2-replica", primary, item["az2"]["identifier"], item["resource"], primary,
+                                     rpo, availability_zone=item["az2"]["availability_zone"]))
+    return checks
+
+
+# -- buckets --------------------------------------------------------------------------------------
+
+def _rule_check(s3: Any, resource: str, source: str, destination: str) -> dict[str, Any]:
+    try:
+        config = s3.get_bucket_replication(Bucket=source)["ReplicationConfiguration"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ReplicationConfigurationNotFoundError":
+            raise_mapped(exc, f"read replication of {source}")
+        return result("s3-replication", resource, NOT_READY, f"bucket {source} has no replication configuration")
+    target = f"arn:aws:s3:::{destination}"
+    rules = [r for r in config.get("Rules") or [] if (r.get("Destination") or {}).get("Bucket", "").endswith(
+        f":::{destination}")]
+    if not rules:
+        return result("s3-replication", resource, NOT_READY, f"no replication rule of {source} targets {destination}",
+                      rules=[r.get("ID") for r in config.get("Rules") or []])
+    enabled = [r for r in rules if r.get("Status") == "Enabled"]
+    evidence = {"rules": {r.get("ID"): r.get("Status") for r in rules}, "role": config.get("Role"),
+                "destination": target}
+    if not enabled:
+        return result("s3-replication", resource, NOT_READY, f"replication rule {rules[0].get('ID')} of {source} -> "
+                      f"{destination} is {rules[0].get('Status')}", **evidence)
+    return result("s3-replication", resource, READY, f"rule {enabled[0].get('ID')} replicates {source} to "
+                  f"{destination}", **evidence)
+
+
+def _versioning_check(s3: Any, s3d: Any, resource: str, source: str, destination: str) -> dict[str, Any]:
+    states = {}
+    for bucket, cl in ((source, s3), (destination, s3d)):
+        try:
+            states[bucket] = cl.get_bucket_versioning(Bucket=bucket).get("Status") or "never enabled"
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "NoSuchBucket":
+                raise_mapped(exc, f"read versioning of {bucket}")
+            states[bucket] = "bucket missing"
+    off = [f"{b} ({s})" for b, s in states.items() if s != "Enabled"]
+    if off:
+        return result("s3-versioning", resource, NOT_READY, "versioning is not enabled on " + ", ".join(off),
+                      versioning=states)
+    return result("s3-versioning", resource, READY, f"versioning is enabled on {source} and {destination}",
+                  versioning=states)
+
+
+def _canary_check(
+    s3: Any, s3d: Any, resource: str, source: str, destination: str, rpo_seconds: int
+) -> dict[str, Any]:
+    since = f"{s3_steps.CANARY_PREFIX}{_now() - CANARY_LOOKBACK:%Y%m%dT%H%M%S}"
+    try:
+        listed = s3.list_objects_v2(Bucket=source, Prefix=s3_steps.CANARY_PREFIX, StartAfter=since).get("Contents")
+    except ClientError as exc:
+        raise_mapped(exc, f"list canaries in {source}")
+    if not listed:
+        return result("s3-canary", resource, UNKNOWN, f"no replication canary written to {source} in the last "
+                      f"{CANARY_LOOKBACK.days} days (the replicate workflow writes one per run)")
+    newest = max(listed, key=lambda o: o["Key"])  # keys are UTC timestamps
+    key = newest["Key"]
+    try:
+        head = s3.head_object(Bucket=source, Key=key)
+    except ClientError as exc:
+        raise_mapped(exc, f"read canary {key} in {source}")
+    status = head.get("ReplicationStatus", "NONE")
+    written = head["LastModified"]
+    evidence: dict[str, Any] = {"key": key, "replication_status": status, "rpo_seconds": rpo_seconds,
+                                "written_at": written.isoformat()}
+    if status == "FAILED":
+        return result("s3-canary", resource, NOT_READY, f"replication of canary {key} from {source} to {destination} "
+                      "FAILED", **evidence)
+    if status != "COMPLETED":
+        waited = (_now() - written).total_seconds()
+        evidence["pending_seconds"] = round(waited, 1)
+        if waited > rpo_seconds:
+            return result("s3-canary", resource, NOT_READY, f"canary {key} of {source} is {status} after "
+                          f"{waited:.0f} s, above the RPO of {rpo_seconds} s", **evidence)
+        return result("s3-canary", resource, READY, f"canary {key} of {source} is {status}, {waited:.0f} s "
+                      f"old (RPO {rpo_seconds} s)", **evidence)
+    try:
+        copy = s3d.head_object(Bucket=destination, Key=key)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
+            raise_mapped(exc, f"read canary {key} in {destination}")
+        return result("s3-canary", resource, NOT_READY, f"canary {key} shows COMPLETED in {source} but is missing "
+                      f"from {destination}", **evidence)
+    delay = max(0.0, (copy["LastModified"] - written).total_seconds())
+    evidence["replication_seconds"] = delay
+    if delay > rpo_seconds:
+        return result("s3-canary", resource, NOT_READY, f"canary {key} took {delay:.0f} s to reach {destination}, "
+                      f"above the RPO of {rpo_seconds} s", **evidence)
+    return result("s3-canary", resource, READY, f"canary {key} reached {destination} in {delay:.0f} s "
+                  f"(RPO {rpo_seconds} s)", **evidence)
+
+
+def check_bucket(ctx: dict[str, Any], item: dict[str, Any]) -> list[dict[str, Any]]:
+    source, destination, resource = item["source"], item["destination"], item["resource"]
+    s3, s3d = client("s3", ctx["primary_region"]), client("s3", ctx["dr_region"])
+    return [
+        _rule_check(s3, resource, source, destination),
+        _versioning_check(s3, s3d, resource, source, destination),
+        _canary_check(s3, s3d, resource, source, destination, ctx["rpo_minutes"] * 60),
+    ]
+
+
+# -- DNS ------------------------------------------------------------------------------------------
+
+def check_dns(ctx: dict[str, Any], item: dict[str, Any]) -> list[dict[str, Any]]:
+    name, zone, rtype = item["resource"], item["hosted_zone_id"], item["record_type"]
+    r53 = client("route53", "us-east-1")  # Route 53's control plane
+    if item["cutover"] == "health_check":
+        return [_failover_records(r53, item)]
+    eb = client("elasticbeanstalk", ctx["primary_region"])
+    try:
+        envs = eb.describe_environments(EnvironmentNames=[item["environment"]])["Environments"]
+    except ClientError as exc:
+        raise_mapped(exc, f"describe {item['environment']}")
+    if not envs or not envs[0].get("CNAME"):
+        return [result("dns-record", name, UNKNOWN, f"primary environment {item['environment']} has no CNAME to "
+                       "compare the record with")]
+    expected = envs[0]["CNAME"]
+    try:
+        values = dns.current_values(r53, zone, name, rtype)
+    except ResourceNotFound:
+        return [result("dns-record", name, NOT_READY, f"hosted zone {zone} of {name} does not exist")]
+    evidence = {"zone": zone, "values": values, "expected": expected, "dr_target": item["dr_target"]}
+    if values is None:
+        return [result("dns-record", name, NOT_READY, f"record {name} ({rtype}) does not exist in zone {zone}",
+                       **evidence)]
+    if values != [expected]:
+        return [result("dns-record", name, NOT_READY, f"record {name} points at {', '.join(values)}, not the "
+                       f"primary environment {item['environment']} ({expected})", **evidence)]
+    return [result("dns-record", name, READY, f"{name} points at {expected}; failover repoints it to "
+                   f"{item['dr_target']}", **evidence)]
+
+
+def _failover_records(r53: Any, item: dict[str, Any]) -> dict[str, Any]:
+    """health_check cutover: a PRIMARY record with a health check and a SECONDARY record at the DR target."""
+    name, zone = item["resource"], item["hosted_zone_id"]
+    try:
+        sets = r53.list_resource_record_sets(HostedZoneId=zone, StartRecordName=name.rstrip(".") + ".",
+                                             StartRecordType=item["record_type"], MaxItems="10")["ResourceRecordSets"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "NoSuchHostedZone":
+            return result("dns-record", name, NOT_READY, f"hosted zone {zone} of {name} does not exist")
+        raise_mapped(exc, f"read {name} in {zone}")
+    mine = [s for s in sets if s["Name"].rstrip(".") == name.rstrip(".") and s["Type"] == item["record_type"]]
+    by_role = {s.get("Failover"): s for s in mine}
+    secondary = by_role.get("SECONDARY")
+    values = [r["Value"] for r in (secondary or {}).get("ResourceRecords", [])]
+    evidence = {"zone": zone, "failover_records": sorted(str(k) for k in by_role), "secondary_values": values}
+    if "PRIMARY" not in by_role or not by_role["PRIMARY"].get("HealthCheckId"):
+        return result("dns-record", name, NOT_READY, f"{name} has no PRIMARY failover record with a health check",
+                      **evidence)
+    if values != [item["dr_target"]]:
+        return result("dns-record", name, NOT_READY, f"the SECONDARY failover record of {name} points at "
+                      f"{', '.join(values) or 'nothing'}, not {item['dr_target']}", **evidence)
+    return result("dns-record", name, READY, f"{name} has PRIMARY (health-checked) and SECONDARY ({values[0]}) "
+                  "failover records", **evidence)
+
+
+# -- capacity in the DR region --------------------------------------------------------------------
+
+def _quota(region: str, service_code: str, quota_code: str) -> float:
+    try:
+        return float(client("service-quotas", region).get_service_quota(
+            ServiceCode=service_code, QuotaCode=quota_code)["Quota"]["Value"])
+    except ClientError as exc:
+        raise_mapped(exc, f"read quota {service_code}/{quota_code} in {region}")
+    return 0.0
+
+
+def _ec2_capacity(ctx: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    dr = ctx["dr_region"]
+    eb, ec2 = client("elasticbeanstalk", dr), client("ec2", dr)
+    launches: dict[str, tuple[str, int]] = {}
+    missing: list[str] = []
+    for env in item["environments"]:
+        tpl_name = beanstalk.template_name(ctx["plan"], env["name"])
+        template = _template(eb, env["application"], tpl_name)
+        instance_type = _option(template, beanstalk.LAUNCH, "InstanceType")
+        if template is None or not instance_type:
+            missing.append(tpl_name)
+            continue
+        max_size = int(_option(template, "aws:autoscaling:asg", "MaxSize") or BEANSTALK_DEFAULT_MAX_SIZE)
+        launches[env["name"]] = (instance_type, max_size)
+    if missing:
+        return result("ec2-capacity", dr, UNKNOWN,
+                      f"cannot size the failover: no instance type in {', '.join(missing)}")
+    try:
+        running = [i["InstanceType"] for page in ec2.get_paginator("describe_instances").paginate(
+            Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])
+            for r in page["Reservations"] for i in r["Instances"]]
+        types = sorted({t for t, _ in launches.values()} | set(running))
+        vcpus = {t["InstanceType"]: t["VCpuInfo"]["DefaultVCpus"]
+                 for t in ec2.describe_instance_types(InstanceTypes=types)["InstanceTypes"]} if types else {}
+    except ClientError as exc:
+        raise_mapped(exc, f"describe instances in {dr}")
+    in_use = sum(vcpus.get(t, 0) for t in running if t[:1] in STANDARD_FAMILIES)
+    need = sum(vcpus.get(t, 0) * n for t, n in launches.values() if t[:1] in STANDARD_FAMILIES)
+    quota = _quota(dr, *EC2_VCPU_QUOTA)
+    detail = ", ".join(f"{env}: {n} x {t} ({vcpus.get(t, 0)} vCPU)" for env, (t, n) in sorted(launches.items()))
+    evidence = {"quota_code": EC2_VCPU_QUOTA[1], "quota_vcpus": quota, "in_use_vcpus": in_use,
+                "failover_vcpus": need, "launches": detail}
+    if in_use + need > quota:
+        return result("ec2-capacity", dr, NOT_READY, f"EC2 on-demand standard vCPU quota in {dr} is {quota:g}; the "
+                      f"failover launches up to {need} vCPUs ({detail}) on top of {in_use} in use", **evidence)
+    return result("ec2-capacity", dr, READY, f"{in_use + need} of {quota:g} on-demand standard vCPUs in {dr} "
+                  f"after the failover launches {need} ({detail})", **evidence)
+
+
+def _rds_capacity(ctx: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    dr = ctx["dr_region"]
+    try:
+        present = {db["DBInstanceIdentifier"] for page in client("rds", dr).get_paginator(
+            "describe_db_instances").paginate() for db in page["DBInstances"]}
+    except ClientError as exc:
+        raise_mapped(exc, f"list DB instances in {dr}")
+    missing = [ident for ident in item["databases"] if ident not in present]
+    need = len(present) + len(missing)
+    quota = _quota(dr, *RDS_INSTANCE_QUOTA)
+    evidence = {"quota_code": RDS_INSTANCE_QUOTA[1], "quota_instances": quota, "in_use": len(present),
+                "replicas_missing": missing}
+    if need > quota:
+        return result("rds-capacity", dr, NOT_READY, f"RDS DB instances quota in {dr} is {quota:g}; {len(present)} "
+                      f"exist and the plan needs {len(missing)} more", **evidence)
+    return result("rds-capacity", dr, READY, f"{need} of {quota:g} DB instances in {dr} (promotion creates none)",
+                  **evidence)
+
+
+def check_capacity(ctx: dict[str, Any], item: dict[str, Any]) -> list[dict[str, Any]]:
+    checks = []
+    if item.get("environments"):
+        checks.append(_ec2_capacity(ctx, item))
+    if item.get("databases"):
+        checks.append(_rds_capacity(ctx, item))
+    return checks
+
+
+# -- the failover workflow itself -----------------------------------------------------------------
+
+def check_failover(ctx: dict[str, Any], item: dict[str, Any], run: dict[str, Any]) -> list[dict[str, Any]]:
+    name, dr = item["resource"], ctx["dr_region"]
+    arn = run["machine"].rsplit(":", 1)[0] + ":" + name  # a sibling of the readiness state machine
+    sfn = client("stepfunctions", dr)
+    try:
+        deployed = sfn.describe_state_machine(stateMachineArn=arn)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("StateMachineDoesNotExist", "ResourceNotFound"):
+            return [result("failover-definition", name, NOT_READY, f"state machine {name} is not deployed in {dr}")]
+        raise_mapped(exc, f"describe {name}")
+    got = definition_sha256(deployed["definition"], plan=ctx["plan"], topic_arn=ctx.get("topic_arn"))
+    trigger = run.get("trigger") if isinstance(run.get("trigger"), dict) else {}
+    local = trigger.get("expected_failover_sha256")
+    evidence = {"deployed_sha256": got, "deployed_with_sha256": item["sha256"], "local_plan_sha256": local,
+                "updated": str(deployed.get("updateDate") or deployed.get("creationDate") or "")}
+    if got != item["sha256"]:
+        return [result("failover-definition", name, NOT_READY, f"deployed {name} differs from the definition this "
+                       "plan renders (changed outside a deploy, or readiness deployed without it): redeploy",
+                       **evidence)]
+    if local and local != got:
+        return [result("failover-definition", name, NOT_READY, f"deployed {name} is out of date: the local plan "
+                       "renders a different failover (changed but not deployed)", **evidence)]
+    return [result("failover-definition", name, READY, f"deployed {name} matches the plan's failover definition "
+                   f"(sha256 {got[:12]})", **evidence)]
+
+
+_KINDS = {"environment": check_environment, "database": check_database, "bucket": check_bucket,
+          "dns": check_dns, "capacity": check_capacity}
+
+
+@registry.action(
+    "check",
+    permissions=["ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeInstanceTypes",
+                 "elasticbeanstalk:DescribeConfigurationSettings", "elasticbeanstalk:DescribeEnvironments",
+                 "elasticbeanstalk:DescribeApplicationVersions", "rds:DescribeDBInstances",
+                 "cloudwatch:GetMetricStatistics", "s3:GetReplicationConfiguration", "s3:GetBucketVersioning",
+                 "s3:ListBucket", "s3:GetObject", "route53:ListResourceRecordSets", "servicequotas:GetServiceQuota",
+                 "states:DescribeStateMachine"],
+    resource={"elasticbeanstalk:DescribeConfigurationSettings": ("source_environment", "configurationtemplate"),
+              "elasticbeanstalk:DescribeEnvironments": "source_environment",
+              "elasticbeanstalk:DescribeApplicationVersions": "applicationversion",
+              # Listing the DR region's instances (the quota check) needs the region's db:* resources.
+              "rds:DescribeDBInstances": "*",
+              "s3:GetReplicationConfiguration": "bucket", "s3:GetBucketVersioning": "bucket",
+              "s3:ListBucket": "bucket", "s3:GetObject": "canary_object",
+              "route53:ListResourceRecordSets": "hostedzone", "states:DescribeStateMachine": "statemachine"},
+)
+def check(item: dict[str, Any], context: dict[str, Any], run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the checks of one plan item; one result per check (READY / NOT_READY / UNKNOWN)."""
+    kind = item["kind"]
+    if kind == "failover":
+        return {"checks": check_failover(context, item, run or {})}
+    return {"checks": _KINDS[kind](context, item)}
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+def _readable_cause(cause: Any) -> str:
+    if isinstance(cause, str) and cause.startswith("{"):
+        try:
+            return str(json.loads(cause).get("errorMessage", cause))
+        except ValueError:
+            return cause
+    return str(cause)
+
+
+def flatten(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The check results of every item; an item whose Lambda failed counts as one UNKNOWN check."""
+    out: list[dict[str, Any]] = []
+    for item in results or []:
+        if "checks" in item:
+            out.extend(item["checks"])
+        elif "failed" in item:
+            f = item["failed"]
+            out.append(result(f"{f.get('kind')}-checks", str(f.get("resource")), UNKNOWN,
+                              f"checks of {f.get('resource')} could not run: {f.get('error')}: "
+                              f"{_readable_cause(f.get('cause'))}"))
+    return out
+
+
+def overall(checks: list[dict[str, Any]]) -> str:
+    statuses = {c["status"] for c in checks}
+    if NOT_READY in statuses:
+        return NOT_READY
+    if UNKNOWN in statuses or not checks:
+        return UNKNOWN
+    return READY
+
+
+def _metrics(plan: str, checks: list[dict[str, Any]], score: float) -> list[dict[str, Any]]:
+    dims = [{"Name": "Plan", "Value": plan}]
+    data = [{"MetricName": "ReadinessScore", "Dimensions": dims, "Value": round(score * 100, 2), "Unit": "Percent"},
+            {"MetricName": "NotReadyChecks", "Dimensions": dims, "Unit": "Count",
+             "Value": float(sum(c["status"] == NOT_READY for c in checks))}]
+    lags = [c["evidence"]["lag_seconds"] for c in checks if c["check"] in ("dr-replica", "az2-replica")
+            and c["evidence"].get("lag_seconds") is not None]
+    if lags:
+        data.append({"MetricName": "ReplicaLagSeconds", "Dimensions": dims, "Value": float(max(lags)),
+                     "Unit": "Seconds"})
+    ages = [c["evidence"]["age_hours"] for c in checks if c["check"] == "dr-ami"
+            and c["evidence"].get("age_hours") is not None]
+    if ages:
+        data.append({"MetricName": "AmiAgeHours", "Dimensions": dims, "Value": float(max(ages)), "Unit": "None"})
+    return data
+
+
+def summary(doc: dict[str, Any]) -> str:
+    """The last result as kept in SSM: small enough for a standard parameter (not-ready reasons shortened)."""
+    keep = {k: doc[k] for k in ("plan", "status", "score", "ready", "total", "at", "execution")}
+    keep["not_ready"] = [{"check": c["check"], "resource": c["resource"], "status": c["status"],
+                          "reason": c["reason"][:200]} for c in doc["checks"] if c["status"] != READY]
+    text = json.dumps(keep, separators=(",", ":"))
+    while len(text) > PARAMETER_LIMIT and keep["not_ready"]:
+        keep["not_ready"].pop()
+        keep["truncated"] = True
+        text = json.dumps(keep, separators=(",", ":"))
+    return text
+
+
+@registry.action(
+    "report",
+    permissions=["cloudwatch:PutMetricData", "ssm:GetParameter", "ssm:PutParameter", "sns:Publish"],
+    resource={"ssm:GetParameter": "ssm_parameter", "ssm:PutParameter": "ssm_parameter", "sns:Publish": "topic"},
+)
+def report(plan: str, region: str, topic_arn: str, results: list[dict[str, Any]],
+           execution: str | None = None) -> dict[str, Any]:
+    """Score the checks, publish the metrics, keep the result, notify when the overall status changed."""
+    checks = flatten(results)
+    ready = sum(c["status"] == READY for c in checks)
+    score = ready / len(checks) if checks else 0.0
+    status = overall(checks)
+    doc: dict[str, Any] = {"plan": plan, "status": status, "score": round(score, 4), "ready": ready,
+                           "total": len(checks), "at": _now().isoformat(timespec="seconds"),
+                           "execution": execution, "checks": checks}
+    metric_data = _metrics(plan, checks, score)
+    try:
+        client("cloudwatch", region).put_metric_data(Namespace=METRICS_NAMESPACE, MetricData=metric_data)
+    except ClientError as exc:
+        raise_mapped(exc, f"publish readiness metrics of {plan}")
+    ssm = client("ssm", region)
+    name = parameter_name(plan)
+    try:
+        previous = json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"]).get("status")
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ParameterNotFound":
+            raise_mapped(exc, f"read {name}")
+        previous = None
+    changed = previous != status
+    if changed:
+        # Publish before saving: if the save fails, the next run notifies again rather than never.
+        message = {"plan": plan, "status": status, "previous_status": previous, "score": doc["score"],
+                   "at": doc["at"], "execution": execution,
+                   "not_ready": [f"{c['check']} {c['resource']}: {c['reason']}"
+                                 for c in checks if c["status"] != READY]}
+        try:
+            client("sns", region).publish(TopicArn=topic_arn, Message=json.dumps(message, indent=2),
+                                          Subject=f"pilotlight: {plan} readiness {previous or 'new'} -> {status}"[:100])
+        except ClientError as exc:
+            raise_mapped(exc, f"publish readiness change of {plan} to {topic_arn}")
+    try:
+        ssm.put_parameter(Name=name, Value=summary(doc), Type="String", Overwrite=True, Tier="Standard",
+                          Description=f"pilotlight {plan}: last readiness result")
+    except ClientError as exc:
+        raise_mapped(exc, f"save {name}")
+    return {**doc, "previous_status": previous, "notified": changed,
+            "metrics": {m["MetricName"]: m["Value"] for m in metric_data}}

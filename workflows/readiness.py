@@ -1,0 +1,152 @@
+"""The readiness workflow: check everything a failover needs, score it, tell someone when it changes.
+
+Runs every 30 minutes (``plan.schedules.readiness``) and on demand (``pilotlight readiness``).
+Shape, chosen for the fewest billed state transitions: one Pass that loads the plan, one Map over
+the plan's items with a single Task per item (the Lambda runs all checks of that item and returns
+one result per check), one report Task. A run costs ``items + 3`` transitions; an item whose
+Lambda fails after its retries takes one more (a Pass that records its checks as UNKNOWN).
+
+STANDARD, not EXPRESS: an Express execution cannot be read back with DescribeExecution or
+GetExecutionHistory, which ``pilotlight readiness`` follows for progress and the benchmark counts
+transitions from, and moto runs only Standard semantics for StartExecution. At about 14
+transitions per run the Standard price stays well under the per-plan budget (``bench/readiness.py``
+prints it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lambdas import readiness as checks
+from workflows import asl, failover
+from workflows.plan import Plan
+
+MAX_CONCURRENCY = 10  # items checked at once: bounded so a large plan does not burst the AWS APIs
+MACHINE_TIMEOUT = 30 * 60  # never outlives the 30-minute schedule
+
+
+def failover_sha256(plan: Plan) -> str:
+    """The fingerprint of the failover definition this plan renders (see lambdas.readiness.definition_sha256)."""
+    return checks.definition_sha256(asl.dumps(failover.build(plan)), plan=plan.name)
+
+
+def items(plan: Plan) -> list[dict[str, Any]]:
+    """One entry per thing to check; the Map runs one Task per entry."""
+    out: list[dict[str, Any]] = []
+    for env in plan.environments:
+        net = env.dr_network
+        out.append({
+            "kind": "environment", "resource": env.name, "application": env.application,
+            "network": {"vpc_id": net.vpc_id, "subnets": list(net.subnets),
+                        "elb_subnets": list(net.elb_subnets or net.subnets),
+                        "security_groups": list(net.security_groups), "key_name": net.key_name,
+                        "certificate_arns": dict(net.certificate_arns)},
+        })
+    for db in plan.databases:
+        out.append({
+            "kind": "database", "resource": db.identifier, "dr_replica_identifier": db.dr_replica_identifier,
+            "az2": ({"identifier": db.az2_replica.identifier, "availability_zone": db.az2_replica.availability_zone}
+                    if db.az2_replica else None),
+        })
+    for pair in plan.buckets:
+        out.append({"kind": "bucket", "resource": f"{pair.source} -> {pair.destination}", "source": pair.source,
+                    "destination": pair.destination})
+    if plan.dns is not None:
+        env = plan.dns_environment
+        out.append({"kind": "dns", "resource": plan.dns.record_name, "hosted_zone_id": plan.dns.hosted_zone_id,
+                    "record_type": plan.dns.record_type, "cutover": plan.dns.cutover,
+                    "environment": env.name if env else None, "dr_target": plan.dns_dr_target})
+    if plan.environments or plan.databases:
+        out.append({"kind": "capacity", "resource": plan.dr_region,
+                    "environments": [{"name": e.name, "application": e.application} for e in plan.environments],
+                    "databases": [d.dr_replica_identifier for d in plan.databases]})
+    from workflows import render  # render imports this module for its BUILDERS
+
+    out.append({"kind": "failover", "resource": render.state_machine_name(plan, "failover"),
+                "sha256": failover_sha256(plan)})
+    return out
+
+
+def plan_document(plan: Plan) -> dict[str, Any]:
+    """What of the plan the checks need, baked into the definition (a plan change shows as a diff)."""
+    return {
+        "name": plan.name,
+        "context": {
+            "plan": plan.name,
+            "primary_region": plan.primary_region,
+            "dr_region": plan.dr_region,
+            "rpo_minutes": plan.objectives.rpo_minutes,
+            "ami_max_age_hours": plan.ami.max_age_hours,
+            "topic_arn": asl.NOTIFICATION_TOPIC,
+            "databases": [{"identifier": d.identifier, "dr_replica_identifier": d.dr_replica_identifier}
+                          for d in plan.databases],
+            "buckets": [{"source": b.source, "destination": b.destination} for b in plan.buckets],
+        },
+        "items": items(plan),
+    }
+
+
+def build(plan: Plan) -> dict[str, Any]:
+    check = asl.task(
+        "Readiness checks", "readiness", "check",
+        {"item.$": "$.item", "context.$": "$.context", "run.$": "$.run"},
+        result_path="$", next_state=None,
+    )
+    check["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "CheckFailed"}]
+    states: dict[str, asl.State] = {
+        "LoadPlan": {
+            "Type": "Pass",
+            "Comment": "Load plan",
+            "Parameters": {"plan": plan_document(plan), "run": {"trigger.$": "$", "machine.$": "$$.StateMachine.Id"}},
+            "Next": "Checks",
+        },
+        "Checks": {
+            "Type": "Map",
+            "Comment": "Readiness checks",
+            "ItemsPath": "$.plan.items",
+            "ItemSelector": {"item.$": "$$.Map.Item.Value", "context.$": "$.plan.context", "run.$": "$.run"},
+            "MaxConcurrency": MAX_CONCURRENCY,
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "INLINE"},
+                "StartAt": "Check",
+                "States": {
+                    "Check": check,
+                    # Only entered when an item's Lambda fails after its retries: its checks are UNKNOWN.
+                    "CheckFailed": {
+                        "Type": "Pass",
+                        "Comment": "Readiness checks",
+                        "Parameters": {"failed": {"kind.$": "$.item.kind", "resource.$": "$.item.resource",
+                                                  "error.$": "$.error.Error", "cause.$": "$.error.Cause"}},
+                        "End": True,
+                    },
+                },
+            },
+            "ResultPath": "$.results",
+            "Next": "Report",
+        },
+        "Report": asl.task(
+            "Score and report", "readiness", "report",
+            {"plan.$": "$.plan.name", "region": plan.dr_region, "topic_arn": asl.NOTIFICATION_TOPIC,
+             "results.$": "$.results", "execution.$": "$$.Execution.Id"},
+            result_path="$", next_state=None,
+        ),
+    }
+    return asl.machine(f"pilotlight readiness for plan {plan.name}", "LoadPlan", states, MACHINE_TIMEOUT)
+
+
+STATUS_ORDER = {checks.NOT_READY: 0, checks.UNKNOWN: 1, checks.READY: 2}
+
+
+def readiness_table(output: dict[str, Any]) -> str:
+    """A readable table of a readiness result (the report step's document): not-ready rows first."""
+    rows = [("CHECK", "RESOURCE", "STATUS", "REASON")]
+    for c in sorted(output.get("checks") or [], key=lambda c: STATUS_ORDER.get(c["status"], 1)):
+        rows.append((c["check"], c["resource"], c["status"], c["reason"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip() for r in rows]
+    lines.append("")
+    score = output.get("score")
+    lines.append(f"plan {output.get('plan', '?')}: {output.get('status', '?')}, score "
+                 f"{output.get('ready', 0)}/{output.get('total', 0)}"
+                 + (f" ({score * 100:.0f}%)" if isinstance(score, int | float) else ""))
+    return "\n".join(lines)
