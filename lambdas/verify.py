@@ -4,7 +4,8 @@ Three facts, each read from the AWS API of the resource itself:
 
 - every DR environment is Ready with health Green;
 - every promoted database is available and writable (no longer a read replica);
-- DNS answers with the DR target.
+- DNS answers with the DR target (the record set in ``records`` mode; Route 53's TestDNSAnswer in
+  ``health_check`` mode, where the answer depends on the health check).
 
 The workflow calls :func:`verify_service` in a bounded loop, so a fact that is still settling
 (a health colour, a DNS answer) gets a few more checks before the failover reports failure.
@@ -52,6 +53,15 @@ def _database(region: str, identifier: str) -> dict[str, Any]:
 
 def _dns(spec: dict[str, str]) -> dict[str, Any]:
     name, target = spec["name"], spec["target"]
+    if spec.get("mode") == "health_check":
+        # The answer depends on the health check, not on the record set: ask Route 53 what it answers.
+        answer = dns.verify_dns(spec["zone_id"], name, spec["record_type"], target)
+        if answer["verified"] is None:
+            # The data plane has already moved; an unreachable Route 53 API must not hold the cutover.
+            return {"check": "dns", "resource": name, "ok": True, "verified": None,
+                    "detail": f"not verified: {answer.get('reason')}"}
+        return {"check": "dns", "resource": name, "ok": bool(answer["verified"]),
+                "detail": f"answers {', '.join(answer.get('answer') or ['nothing'])}"}
     r53 = client("route53", dns.ROUTE53_REGION, fast=True)
     values = dns.current_values(r53, spec["zone_id"], name, spec["record_type"])
     ok = values == [target]
@@ -61,7 +71,7 @@ def _dns(spec: dict[str, str]) -> dict[str, Any]:
 @registry.action(
     "verify_service",
     permissions=["elasticbeanstalk:DescribeEnvironments", "rds:DescribeDBInstances",
-                 "route53:ListResourceRecordSets"],
+                 "route53:ListResourceRecordSets", "route53:TestDNSAnswer"],
     resource={"elasticbeanstalk:DescribeEnvironments": "environment", "rds:DescribeDBInstances": "db",
               "route53:ListResourceRecordSets": "hostedzone"},
 )

@@ -213,3 +213,37 @@ def test_a_failover_stopped_by_a_failed_launch_resumes_from_the_real_state(sandb
     assert [e["Status"] for e in eb.describe_environments(EnvironmentNames=["shop-dr"])["Environments"]] == ["Ready"]
     assert _record(plan)["ResourceRecords"] == [{"Value": "shop-dr.us-west-2.elasticbeanstalk.com"}]
 
+
+
+@pytest.mark.parametrize("routing", [{"routing": "failover"}, {"routing": "latency"},
+                                     {"routing": "geolocation", "primary_location": {"continent_code": "NA"}}],
+                         ids=["failover", "latency", "geolocation"])
+def test_health_check_mode_cuts_over_on_the_data_plane(sandbox, routing):
+    from pathlib import Path
+
+    from workflows.plan import load_plan
+
+    data = load_plan(Path(__file__).resolve().parent.parent / "examples" / "health-check.yaml").model_dump()
+    data["dns"].update(routing)
+    plan = parse_plan(data)
+    sandbox.seed(plan)
+    sandbox.build_pilot_light(plan)  # alarm, health check and routing records, ahead of time
+    sandbox.simulate_disaster(plan)
+    changes = []
+    sandbox._events.register("before-call.route53.ChangeResourceRecordSets", lambda **kw: changes.append(kw))
+
+    result = run_workflow(sandbox, plan, "failover")
+
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert changes == []  # no Route 53 control-plane change on the way
+    alarm = boto3.client("cloudwatch", region_name=plan.dr_region).describe_alarms(
+        AlarmNames=[plan.health_check_alarm])["MetricAlarms"][0]
+    assert alarm["StateValue"] == "ALARM"
+    answer = boto3.client("route53").test_dns_answer(HostedZoneId=plan.dns.hosted_zone_id,
+                                                     RecordName=plan.dns.record_name, RecordType="CNAME")
+    assert answer["RecordData"] == [plan.dns_dr_target]
+    dns_check = next(c for c in result.output["restored"]["checks"] if c["check"] == "dns")
+    assert dns_check["ok"] and plan.dns_dr_target in dns_check["detail"]
+    assert _db(plan, plan.databases[0].dr_replica_identifier)["DBInstanceClass"] == "db.r6g.large"
+    steps = {s.name: s for s in result.steps}
+    assert steps["Repoint DNS"].start >= steps["Launch DR environment"].end

@@ -75,6 +75,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             "record_type": plan.dns.record_type,
             "ttl": plan.dns.ttl,
             "target": plan.dns_dr_target,
+            "cutover": plan.dns.cutover,
         }
     return doc
 
@@ -264,7 +265,8 @@ def _verify_params(plan: Plan) -> dict[str, Any]:
     }
     if plan.dns is not None:
         params["dns_record"] = {"zone_id": plan.dns.hosted_zone_id, "name": plan.dns.record_name,
-                                "record_type": plan.dns.record_type, "target": plan.dns_dr_target}
+                                "record_type": plan.dns.record_type, "target": plan.dns_dr_target,
+                                "mode": plan.dns.cutover}
     return params
 
 
@@ -281,7 +283,25 @@ def build(plan: Plan) -> dict[str, Any]:
     cutover = "RepointDns" if plan.dns else "VerifyService"
     if plan.databases or plan.environments:
         states["Restore"] = _restore_state(plan, cutover)
-    if plan.dns:
+    if plan.health_check_cutover:
+        # Data-plane cutover: the primary's Route 53 health check follows a DR-region alarm on a
+        # metric pilotlight publishes; flipping the metric fails the records over. No Route 53
+        # control-plane call on the critical path (the records and health check exist already).
+        flip = {"region": plan.dr_region, "alarm": plan.health_check_alarm}
+        states.update(
+            asl.poll_loop(
+                "RepointDns",
+                "Repoint DNS",
+                service="dns",
+                act=("flip_primary_health", {**flip, "plan": plan.name}),
+                check=("check_flipped", flip),
+                interval_seconds=DNS_POLL,
+                max_attempts=DNS_MAX,
+                next_state="VerifyService",
+                what="primary health alarm",
+            )
+        )
+    elif plan.dns:
         dns = {
             "zone_id.$": "$.plan.dns.hosted_zone_id",
             "name.$": "$.plan.dns.record_name",
