@@ -29,7 +29,7 @@ def seed_primary(plan: Plan, *, encrypted_volumes: bool | None = None) -> dict[s
     DR key for images).
     """
     if encrypted_volumes is None:
-        encrypted_volumes = plan.ami.dr_kms_key_id is not None
+        encrypted_volumes = any(e.encrypted_volumes for e in plan.environments)
     primary = plan.primary_region
     rds = boto3.client("rds", region_name=primary)
     s3p = boto3.client("s3", region_name=primary)

@@ -23,7 +23,10 @@ def test_replica_lag_above_the_rpo_is_drift() -> None:
 def test_encrypted_image_without_a_dr_key_fails_its_branch_only() -> None:
     with open("examples/second.yaml", encoding="utf-8") as fh:
         data = yaml.safe_load(fh)
+    # The plan does not know the volumes are encrypted (validate would insist on a key otherwise).
     del data["ami"]["dr_kms_key_id"]
+    for env in data["environments"]:
+        env["encrypted_volumes"] = False
     plan = parse_plan(data)
     with Sandbox(scale=600) as sb:
         sb.latency.enabled = False

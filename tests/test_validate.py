@@ -50,6 +50,9 @@ MALFORMED = {
                            "databases[0].failover_instance_class: 'r6g.large' does not match"),
     "encrypted_without_dr_key": (lambda d: d["databases"][0].update(storage_encrypted=True),
                                  "databases[0].dr_kms_key_id: required when storage_encrypted is true"),
+    "encrypted_volumes_without_dr_key": (lambda d: d["environments"][0].update(encrypted_volumes=True),
+                                         "ami.dr_kms_key_id: required because environments[0] (shop-prod) has "
+                                         "encrypted_volumes"),
     "dr_key_in_wrong_region": (
         lambda d: d["databases"][0].update(storage_encrypted=True,
                                            dr_kms_key_id="arn:aws:kms:us-east-1:123456789012:key/abc"),

@@ -117,6 +117,11 @@ class Environment(_Model):
         description="CNAME prefix of the DR environment; defaults to dr_environment_name (lower-cased)",
     )
     dr_network: DrNetwork
+    encrypted_volumes: bool = Field(
+        default=False,
+        description="Whether the environment's instances have encrypted EBS volumes (so its AMIs are encrypted "
+        "and their DR copies need ami.dr_kms_key_id)",
+    )
 
     @property
     def cname_prefix(self) -> str:
@@ -276,6 +281,15 @@ class Plan(_Model):
                             f"{dst} is not in the DR region {self.dr_region}",
                         )
                     )
+        for i, env in enumerate(self.environments):
+            if env.encrypted_volumes and not self.ami.dr_kms_key_id:
+                problems.append(
+                    PlanFieldError(
+                        "ami.dr_kms_key_id",
+                        f"required because environments[{i}] ({env.name}) has encrypted_volumes: its AMIs can "
+                        f"only be copied to {self.dr_region} with a KMS key in that region",
+                    )
+                )
         for i, db in enumerate(self.databases):
             path = f"databases[{i}]"
             if db.storage_encrypted and not db.dr_kms_key_id:
