@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(BIN)/pilotlight demo
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

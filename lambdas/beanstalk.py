@@ -121,8 +121,13 @@ def _key(settings: list[dict[str, Any]]) -> set[tuple[str, str, str, str]]:
 
 def settable(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The options that can be set (what a saved configuration is made of): read-only ones dropped."""
-    return [o for o in options if o.get("Namespace") not in READ_ONLY_NAMESPACES
-            and (o.get("Namespace"), o.get("OptionName")) not in READ_ONLY_OPTIONS and o.get("Value") is not None]
+    return [
+        o
+        for o in options
+        if o.get("Namespace") not in READ_ONLY_NAMESPACES
+        and (o.get("Namespace"), o.get("OptionName")) not in READ_ONLY_OPTIONS
+        and o.get("Value") is not None
+    ]
 
 
 def option_drift(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
@@ -131,6 +136,7 @@ def option_drift(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -
     Uses the same identity as the "unchanged" test of :func:`save_configuration`, so an option that
     replicate would rewrite is never reported here, and one reported here is one replicate would update.
     """
+
     def by_option(settings: list[dict[str, Any]]) -> dict[tuple[str, str, str], str]:
         return {(s["Namespace"], s["OptionName"], s.get("ResourceName", "")): s.get("Value", "") for s in settings}
 
@@ -198,7 +204,8 @@ def _endpoints(rds: Any, identifiers: list[str]) -> dict[str, str]:
     for i in range(0, len(identifiers), 100):  # at most 100 values per filter
         try:
             pages = rds.get_paginator("describe_db_instances").paginate(
-                Filters=[{"Name": "db-instance-id", "Values": identifiers[i:i + 100]}])
+                Filters=[{"Name": "db-instance-id", "Values": identifiers[i : i + 100]}]
+            )
             for page in pages:
                 for db in page["DBInstances"]:
                     address = (db.get("Endpoint") or {}).get("Address")
@@ -221,17 +228,28 @@ def newest_dr_image(region: str, plan: str, environment: str) -> str:
 
 @registry.action(
     "copy_app_version",
-    permissions=["elasticbeanstalk:DescribeEnvironments", "elasticbeanstalk:DescribeApplicationVersions",
-                 "elasticbeanstalk:CreateApplicationVersion", "elasticbeanstalk:CreateApplication",
-                 "elasticbeanstalk:DescribeApplications", "s3:GetObject", "s3:PutObject", "s3:CreateBucket",
-                 "s3:ListBucket"],
-    resource={"elasticbeanstalk:DescribeEnvironments": "source_environment",
-              "elasticbeanstalk:DescribeApplicationVersions": "applicationversion",
-              "elasticbeanstalk:CreateApplicationVersion": "applicationversion",
-              "elasticbeanstalk:CreateApplication": "application",
-              "elasticbeanstalk:DescribeApplications": "application",
-              "s3:GetObject": ("source_bundle_object", "bundle_object"), "s3:PutObject": "bundle_object",
-              "s3:CreateBucket": "bundle_bucket", "s3:ListBucket": "bundle_bucket"},
+    permissions=[
+        "elasticbeanstalk:DescribeEnvironments",
+        "elasticbeanstalk:DescribeApplicationVersions",
+        "elasticbeanstalk:CreateApplicationVersion",
+        "elasticbeanstalk:CreateApplication",
+        "elasticbeanstalk:DescribeApplications",
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:CreateBucket",
+        "s3:ListBucket",
+    ],
+    resource={
+        "elasticbeanstalk:DescribeEnvironments": "source_environment",
+        "elasticbeanstalk:DescribeApplicationVersions": "applicationversion",
+        "elasticbeanstalk:CreateApplicationVersion": "applicationversion",
+        "elasticbeanstalk:CreateApplication": "application",
+        "elasticbeanstalk:DescribeApplications": "application",
+        "s3:GetObject": ("source_bundle_object", "bundle_object"),
+        "s3:PutObject": "bundle_object",
+        "s3:CreateBucket": "bundle_bucket",
+        "s3:ListBucket": "bundle_bucket",
+    },
 )
 def copy_app_version(
     primary_region: str, dr_region: str, application: str, environment: str, bucket: str
@@ -274,8 +292,11 @@ def copy_app_version(
                     raise
         s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bundle["S3Bucket"], "Key": bundle["S3Key"]})
         dr_eb.create_application_version(
-            ApplicationName=application, VersionLabel=label, SourceBundle={"S3Bucket": bucket, "S3Key": key},
-            Description=f"pilotlight copy of {label} from {primary_region}", Process=False,
+            ApplicationName=application,
+            VersionLabel=label,
+            SourceBundle={"S3Bucket": bucket, "S3Key": key},
+            Description=f"pilotlight copy of {label} from {primary_region}",
+            Process=False,
         )
     except ClientError as exc:
         # Environments of one application often run the same version: another item got there first.
@@ -287,17 +308,25 @@ def copy_app_version(
 
 @registry.action(
     "save_configuration",
-    permissions=["elasticbeanstalk:DescribeEnvironments", "elasticbeanstalk:DescribeConfigurationSettings",
-                 "elasticbeanstalk:CreateConfigurationTemplate", "elasticbeanstalk:DeleteConfigurationTemplate",
-                 "elasticbeanstalk:DescribeApplications", "elasticbeanstalk:CreateApplication",
-                 "rds:DescribeDBInstances", "ec2:DescribeImages"],
-    resource={"elasticbeanstalk:DescribeEnvironments": "source_environment",
-              "elasticbeanstalk:DescribeConfigurationSettings": ("source_environment", "configurationtemplate"),
-              "elasticbeanstalk:CreateConfigurationTemplate": "configurationtemplate",
-              "elasticbeanstalk:DeleteConfigurationTemplate": "configurationtemplate",
-              "elasticbeanstalk:DescribeApplications": "application",
-              "elasticbeanstalk:CreateApplication": "application",
-              "rds:DescribeDBInstances": "db"},
+    permissions=[
+        "elasticbeanstalk:DescribeEnvironments",
+        "elasticbeanstalk:DescribeConfigurationSettings",
+        "elasticbeanstalk:CreateConfigurationTemplate",
+        "elasticbeanstalk:DeleteConfigurationTemplate",
+        "elasticbeanstalk:DescribeApplications",
+        "elasticbeanstalk:CreateApplication",
+        "rds:DescribeDBInstances",
+        "ec2:DescribeImages",
+    ],
+    resource={
+        "elasticbeanstalk:DescribeEnvironments": "source_environment",
+        "elasticbeanstalk:DescribeConfigurationSettings": ("source_environment", "configurationtemplate"),
+        "elasticbeanstalk:CreateConfigurationTemplate": "configurationtemplate",
+        "elasticbeanstalk:DeleteConfigurationTemplate": "configurationtemplate",
+        "elasticbeanstalk:DescribeApplications": "application",
+        "elasticbeanstalk:CreateApplication": "application",
+        "rds:DescribeDBInstances": "db",
+    },
 )
 def save_configuration(
     plan: str,
@@ -325,8 +354,11 @@ def save_configuration(
     current = settings["ConfigurationSettings"][0]
     replacements, _ = dr_replacements(primary_region, dr_region, databases, buckets)
     options, flags = dr_option_settings(
-        current.get("OptionSettings") or [], primary_region=primary_region, image_id=image_id,
-        network=network, replacements=replacements,
+        current.get("OptionSettings") or [],
+        primary_region=primary_region,
+        image_id=image_id,
+        network=network,
+        replacements=replacements,
     )
     platform = dr_platform_arn(current.get("PlatformArn") or env.get("PlatformArn"), dr_region)
     name = template_name(plan, environment)
@@ -338,16 +370,26 @@ def save_configuration(
         existing = dr_eb.describe_configuration_settings(ApplicationName=application, TemplateName=name)
         old = existing["ConfigurationSettings"][0]
         same_version = old.get("Description") == describe_template(environment, env.get("VersionLabel"))
-        if _key(old.get("OptionSettings") or []) == _key(options) and old.get("PlatformArn") == platform and same_version:
-            return {"template": name, "image_id": image_id, "flags": flags,
-                    "record": {"resource": resource, "status": "unchanged", "flags": flags}}
+        if (
+            _key(old.get("OptionSettings") or []) == _key(options)
+            and old.get("PlatformArn") == platform
+            and same_version
+        ):
+            return {
+                "template": name,
+                "image_id": image_id,
+                "flags": flags,
+                "record": {"resource": resource, "status": "unchanged", "flags": flags},
+            }
         dr_eb.delete_configuration_template(ApplicationName=application, TemplateName=name)
         status = "updated"
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "InvalidParameterValue":  # no such template yet
             raise_mapped(exc, f"read saved configuration {name}")
     create: dict[str, Any] = {
-        "ApplicationName": application, "TemplateName": name, "OptionSettings": options,
+        "ApplicationName": application,
+        "TemplateName": name,
+        "OptionSettings": options,
         "Description": describe_template(environment, env.get("VersionLabel")),
     }
     if platform:
@@ -358,8 +400,12 @@ def save_configuration(
         dr_eb.create_configuration_template(**create)
     except ClientError as exc:
         raise_mapped(exc, f"create saved configuration {name}")
-    return {"template": name, "image_id": image_id, "flags": flags,
-            "record": {"resource": resource, "status": status, "flags": flags}}
+    return {
+        "template": name,
+        "image_id": image_id,
+        "flags": flags,
+        "record": {"resource": resource, "status": status, "flags": flags},
+    }
 
 
 # -- failover: launch the standby environment from the DR saved configuration ---------------------
@@ -369,12 +415,21 @@ _LIVE = ("Launching", "Updating", "Ready")
 
 @registry.action(
     "launch_environment",
-    permissions=["elasticbeanstalk:DescribeEnvironments", "elasticbeanstalk:DescribeConfigurationSettings",
-                 "elasticbeanstalk:CreateEnvironment"],
-    resource={"elasticbeanstalk:DescribeEnvironments": "environment",
-              "elasticbeanstalk:DescribeConfigurationSettings": "configurationtemplate",
-              "elasticbeanstalk:CreateEnvironment": ("environment", "configurationtemplate",
-                                                     "applicationversion", "application")},
+    permissions=[
+        "elasticbeanstalk:DescribeEnvironments",
+        "elasticbeanstalk:DescribeConfigurationSettings",
+        "elasticbeanstalk:CreateEnvironment",
+    ],
+    resource={
+        "elasticbeanstalk:DescribeEnvironments": "environment",
+        "elasticbeanstalk:DescribeConfigurationSettings": "configurationtemplate",
+        "elasticbeanstalk:CreateEnvironment": (
+            "environment",
+            "configurationtemplate",
+            "applicationversion",
+            "application",
+        ),
+    },
 )
 def launch_environment(
     region: str, plan: str, application: str, environment: str, dr_environment: str, cname_prefix: str
@@ -386,8 +441,9 @@ def launch_environment(
     """
     eb = client("elasticbeanstalk", region)
     try:
-        envs = eb.describe_environments(ApplicationName=application, EnvironmentNames=[dr_environment],
-                                        IncludeDeleted=False)["Environments"]
+        envs = eb.describe_environments(
+            ApplicationName=application, EnvironmentNames=[dr_environment], IncludeDeleted=False
+        )["Environments"]
     except ClientError as exc:
         raise_mapped(exc, f"describe {dr_environment}")
     live = [e for e in envs if e.get("Status") in _LIVE]
@@ -405,8 +461,11 @@ def launch_environment(
         raise_mapped(exc, f"read saved configuration {name}")
     label = version_of_template(template["ConfigurationSettings"][0].get("Description"))
     params: dict[str, Any] = {
-        "ApplicationName": application, "EnvironmentName": dr_environment, "CNAMEPrefix": cname_prefix,
-        "TemplateName": name, "Tags": [{"Key": "pilotlight:plan", "Value": plan}],
+        "ApplicationName": application,
+        "EnvironmentName": dr_environment,
+        "CNAMEPrefix": cname_prefix,
+        "TemplateName": name,
+        "Tags": [{"Key": "pilotlight:plan", "Value": plan}],
         "Description": f"pilotlight DR environment of {environment}",
     }
     if label:
@@ -433,5 +492,14 @@ def _ready(env: dict[str, Any]) -> bool:
 
 
 def _env_facts(env: dict[str, Any]) -> dict[str, Any]:
-    return {k: env.get(v) for k, v in (("name", "EnvironmentName"), ("id", "EnvironmentId"), ("status", "Status"),
-                                        ("health", "Health"), ("cname", "CNAME"), ("version", "VersionLabel"))}
+    return {
+        k: env.get(v)
+        for k, v in (
+            ("name", "EnvironmentName"),
+            ("id", "EnvironmentId"),
+            ("status", "Status"),
+            ("health", "Health"),
+            ("cname", "CNAME"),
+            ("version", "VersionLabel"),
+        )
+    }

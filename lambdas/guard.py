@@ -49,8 +49,12 @@ def _alarm_states(alarms: list[dict[str, str]]) -> list[dict[str, Any]]:
     resource={"cloudwatch:DescribeAlarms": "alarm", "states:ListExecutions": "statemachine"},
 )
 def check(
-    state_machine_arn: str, execution_arn: str, alarms: list[dict[str, str]], min_interval_minutes: int,
-    trigger: dict[str, Any], region: str,
+    state_machine_arn: str,
+    execution_arn: str,
+    alarms: list[dict[str, str]],
+    min_interval_minutes: int,
+    trigger: dict[str, Any],
+    region: str,
 ) -> dict[str, Any]:
     sfn = client("stepfunctions", region)
     try:
@@ -72,16 +76,25 @@ def check(
                 continue
             age = (now - e["startDate"]).total_seconds() / 60
             if age < min_interval_minutes:
-                raise TooSoon(f"previous failover {e['name']} started {age:.0f} min ago; "
-                              f"the plan's minimum interval is {min_interval_minutes} min")
+                raise TooSoon(
+                    f"previous failover {e['name']} started {age:.0f} min ago; "
+                    f"the plan's minimum interval is {min_interval_minutes} min"
+                )
     states = _alarm_states(alarms)
     forced = bool(trigger.get("force"))
     if states and all(s["state"] == "OK" for s in states) and not forced:
         names = ", ".join(s["name"] for s in states)
-        raise PrimaryHealthy(f"the primary looks healthy: every trigger alarm is OK ({names}); use --force to fail over anyway")
+        raise PrimaryHealthy(
+            f"the primary looks healthy: every trigger alarm is OK ({names}); use --force to fail over anyway"
+        )
     health = "unknown" if not states else ("in_alarm" if any(s["state"] == "ALARM" for s in states) else "not_ok")
-    return {"automatic": automatic, "forced": forced, "primary_health": health, "alarms": states,
-            "approved": bool(trigger.get("approved_by")) and not automatic}
+    return {
+        "automatic": automatic,
+        "forced": forced,
+        "primary_health": health,
+        "alarms": states,
+        "approved": bool(trigger.get("approved_by")) and not automatic,
+    }
 
 
 @registry.action("request_approval", permissions=["sns:Publish"], resource="topic")
@@ -97,8 +110,10 @@ def request_approval(token: str, topic_arn: str, plan: str, execution_arn: str, 
     }
     try:
         out = client("sns", region).publish(
-            TopicArn=topic_arn, Subject=f"pilotlight: failover of {plan} awaits approval"[:100],
-            Message=json.dumps(message, indent=2))
+            TopicArn=topic_arn,
+            Subject=f"pilotlight: failover of {plan} awaits approval"[:100],
+            Message=json.dumps(message, indent=2),
+        )
     except ClientError as exc:
         raise_mapped(exc, f"publish approval request to {topic_arn}")
     return {"message_id": out["MessageId"]}

@@ -39,8 +39,9 @@ def _ensure_role(plan: str, source: str, destination: str) -> tuple[str, list[st
         if exc.response["Error"]["Code"] != "NoSuchEntity":
             raise_mapped(exc, f"read policy {policy_name}")
         try:
-            iam.put_role_policy(RoleName=name, PolicyName=policy_name,
-                                PolicyDocument=json.dumps(_role_policy(source, destination)))
+            iam.put_role_policy(
+                RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(_role_policy(source, destination))
+            )
         except ClientError as exc2:
             raise_mapped(exc2, f"put policy {policy_name}")
         changes.append(f"role policy {policy_name} added")
@@ -48,11 +49,16 @@ def _ensure_role(plan: str, source: str, destination: str) -> tuple[str, list[st
 
 
 def _create_role(iam: Any, name: str, plan: str) -> str:
-    trust = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
     try:
-        return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust),
-                               Description=f"pilotlight {plan}: S3 cross-region replication")["Role"]["Arn"]
+        return iam.create_role(
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps(trust),
+            Description=f"pilotlight {plan}: S3 cross-region replication",
+        )["Role"]["Arn"]
     except ClientError as exc:
         if exc.response["Error"]["Code"] == "EntityAlreadyExists":  # another bucket's step won the race
             return iam.get_role(RoleName=name)["Role"]["Arn"]
@@ -61,14 +67,26 @@ def _create_role(iam: Any, name: str, plan: str) -> str:
 
 
 def _role_policy(source: str, destination: str) -> dict[str, Any]:
-    return {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
-         "Resource": [f"arn:aws:s3:::{source}"]},
-        {"Effect": "Allow", "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl",
-                                       "s3:GetObjectVersionTagging"], "Resource": [f"arn:aws:s3:::{source}/*"]},
-        {"Effect": "Allow", "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
-         "Resource": [f"arn:aws:s3:::{destination}/*"]},
-    ]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
+                "Resource": [f"arn:aws:s3:::{source}"],
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"],
+                "Resource": [f"arn:aws:s3:::{source}/*"],
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+                "Resource": [f"arn:aws:s3:::{destination}/*"],
+            },
+        ],
+    }
 
 
 def _versioning(s3: Any, bucket: str) -> bool:
@@ -98,24 +116,44 @@ def _same_rule(have: dict[str, Any], want: dict[str, Any]) -> bool:
         have.get("Status") == want["Status"]
         and (have.get("Destination") or {}).get("Bucket") == want["Destination"]["Bucket"]
         and (have.get("DeleteMarkerReplication") or {}).get("Status") == want["DeleteMarkerReplication"]["Status"]
-        and not (have.get("Filter") or {}).get("Prefix") and not have.get("Prefix")
+        and not (have.get("Filter") or {}).get("Prefix")
+        and not have.get("Prefix")
     )
 
 
 @registry.action(
     "ensure_replication",
-    permissions=["s3:GetBucketVersioning", "s3:PutBucketVersioning", "s3:GetReplicationConfiguration",
-                 "s3:PutReplicationConfiguration", "iam:GetRole", "iam:CreateRole", "iam:GetRolePolicy", "iam:PutRolePolicy",
-                 "iam:PassRole"],
-    resource={"s3:GetBucketVersioning": "bucket", "s3:PutBucketVersioning": "bucket",
-              "s3:GetReplicationConfiguration": "bucket", "s3:PutReplicationConfiguration": "bucket",
-              "iam:GetRole": "replication_role", "iam:CreateRole": "replication_role",
-              "iam:GetRolePolicy": "replication_role", "iam:PutRolePolicy": "replication_role",
-              "iam:PassRole": "replication_role"},
+    permissions=[
+        "s3:GetBucketVersioning",
+        "s3:PutBucketVersioning",
+        "s3:GetReplicationConfiguration",
+        "s3:PutReplicationConfiguration",
+        "iam:GetRole",
+        "iam:CreateRole",
+        "iam:GetRolePolicy",
+        "iam:PutRolePolicy",
+        "iam:PassRole",
+    ],
+    resource={
+        "s3:GetBucketVersioning": "bucket",
+        "s3:PutBucketVersioning": "bucket",
+        "s3:GetReplicationConfiguration": "bucket",
+        "s3:PutReplicationConfiguration": "bucket",
+        "iam:GetRole": "replication_role",
+        "iam:CreateRole": "replication_role",
+        "iam:GetRolePolicy": "replication_role",
+        "iam:PutRolePolicy": "replication_role",
+        "iam:PassRole": "replication_role",
+    },
 )
 def ensure_replication(
-    plan: str, source_region: str, dr_region: str, source: str, destination: str,
-    replicate_delete_markers: bool = False, role_arn: str | None = None,
+    plan: str,
+    source_region: str,
+    dr_region: str,
+    source: str,
+    destination: str,
+    replicate_delete_markers: bool = False,
+    role_arn: str | None = None,
 ) -> dict[str, Any]:
     """Versioning on both buckets and one replication rule source -> destination, as the plan says."""
     s3, s3d = client("s3", source_region), client("s3", dr_region)
@@ -182,7 +220,17 @@ def check_canary(
                 raise_mapped(exc, f"read canary {key} in {destination}")
     done = status == "FAILED" or present
     resource = f"canary {source} -> {destination}"
-    record = {"resource": resource, "status": "verified" if present else "failed", "key": key,
-              "replication_status": status}
-    return {"done": done, "attempt": attempt + 1, "key": key, "status": status, "in_destination": present,
-            "record": record if done else None}
+    record = {
+        "resource": resource,
+        "status": "verified" if present else "failed",
+        "key": key,
+        "replication_status": status,
+    }
+    return {
+        "done": done,
+        "attempt": attempt + 1,
+        "key": key,
+        "status": status,
+        "in_destination": present,
+        "record": record if done else None,
+    }

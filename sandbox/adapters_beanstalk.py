@@ -43,12 +43,18 @@ def default_options(region: str) -> list[dict[str, str]]:
         {"Namespace": "aws:autoscaling:asg", "OptionName": "MinSize", "Value": "1"},
         {"Namespace": "aws:autoscaling:asg", "OptionName": "MaxSize", "Value": "4"},
         {"Namespace": "aws:autoscaling:launchconfiguration", "OptionName": "InstanceType", "Value": "t3.small"},
-        {"Namespace": "aws:autoscaling:launchconfiguration", "OptionName": "IamInstanceProfile",
-         "Value": "aws-elasticbeanstalk-ec2-role"},
+        {
+            "Namespace": "aws:autoscaling:launchconfiguration",
+            "OptionName": "IamInstanceProfile",
+            "Value": "aws-elasticbeanstalk-ec2-role",
+        },
         {"Namespace": "aws:elasticbeanstalk:environment", "OptionName": "EnvironmentType", "Value": "LoadBalanced"},
         {"Namespace": "aws:elasticbeanstalk:environment", "OptionName": "LoadBalancerType", "Value": "application"},
-        {"Namespace": "aws:elasticbeanstalk:environment", "OptionName": "ServiceRole",
-         "Value": "aws-elasticbeanstalk-service-role"},
+        {
+            "Namespace": "aws:elasticbeanstalk:environment",
+            "OptionName": "ServiceRole",
+            "Value": "aws-elasticbeanstalk-service-role",
+        },
         {"Namespace": "aws:elasticbeanstalk:healthreporting:system", "OptionName": "SystemType", "Value": "enhanced"},
     ]
 
@@ -57,8 +63,11 @@ def derived_options(options: list[dict[str, str]]) -> list[dict[str, str]]:
     """The read-only options Beanstalk derives from the others (and reports back)."""
     props = [o for o in options if o["Namespace"] == "aws:elasticbeanstalk:application:environment"]
     return [
-        {"Namespace": "aws:cloudformation:template:parameter", "OptionName": "EnvironmentVariables",
-         "Value": ",".join(f"{o['OptionName']}={o.get('Value', '')}" for o in props)},
+        {
+            "Namespace": "aws:cloudformation:template:parameter",
+            "OptionName": "EnvironmentVariables",
+            "Value": ",".join(f"{o['OptionName']}={o.get('Value', '')}" for o in props),
+        },
         {"Namespace": "aws:cloudformation:template:parameter", "OptionName": "InstancePort", "Value": "80"},
     ]
 
@@ -154,17 +163,23 @@ def validate_options(region: str, options: list[dict[str, Any]]) -> None:
     for opt in options:
         ns, name = opt.get("Namespace", ""), opt.get("OptionName", "")
         if ns in READ_ONLY_NAMESPACES:
-            raise _invalid(f"Invalid option specification (Namespace: '{ns}', OptionName: '{name}'): "
-                           "the option is read-only and cannot be set")
+            raise _invalid(
+                f"Invalid option specification (Namespace: '{ns}', OptionName: '{name}'): "
+                "the option is read-only and cannot be set"
+            )
     for opt in options:
         ns, name, value = opt.get("Namespace", ""), opt.get("OptionName", ""), opt.get("Value") or ""
         for ident, where in _id_regions(value).items():
             if ident.startswith("ami-") and where != region:
-                raise _invalid(f"Invalid option value: '{value}' (Namespace: '{ns}', OptionName: '{name}'): "
-                               f"No AMI with ID '{ident}' in region {region}")
+                raise _invalid(
+                    f"Invalid option value: '{value}' (Namespace: '{ns}', OptionName: '{name}'): "
+                    f"No AMI with ID '{ident}' in region {region}"
+                )
             if where and where != region:
-                raise _invalid(f"Invalid option value: '{value}' (Namespace: '{ns}', OptionName: '{name}'): "
-                               f"'{ident}' does not exist in region {region}")
+                raise _invalid(
+                    f"Invalid option value: '{value}' (Namespace: '{ns}', OptionName: '{name}'): "
+                    f"'{ident}' does not exist in region {region}"
+                )
 
 
 def _check_platform(region: str, arn: str | None) -> None:
@@ -173,13 +188,25 @@ def _check_platform(region: str, arn: str | None) -> None:
 
 
 # -- answers -------------------------------------------------------------------------------------
-def _settings_description(region: str, *, application: str, options: list[dict[str, Any]], stack: str,
-                          arn: str, template: str | None = None, environment: str | None = None,
-                          description: str | None = None, created: dt.datetime | None = None) -> dict[str, Any]:
+def _settings_description(
+    region: str,
+    *,
+    application: str,
+    options: list[dict[str, Any]],
+    stack: str,
+    arn: str,
+    template: str | None = None,
+    environment: str | None = None,
+    description: str | None = None,
+    created: dt.datetime | None = None,
+) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "SolutionStackName": stack, "PlatformArn": arn, "ApplicationName": application,
+        "SolutionStackName": stack,
+        "PlatformArn": arn,
+        "ApplicationName": application,
         "DeploymentStatus": "deployed" if environment else None,
-        "DateCreated": created or _now(), "DateUpdated": _now(),
+        "DateCreated": created or _now(),
+        "DateUpdated": _now(),
         "OptionSettings": [dict(o) for o in options],
     }
     if template:
@@ -207,14 +234,28 @@ def describe_configuration_settings(region: str, p: dict[str, Any]) -> dict[str,
         tpl = STORE.templates.get((region, app, p["TemplateName"]))
         if tpl is None:
             raise _invalid(f"No Configuration Template named '{app}/{p['TemplateName']}' found.")
-        desc = _settings_description(region, application=app, options=tpl["options"], stack=tpl["stack"],
-                                     arn=tpl["arn"], template=p["TemplateName"], description=tpl.get("description"),
-                                     created=tpl["created"])
+        desc = _settings_description(
+            region,
+            application=app,
+            options=tpl["options"],
+            stack=tpl["stack"],
+            arn=tpl["arn"],
+            template=p["TemplateName"],
+            description=tpl.get("description"),
+            created=tpl["created"],
+        )
     else:
         env = _env_named(region, p)
         options = env.options + derived_options(env.options)
-        desc = _settings_description(region, application=app, options=options, stack=env.solution_stack,
-                                     arn=env.platform_arn, environment=env.name, created=env.created)
+        desc = _settings_description(
+            region,
+            application=app,
+            options=options,
+            stack=env.solution_stack,
+            arn=env.platform_arn,
+            environment=env.name,
+            created=env.created,
+        )
     return {"ConfigurationSettings": [desc]}
 
 
@@ -245,8 +286,16 @@ def create_configuration_template(region: str, p: dict[str, Any]) -> dict[str, A
     tpl = {"options": options, "stack": stack, "arn": arn, "description": p.get("Description"), "created": _now()}
     with STORE.lock:
         STORE.templates[(region, app, name)] = tpl
-    return _settings_description(region, application=app, options=options, stack=stack, arn=arn, template=name,
-                                 description=p.get("Description"), created=tpl["created"])
+    return _settings_description(
+        region,
+        application=app,
+        options=options,
+        stack=stack,
+        arn=arn,
+        template=name,
+        description=p.get("Description"),
+        created=tpl["created"],
+    )
 
 
 def delete_configuration_template(region: str, p: dict[str, Any]) -> dict[str, Any]:
@@ -259,9 +308,15 @@ def delete_configuration_template(region: str, p: dict[str, Any]) -> dict[str, A
 
 def _version_description(region: str, app: str, label: str, v: dict[str, Any]) -> dict[str, Any]:
     return {
-        "ApplicationVersionArn": f"arn:aws:elasticbeanstalk:{region}:{DEFAULT_ACCOUNT_ID}:applicationversion/{app}/{label}",
-        "ApplicationName": app, "VersionLabel": label, "Description": v.get("description") or "",
-        "SourceBundle": dict(v["bundle"]), "DateCreated": v["created"], "DateUpdated": v["created"],
+        "ApplicationVersionArn": (
+            f"arn:aws:elasticbeanstalk:{region}:{DEFAULT_ACCOUNT_ID}:applicationversion/{app}/{label}"
+        ),
+        "ApplicationName": app,
+        "VersionLabel": label,
+        "Description": v.get("description") or "",
+        "SourceBundle": dict(v["bundle"]),
+        "DateCreated": v["created"],
+        "DateUpdated": v["created"],
         "Status": v["status"],
     }
 
@@ -278,16 +333,23 @@ def create_application_version(region: str, p: dict[str, Any]) -> dict[str, Any]
     if bundle:
         bucket = _s3().buckets.get(bundle.get("S3Bucket", ""))
         if bucket is None:
-            raise _invalid(f"Unable to download from S3 location (Bucket: {bundle.get('S3Bucket')}): "
-                           "the bucket does not exist.")
+            raise _invalid(
+                f"Unable to download from S3 location (Bucket: {bundle.get('S3Bucket')}): the bucket does not exist."
+            )
         if bucket.region_name != region:
-            raise _invalid(f"S3 bucket {bundle['S3Bucket']} is in {bucket.region_name}; the source bundle "
-                           f"must be in {region}.")
+            raise _invalid(
+                f"S3 bucket {bundle['S3Bucket']} is in {bucket.region_name}; the source bundle must be in {region}."
+            )
         if bundle.get("S3Key") not in bucket.keys:
-            raise _invalid(f"Unable to download from S3 location (Bucket: {bundle['S3Bucket']}, "
-                           f"Key: {bundle.get('S3Key')}).")
-    v = {"bundle": bundle, "description": p.get("Description"), "created": _now(),
-         "status": "PROCESSED" if p.get("Process") else "UNPROCESSED"}
+            raise _invalid(
+                f"Unable to download from S3 location (Bucket: {bundle['S3Bucket']}, Key: {bundle.get('S3Key')})."
+            )
+    v = {
+        "bundle": bundle,
+        "description": p.get("Description"),
+        "created": _now(),
+        "status": "PROCESSED" if p.get("Process") else "UNPROCESSED",
+    }
     with STORE.lock:
         STORE.versions[(region, app, label)] = v
     return {"ApplicationVersion": _version_description(region, app, label, v)}
@@ -296,7 +358,8 @@ def create_application_version(region: str, p: dict[str, Any]) -> dict[str, Any]
 def describe_application_versions(region: str, p: dict[str, Any]) -> dict[str, Any]:
     app, labels = p.get("ApplicationName"), p.get("VersionLabels")
     found = [
-        _version_description(r, a, label, v) for (r, a, label), v in sorted(STORE.versions.items(), key=lambda kv: kv[0])
+        _version_description(r, a, label, v)
+        for (r, a, label), v in sorted(STORE.versions.items(), key=lambda kv: kv[0])
         if r == region and (app is None or a == app) and (not labels or label in labels)
     ]
     return {"ApplicationVersions": found}
@@ -310,24 +373,37 @@ def describe_environment_resources(region: str, p: dict[str, Any]) -> dict[str, 
             tags = {t["key"]: t["value"] for t in _ec2(region).describe_tags(filters={"resource-id": [inst.id]})}
             if tags.get("elasticbeanstalk:environment-name") == env.name and inst.state != "terminated":
                 instances.append({"Id": inst.id})
-    return {"EnvironmentResources": {
-        "EnvironmentName": env.name,
-        "AutoScalingGroups": [{"Name": f"awseb-{env.environment_id}-stack-AWSEBAutoScalingGroup"}],
-        "Instances": instances, "LaunchConfigurations": [], "LaunchTemplates": [],
-        "LoadBalancers": [{"Name": f"awseb-{env.environment_id}"[:32]}], "Triggers": [], "Queues": [],
-    }}
+    return {
+        "EnvironmentResources": {
+            "EnvironmentName": env.name,
+            "AutoScalingGroups": [{"Name": f"awseb-{env.environment_id}-stack-AWSEBAutoScalingGroup"}],
+            "Instances": instances,
+            "LaunchConfigurations": [],
+            "LaunchTemplates": [],
+            "LoadBalancers": [{"Name": f"awseb-{env.environment_id}"[:32]}],
+            "Triggers": [],
+            "Queues": [],
+        }
+    }
 
 
 def _environment_description(region: str, env: EnvState, status: str = "Ready") -> dict[str, Any]:
     out = {
-        "EnvironmentName": env.name, "EnvironmentId": env.environment_id, "ApplicationName": env.application,
-        "SolutionStackName": env.solution_stack, "PlatformArn": env.platform_arn,
-        "EndpointURL": f"awseb-{env.environment_id}.{region}.elb.amazonaws.com", "CNAME": env.cname,
-        "DateCreated": env.created, "DateUpdated": _now(), "Status": status,
-        "AbortableOperationInProgress": False, "Health": "Grey" if status != "Ready" else "Green",
+        "EnvironmentName": env.name,
+        "EnvironmentId": env.environment_id,
+        "ApplicationName": env.application,
+        "SolutionStackName": env.solution_stack,
+        "PlatformArn": env.platform_arn,
+        "EndpointURL": f"awseb-{env.environment_id}.{region}.elb.amazonaws.com",
+        "CNAME": env.cname,
+        "DateCreated": env.created,
+        "DateUpdated": _now(),
+        "Status": status,
+        "AbortableOperationInProgress": False,
+        "Health": "Grey" if status != "Ready" else "Green",
         "Tier": {"Name": "WebServer", "Type": "Standard", "Version": "1.0"},
         "EnvironmentArn": f"arn:aws:elasticbeanstalk:{region}:{DEFAULT_ACCOUNT_ID}:environment/"
-                          f"{env.application}/{env.name}",
+        f"{env.application}/{env.name}",
     }
     if env.version_label:
         out["VersionLabel"] = env.version_label
@@ -347,9 +423,21 @@ def terminate_environment(region: str, p: dict[str, Any]) -> dict[str, Any]:
 def describe_environment_health(region: str, p: dict[str, Any]) -> dict[str, Any]:
     env = _env_named(region, p)
     return {
-        "EnvironmentName": env.name, "HealthStatus": "Ok", "Status": "Ready", "Color": "Green", "Causes": [],
-        "InstancesHealth": {"NoData": 0, "Unknown": 0, "Pending": 0, "Ok": 1, "Info": 0, "Warning": 0,
-                            "Degraded": 0, "Severe": 0},
+        "EnvironmentName": env.name,
+        "HealthStatus": "Ok",
+        "Status": "Ready",
+        "Color": "Green",
+        "Causes": [],
+        "InstancesHealth": {
+            "NoData": 0,
+            "Unknown": 0,
+            "Pending": 0,
+            "Ok": 1,
+            "Info": 0,
+            "Warning": 0,
+            "Degraded": 0,
+            "Severe": 0,
+        },
         "RefreshedAt": _now(),
     }
 
@@ -410,8 +498,12 @@ def after_create_environment(http_response: Any, parsed: dict[str, Any], context
     arn = arn or platform_arn(region, stack)
     stack = stack or arn.split("/", 1)[-1]
     env = EnvState(
-        application=app, name=p["EnvironmentName"], environment_id="e-" + uuid.uuid4().hex[:10],
-        version_label=p.get("VersionLabel"), solution_stack=stack, platform_arn=arn,
+        application=app,
+        name=p["EnvironmentName"],
+        environment_id="e-" + uuid.uuid4().hex[:10],
+        version_label=p.get("VersionLabel"),
+        solution_stack=stack,
+        platform_arn=arn,
         cname=f"{(p.get('CNAMEPrefix') or p['EnvironmentName']).lower()}.{region}.elasticbeanstalk.com",
         options=options,
     )

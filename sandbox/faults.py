@@ -30,11 +30,19 @@ class Faults:
         self._lock = threading.Lock()
 
     def inject(
-        self, service: str, operation: str, code: str, message: str = "injected by the sandbox",
-        *, times: int | None = 1, status: int = 400,
+        self,
+        service: str,
+        operation: str,
+        code: str,
+        message: str = "injected by the sandbox",
+        *,
+        times: int | None = 1,
+        status: int = 400,
     ) -> Fault:
         """``service`` is botocore's event name for it (``rds``, ``route53``, ``elastic-beanstalk``)."""
-        fault = Fault(f"before-call.{service}.{operation}", f"pilotlight-fault-{next(_ids)}", code, message, status, times)
+        fault = Fault(
+            f"before-call.{service}.{operation}", f"pilotlight-fault-{next(_ids)}", code, message, status, times
+        )
 
         def fail(**_: Any) -> Any:
             with self._lock:

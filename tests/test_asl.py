@@ -16,9 +16,9 @@ from statelint.linter import Linter
 import lambdas
 from lambdas.errors import ALL_ERROR_NAMES
 from sandbox import Sandbox
+from tests.conftest import REFERENCE, ROOT
 from workflows import asl, render
 from workflows.plan import load_plan
-from tests.conftest import REFERENCE, ROOT
 
 COMMITTED = ROOT / "asl" / "reference"
 # Every lambdas/<service>.py with a registry is a Lambda function a Task may call.
@@ -35,8 +35,10 @@ def rendered():
 
 
 def _substituted(plan, text: str) -> str:
-    subs = {asl.function_key(s): f"arn:aws:lambda:{plan.dr_region}:123456789012:function:{render.function_name(plan, s)}"
-            for s in render.services_used(plan)}
+    subs = {
+        asl.function_key(s): f"arn:aws:lambda:{plan.dr_region}:123456789012:function:{render.function_name(plan, s)}"
+        for s in render.services_used(plan)
+    }
     return asl.substitute(text, subs)
 
 

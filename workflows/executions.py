@@ -70,8 +70,12 @@ class Result:
             "failed_state": self.failed_state,
             "failed_step": self.failed_step,
             "timeline": [
-                {"step": s.name, "start_seconds": _round(s.start), "duration_seconds": _round(s.duration),
-                 "status": s.status}
+                {
+                    "step": s.name,
+                    "start_seconds": _round(s.start),
+                    "duration_seconds": _round(s.duration),
+                    "status": s.status,
+                }
                 for s in self.steps
             ],
             "output": self.output,
@@ -113,7 +117,7 @@ class Follower:
 
     def poll(self) -> list[Progress]:
         events = _history(self.sfn, self.arn)
-        fresh = events[self._seen:]
+        fresh = events[self._seen :]
         self._seen = len(events)
         out: list[Progress] = []
         for event in fresh:
@@ -153,10 +157,10 @@ class Follower:
                     self._last_detail[label] = detail
                     return [Progress(at, "update", label, detail)]
                 return []
-            if kind in ("PassStateExited", "TaskStateExited", "MapStateExited", "ParallelStateExited"):
-                if step.status != "done":
-                    step.status = "done"
-                    return [Progress(at, "done", label)]
+            exited = kind in ("PassStateExited", "TaskStateExited", "MapStateExited", "ParallelStateExited")
+            if exited and step.status != "done":
+                step.status = "done"
+                return [Progress(at, "done", label)]
             return []
         return []
 
@@ -270,9 +274,7 @@ def timeline_table(result: Result) -> str:
     width = max([len(s.name) for s in result.steps] + [4])
     lines = [f"{'step'.ljust(width)}  {'start':>9}  {'duration':>9}  status"]
     for s in result.steps:
-        lines.append(
-            f"{s.name.ljust(width)}  {fmt_duration(s.start):>9}  {fmt_duration(s.duration):>9}  {s.status}"
-        )
+        lines.append(f"{s.name.ljust(width)}  {fmt_duration(s.start):>9}  {fmt_duration(s.duration):>9}  {s.status}")
     return "\n".join(lines)
 
 
@@ -336,7 +338,8 @@ def answer_approval(sfn: Any, state_machine_arn: str, *, approve: bool, who: str
         if approve:
             sfn.send_task_success(taskToken=token, output=json.dumps({"approved_by": who}))
         else:
-            sfn.send_task_failure(taskToken=token, error="Aborted",
-                                  cause=f"aborted by {who}" + (f": {reason}" if reason else ""))
+            sfn.send_task_failure(
+                taskToken=token, error="Aborted", cause=f"aborted by {who}" + (f": {reason}" if reason else "")
+            )
         return execution["executionArn"]
     raise NothingToAnswer("no failover of this plan is waiting for approval")

@@ -116,12 +116,11 @@ def test_put_metric_data_is_limited_to_the_pilotlight_namespace(plan):
 
 
 def test_beanstalk_and_s3_kinds_name_the_plan_resources(plan):
-    arns = lambda kind: plan_iam.resource_arns(plan, kind, account=ACCOUNT)
+    def arns(kind):
+        return plan_iam.resource_arns(plan, kind, account=ACCOUNT)
     assert arns("environment") == [f"arn:aws:elasticbeanstalk:us-west-2:{ACCOUNT}:environment/shop/shop-dr"]
     assert f"arn:aws:elasticbeanstalk:us-west-2:{ACCOUNT}:application/shop" in arns("application")
-    assert f"arn:aws:elasticbeanstalk:us-west-2:{ACCOUNT}:configurationtemplate/shop/*" in arns(
-        "configurationtemplate"
-    )
+    assert f"arn:aws:elasticbeanstalk:us-west-2:{ACCOUNT}:configurationtemplate/shop/*" in arns("configurationtemplate")
     assert "arn:aws:s3:::shop-assets-usw2" in arns("bucket") and "arn:aws:s3:::shop-uploads-use1" in arns("bucket")
 
 
@@ -146,8 +145,14 @@ def test_every_registered_action_of_every_lambda_module_derives_iam(plan):
 def _fake_builder(workflow: str):
     def build(plan):
         states = {
-            "Check": asl.task(f"{workflow} check", "rds", "check_promoted",
-                              {"region.$": "$.region", "identifier.$": "$.id"}, result_path="$.r", next_state=None)
+            "Check": asl.task(
+                f"{workflow} check",
+                "rds",
+                "check_promoted",
+                {"region.$": "$.region", "identifier.$": "$.id"},
+                result_path="$.r",
+                next_state=None,
+            )
         }
         return asl.machine(f"fake {workflow}", "Check", states, 600)
 
@@ -171,8 +176,10 @@ def test_schedules_follow_the_plan_rates_for_scheduled_workflows(more_workflows,
     from infra.stacks import add_schedules
 
     stack = cdk.Stack(cdk.App(), "Schedules", env=cdk.Environment(region=plan.dr_region))
-    machines = {w: sfn.StateMachine(stack, w, definition_body=sfn.DefinitionBody.from_chainable(sfn.Pass(stack, f"{w}P")))
-                for w in more_workflows}
+    machines = {
+        w: sfn.StateMachine(stack, w, definition_body=sfn.DefinitionBody.from_chainable(sfn.Pass(stack, f"{w}P")))
+        for w in more_workflows
+    }
     add_schedules(stack, plan, machines)
     schedules = CdkTemplate.from_stack(stack).find_resources("AWS::Scheduler::Schedule")
     got = {p["Properties"]["Name"]: p["Properties"]["ScheduleExpression"] for p in schedules.values()}
@@ -190,13 +197,17 @@ def test_new_workflows_are_deployed_without_infra_changes(more_workflows, plan, 
     result = app.synthesize(plan, tmp_path / "cdk.out")
     assert result.errors == []
     dr = Template(result.templates[dr_stack_name(plan)], plan.dr_region)
-    machines = {r["Properties"]["StateMachineName"]: r["Properties"]
-                for r in dr.of_type("AWS::StepFunctions::StateMachine").values()}
+    machines = {
+        r["Properties"]["StateMachineName"]: r["Properties"]
+        for r in dr.of_type("AWS::StepFunctions::StateMachine").values()
+    }
     for workflow in more_workflows:
         props = machines[render.state_machine_name(plan, workflow)]
         assert dr.resolve(props["DefinitionString"]) == render.render_all(plan)[workflow]
-    schedules = {r["Properties"]["Name"]: r["Properties"]["ScheduleExpression"]
-                 for r in dr.of_type("AWS::Scheduler::Schedule").values()}
+    schedules = {
+        r["Properties"]["Name"]: r["Properties"]["ScheduleExpression"]
+        for r in dr.of_type("AWS::Scheduler::Schedule").values()
+    }
     assert schedules == {
         f"pilotlight-{plan.name}-replicate": plan.schedules.replicate,
         f"pilotlight-{plan.name}-readiness": plan.schedules.readiness,
@@ -211,7 +222,11 @@ def test_alarm_regions_group_alarms_and_default_to_the_primary_region(plan):
     from workflows.plan import parse_plan
 
     data = plan.model_dump(exclude_none=True)
-    data["triggers"]["alarms"] = [{"name": "a"}, {"name": "b", "region": "us-west-2"}, {"name": "c", "region": "us-east-1"}]
+    data["triggers"]["alarms"] = [
+        {"name": "a"},
+        {"name": "b", "region": "us-west-2"},
+        {"name": "c", "region": "us-east-1"},
+    ]
     assert alarm_regions(parse_plan(data)) == {"us-east-1": ["a", "c"], "us-west-2": ["b"]}
 
 
@@ -227,7 +242,9 @@ def test_an_action_on_several_kinds_gets_each_with_its_condition(plan):
     reg = _registry(("create", ["ec2:CreateImage"], ("instance", "image")))
     by_resource = {tuple(st["Resource"]): st for st in plan_iam.statements(reg, plan, account=ACCOUNT)}
     instances = by_resource[(f"arn:aws:ec2:us-east-1:{ACCOUNT}:instance/*",)]
-    assert instances["Condition"] == {"StringEquals": {"aws:ResourceTag/elasticbeanstalk:environment-name": ["shop-prod"]}}
+    assert instances["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/elasticbeanstalk:environment-name": ["shop-prod"]}
+    }
     images = by_resource[("arn:aws:ec2:us-east-1::image/*", "arn:aws:ec2:us-west-2::image/*")]
     assert "Condition" not in images and images["Action"] == ["ec2:CreateImage"]
 
@@ -235,7 +252,9 @@ def test_an_action_on_several_kinds_gets_each_with_its_condition(plan):
 def test_dr_keys_by_arn_id_and_alias(plan):
     key_arn = f"arn:aws:kms:us-west-2:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
     db = plan.databases[0].model_copy(update={"storage_encrypted": True, "dr_kms_key_id": key_arn})
-    changed = plan.model_copy(update={"databases": [db], "ami": plan.ami.model_copy(update={"dr_kms_key_id": "alias/dr-images"})})
+    changed = plan.model_copy(
+        update={"databases": [db], "ami": plan.ami.model_copy(update={"dr_kms_key_id": "alias/dr-images"})}
+    )
     reg = _registry(("grant", ["kms:CreateGrant"], "dr_key"))
     by_resource = {tuple(st["Resource"]): st for st in plan_iam.statements(reg, changed, account=ACCOUNT)}
     assert (key_arn,) in by_resource and "Condition" not in by_resource[(key_arn,)]

@@ -70,8 +70,11 @@ def test_synth_writes_the_templates(monkeypatch, synthesized, tmp_path):
 def test_synth_fails_when_cdk_nag_has_findings(monkeypatch, synthesized):
     from infra import app
 
-    broken = app.Synthesized(out_dir=synthesized.out_dir, templates=synthesized.templates,
-                             errors=[("pilotlight-shop-dr", "/Dr/X", "AwsSolutions-SNS3: no SSL")])
+    broken = app.Synthesized(
+        out_dir=synthesized.out_dir,
+        templates=synthesized.templates,
+        errors=[("pilotlight-shop-dr", "/Dr/X", "AwsSolutions-SNS3: no SSL")],
+    )
     monkeypatch.setattr(app, "synthesize", lambda plan, out: broken)
     result = _runner().invoke(commands.synth, [str(REFERENCE)])
     assert result.exit_code == 1
@@ -87,7 +90,13 @@ def test_deploy_without_the_cdk_cli_says_how_to_install_it(monkeypatch):
 
 def test_deploy_without_credentials_stops_before_running_cdk(monkeypatch, tmp_path):
     monkeypatch.setattr(commands.shutil, "which", lambda name: "/nonexistent/cdk")
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+    for var in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
@@ -112,8 +121,7 @@ def test_deploy_runs_cdk_on_the_synthesized_assembly(monkeypatch, synthesized, t
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setattr(commands, "caller_identity", lambda profile, region: {"Account": "123456789012", "Arn": "me"})
     monkeypatch.setattr(commands, "_synthesize", lambda plan, out: synthesized)
-    result = _runner().invoke(commands.deploy, [str(REFERENCE), "--profile", "dr", "--require-approval",
-                                                "never"])
+    result = _runner().invoke(commands.deploy, [str(REFERENCE), "--profile", "dr", "--require-approval", "never"])
     assert result.exit_code == 0, result.output
     args = log.read_text().split()
     assert args[:2] == ["deploy", "--app"] and args[2].endswith("cdk.out")

@@ -15,11 +15,17 @@ from workflows import asl, render
 
 
 def _machines(dr: Template) -> dict[str, dict]:
-    return {p["StateMachineName"]: p for p in (r["Properties"] for r in dr.of_type("AWS::StepFunctions::StateMachine").values())}
+    return {
+        p["StateMachineName"]: p
+        for p in (r["Properties"] for r in dr.of_type("AWS::StepFunctions::StateMachine").values())
+    }
 
 
 def _functions(dr: Template) -> dict[str, tuple[str, dict]]:
-    return {r["Properties"]["FunctionName"]: (lid, r["Properties"]) for lid, r in dr.of_type("AWS::Lambda::Function").items()}
+    return {
+        r["Properties"]["FunctionName"]: (lid, r["Properties"])
+        for lid, r in dr.of_type("AWS::Lambda::Function").items()
+    }
 
 
 def _function_arn(plan, service: str) -> str:
@@ -48,7 +54,9 @@ def test_after_substitution_tasks_call_the_plan_functions(dr, plan, workflow):
     substitutions = dr.resolve(machine["DefinitionSubstitutions"])
     # What CloudFormation runs: the definition with the substitutions applied.
     deployed = asl.substitute(dr.resolve(machine["DefinitionString"]), substitutions)
-    services = {k.removesuffix("FunctionArn").lower() for k in asl.placeholders(json.loads(text)) if k.endswith("FunctionArn")}
+    services = {
+        k.removesuffix("FunctionArn").lower() for k in asl.placeholders(json.loads(text)) if k.endswith("FunctionArn")
+    }
     assert services <= render.services_used(plan)
     subs = {asl.function_key(s): _function_arn(plan, s) for s in services}
     if asl.NOTIFICATION_TOPIC_KEY in asl.placeholders(json.loads(text)):
@@ -60,8 +68,9 @@ def test_after_substitution_tasks_call_the_plan_functions(dr, plan, workflow):
     called = set()
     for _, s in asl.iter_states(json.loads(deployed)["States"]):
         if s["Type"] == "Task":
-            called.add(s["Parameters"]["FunctionName"] if s["Resource"].startswith("arn:aws:states:::")
-                       else s["Resource"])
+            called.add(
+                s["Parameters"]["FunctionName"] if s["Resource"].startswith("arn:aws:states:::") else s["Resource"]
+            )
     assert called == {_function_arn(plan, s) for s in services}
 
 
@@ -108,11 +117,11 @@ def test_function_code_asset_is_the_lambdas_package_only(dr, synthesized):
 
 
 def test_topic_is_kms_encrypted_and_refuses_plain_http(dr):
-    (_topic_lid, topic), = dr.of_type("AWS::SNS::Topic").items()
+    ((_topic_lid, topic),) = dr.of_type("AWS::SNS::Topic").items()
     assert "KmsMasterKeyId" in topic["Properties"]
-    (_key_lid, key), = dr.of_type("AWS::KMS::Key").items()
+    ((_key_lid, key),) = dr.of_type("AWS::KMS::Key").items()
     assert key["Properties"]["EnableKeyRotation"] is True
-    (_, policy), = dr.of_type("AWS::SNS::TopicPolicy").items()
+    ((_, policy),) = dr.of_type("AWS::SNS::TopicPolicy").items()
     denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
     assert any(s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
 
@@ -148,7 +157,9 @@ def _matches(rules: list[dict], event: dict) -> list[dict]:
 
 
 def test_failover_rule_starts_on_a_plan_alarm_entering_alarm(dr, plan):
-    failover_arn = f"arn:aws:states:{plan.dr_region}:{ACCOUNT}:stateMachine:{render.state_machine_name(plan, 'failover')}"
+    failover_arn = (
+        f"arn:aws:states:{plan.dr_region}:{ACCOUNT}:stateMachine:{render.state_machine_name(plan, 'failover')}"
+    )
     for alarm in plan.triggers.alarms:
         matched = _matches(_rules(dr), _alarm_event(alarm.name, region=alarm.region or plan.primary_region))
         assert len(matched) == 1, alarm.name
@@ -165,8 +176,12 @@ def test_failover_rule_ignores_other_alarms_ok_transitions_and_other_regions(dr,
     assert not _matches(_rules(dr), _alarm_event(name, state="OK", region=region))
     assert not _matches(_rules(dr), _alarm_event(name, state="INSUFFICIENT_DATA", region=region))
     assert not _matches(_rules(dr), _alarm_event(name, region="eu-west-1"))
-    other = {"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification", "region": region,
-             "detail": {"alarmName": name, "state": {"value": "ALARM"}}}
+    other = {
+        "source": "aws.ec2",
+        "detail-type": "EC2 Instance State-change Notification",
+        "region": region,
+        "detail": {"alarmName": name, "state": {"value": "ALARM"}},
+    }
     assert not _matches(_rules(dr), other)
 
 
@@ -293,9 +308,17 @@ def test_only_aws_services_without_resource_types_get_wildcards_anywhere(synthes
     """Outside function roles, '*' is used only where AWS allows nothing narrower."""
     allowed = {
         # Step Functions log delivery and X-Ray tracing: these APIs have no resource types.
-        "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
-        "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
-        "logs:DescribeLogGroups", "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
         "xray:GetSamplingTargets",
     }
     for body in synthesized.templates.values():
