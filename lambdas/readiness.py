@@ -122,6 +122,41 @@ def _ami_check(ctx: dict[str, Any], env: str, tpl_name: str, template: dict[str,
                   f"and {tpl_name} launches it", **evidence)
 
 
+def _endpoint_replacements(
+    ctx: dict[str, Any], current: dict[str, Any], template: dict[str, Any]
+) -> tuple[dict[str, str], list[str]]:
+    """Primary value -> DR value inside environment properties, without an API call.
+
+    RDS endpoints have the form ``<identifier>.<suffix>.<region>.rds.amazonaws.com``. A primary
+    property naming a plan database is matched with the saved configuration's value for the same
+    property, which must name that database's DR replica in the DR region; the replica itself is the
+    dr-replica check's business. Bucket names map by the plan. (Replicate looks endpoints up for real.)
+    """
+    primary, dr = ctx["primary_region"], ctx["dr_region"]
+    replicas = {db["identifier"]: db["dr_replica_identifier"] for db in ctx.get("databases") or []}
+    in_primary = re.compile(rf"\b([a-z][a-z0-9-]*)\.[a-z0-9]+\.{re.escape(primary)}\.rds\.amazonaws\.com\b")
+    saved = {o["OptionName"]: o.get("Value") or "" for o in template.get("OptionSettings") or []
+             if o.get("Namespace") == beanstalk.ENV_PROPERTIES}
+    replacements: dict[str, str] = {}
+    unresolved: list[str] = []
+    for opt in current.get("OptionSettings") or []:
+        if opt.get("Namespace") != beanstalk.ENV_PROPERTIES:
+            continue
+        for match in in_primary.finditer(opt.get("Value") or ""):
+            replica = replicas.get(match.group(1))
+            if replica is None:
+                continue
+            in_dr = re.search(rf"\b{re.escape(replica)}\.[a-z0-9]+\.{re.escape(dr)}\.rds\.amazonaws\.com\b",
+                              saved.get(opt["OptionName"], ""))
+            if in_dr:
+                replacements[match.group(0)] = in_dr.group(0)
+            elif opt["OptionName"] not in saved:
+                unresolved.append(match.group(0))
+    for pair in ctx.get("buckets") or []:
+        replacements[pair["source"]] = pair["destination"]
+    return replacements, unresolved
+
+
 def _configuration_check(
     ctx: dict[str, Any], item: dict[str, Any], tpl_name: str, template: dict[str, Any] | None,
     current: dict[str, Any],
@@ -130,7 +165,7 @@ def _configuration_check(
     if template is None:
         return result("saved-configuration", env, NOT_READY,
                       f"DR saved configuration {item['application']}/{tpl_name} of {env} does not exist in {dr}")
-    replacements, unresolved = beanstalk.dr_replacements(primary, dr, ctx.get("databases"), ctx.get("buckets"))
+    replacements, unresolved = _endpoint_replacements(ctx, current, template)
     image_id = _option(template, beanstalk.LAUNCH, "ImageId") or ""  # judged by the dr-ami check
     expected, flags = beanstalk.dr_option_settings(
         current.get("OptionSettings") or [], primary_region=primary, image_id=image_id,

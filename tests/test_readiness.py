@@ -122,6 +122,32 @@ def test_a_drifted_saved_configuration_names_the_option(estate: tuple[Sandbox, P
         "aws:elasticbeanstalk:application:environment:APP_ENV: saved 'staging', primary implies 'production'"]
 
 
+def test_a_saved_db_host_that_is_not_the_dr_replica_is_drift(estate: tuple[Sandbox, Plan]) -> None:
+    """Endpoints are compared by form (replica identifier, DR region), without an RDS call."""
+    sb, plan = estate
+    env = plan.environments[0]
+    eb = boto3.client("elasticbeanstalk", region_name=plan.dr_region)
+    name = f"pilotlight-{plan.name}-{env.name}"
+    saved = eb.describe_configuration_settings(ApplicationName=env.application, TemplateName=name)[
+        "ConfigurationSettings"][0]
+    host = next(o["Value"] for o in saved["OptionSettings"] if o["OptionName"] == "DB_HOST")
+    assert f".{plan.dr_region}.rds.amazonaws.com" in host
+    wrong = host.replace(f".{plan.dr_region}.", f".{plan.primary_region}.")
+
+    def recreate(options: list[dict[str, Any]]) -> None:
+        eb.delete_configuration_template(ApplicationName=env.application, TemplateName=name)
+        eb.create_configuration_template(ApplicationName=env.application, TemplateName=name,
+                                         PlatformArn=saved["PlatformArn"], OptionSettings=options)
+
+    recreate([dict(o, Value=wrong) if o["OptionName"] == "DB_HOST" else o for o in saved["OptionSettings"]])
+    try:
+        out = readiness(sb, plan)
+    finally:
+        recreate(saved["OptionSettings"])
+    check = not_ready_only(out, "saved-configuration", env.name)
+    assert "DB_HOST" in check["reason"]
+
+
 def test_a_deleted_dr_replica_is_not_ready(estate: tuple[Sandbox, Plan]) -> None:
     sb, plan = estate
     db = plan.databases[0]
