@@ -97,18 +97,30 @@ def test_a_stale_dr_ami_is_not_ready(estate: tuple[Sandbox, Plan]) -> None:
     assert check["evidence"]["age_hours"] > plan.ami.max_age_hours
 
 
-def test_a_drifted_saved_configuration_names_the_option(estate: tuple[Sandbox, Plan]) -> None:
-    sb, plan = estate
+def _saved(plan: Plan) -> tuple[Any, str, dict[str, Any]]:
+    """The DR saved configuration of the plan's first environment: client, name, settings."""
     env = plan.environments[0]
     eb = boto3.client("elasticbeanstalk", region_name=plan.dr_region)
     name = f"pilotlight-{plan.name}-{env.name}"
     saved = eb.describe_configuration_settings(ApplicationName=env.application, TemplateName=name)[
         "ConfigurationSettings"][0]
+    return eb, name, saved
+
+
+def _recreate(eb: Any, plan: Plan, name: str, platform_arn: str, options: list[dict[str, Any]]) -> None:
+    application = plan.environments[0].application
+    eb.delete_configuration_template(ApplicationName=application, TemplateName=name)
+    eb.create_configuration_template(ApplicationName=application, TemplateName=name, PlatformArn=platform_arn,
+                                     OptionSettings=options)
+
+
+def test_a_drifted_saved_configuration_names_the_option(estate: tuple[Sandbox, Plan]) -> None:
+    sb, plan = estate
+    env = plan.environments[0]
+    eb, name, saved = _saved(plan)
 
     def recreate(options: list[dict[str, Any]]) -> None:
-        eb.delete_configuration_template(ApplicationName=env.application, TemplateName=name)
-        eb.create_configuration_template(ApplicationName=env.application, TemplateName=name,
-                                         PlatformArn=saved["PlatformArn"], OptionSettings=options)
+        _recreate(eb, plan, name, saved["PlatformArn"], options)
 
     drifted = [dict(o, Value="staging") if o["OptionName"] == "APP_ENV" else o for o in saved["OptionSettings"]]
     recreate(drifted)
@@ -126,18 +138,13 @@ def test_a_saved_db_host_that_is_not_the_dr_replica_is_drift(estate: tuple[Sandb
     """Endpoints are compared by form (replica identifier, DR region), without an RDS call."""
     sb, plan = estate
     env = plan.environments[0]
-    eb = boto3.client("elasticbeanstalk", region_name=plan.dr_region)
-    name = f"pilotlight-{plan.name}-{env.name}"
-    saved = eb.describe_configuration_settings(ApplicationName=env.application, TemplateName=name)[
-        "ConfigurationSettings"][0]
+    eb, name, saved = _saved(plan)
     host = next(o["Value"] for o in saved["OptionSettings"] if o["OptionName"] == "DB_HOST")
     assert f".{plan.dr_region}.rds.amazonaws.com" in host
     wrong = host.replace(f".{plan.dr_region}.", f".{plan.primary_region}.")
 
     def recreate(options: list[dict[str, Any]]) -> None:
-        eb.delete_configuration_template(ApplicationName=env.application, TemplateName=name)
-        eb.create_configuration_template(ApplicationName=env.application, TemplateName=name,
-                                         PlatformArn=saved["PlatformArn"], OptionSettings=options)
+        _recreate(eb, plan, name, saved["PlatformArn"], options)
 
     recreate([dict(o, Value=wrong) if o["OptionName"] == "DB_HOST" else o for o in saved["OptionSettings"]])
     try:

@@ -126,6 +126,11 @@ def poll_loop(
     }
 
 
+def end_pass(step: str, parameters: dict[str, Any]) -> State:
+    """The last state of a Map item or branch: shape what the item reports."""
+    return {"Type": "Pass", "Comment": step, "Parameters": parameters, "End": True}
+
+
 def machine(comment: str, start_at: str, states: dict[str, State], timeout_seconds: int) -> dict[str, Any]:
     return {"Comment": comment, "StartAt": start_at, "TimeoutSeconds": timeout_seconds, "States": states}
 

@@ -81,11 +81,22 @@ def plan_document(plan: Plan) -> dict[str, Any]:
 
 
 def _resize_loop(name: str, next_state: str) -> dict[str, asl.State]:
-    params = {"region.$": "$.dr_region", "identifier.$": "$.db.dr_replica_identifier",
-              "instance_class.$": "$.db.failover_instance_class"}
-    return asl.poll_loop(name, "Resize to failover class", service="rds", act=("resize", params),
-                         check=("check_resized", params), interval_seconds=RESIZE_POLL, max_attempts=RESIZE_MAX,
-                         next_state=next_state, what="instance class change")
+    params = {
+        "region.$": "$.dr_region",
+        "identifier.$": "$.db.dr_replica_identifier",
+        "instance_class.$": "$.db.failover_instance_class",
+    }
+    return asl.poll_loop(
+        name,
+        "Resize to failover class",
+        service="rds",
+        act=("resize", params),
+        check=("check_resized", params),
+        interval_seconds=RESIZE_POLL,
+        max_attempts=RESIZE_MAX,
+        next_state=next_state,
+        what="instance class change",
+    )
 
 
 def _restore_database_states(rpo_minutes: int) -> dict[str, asl.State]:
@@ -93,8 +104,15 @@ def _restore_database_states(rpo_minutes: int) -> dict[str, asl.State]:
     region = {"region.$": "$.dr_region", "identifier.$": "$.db.dr_replica_identifier"}
     states: dict[str, asl.State] = {
         "MeasureLag": {
-            **asl.task("Promote DR replica", "rds", "replica_lag", {**region, "rpo_minutes": rpo_minutes},
-                       result_path="$.rpo", next_state="PromoteReplica", retry=False),
+            **asl.task(
+                "Promote DR replica",
+                "rds",
+                "replica_lag",
+                {**region, "rpo_minutes": rpo_minutes},
+                result_path="$.rpo",
+                next_state="PromoteReplica",
+                retry=False,
+            ),
             # The lag is evidence, not a gate: a metric that cannot be read must not delay promotion
             # (one quick retry of the Lambda service only; the error itself is kept as the RPO evidence).
             "Retry": [{"ErrorEquals": asl.LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 1, "MaxAttempts": 1}],
@@ -102,9 +120,17 @@ def _restore_database_states(rpo_minutes: int) -> dict[str, asl.State]:
         },
     }
     states.update(
-        asl.poll_loop("PromoteReplica", "Promote DR replica", service="rds", act=("promote_replica", region),
-                      check=("check_promoted", region), interval_seconds=PROMOTE_POLL, max_attempts=PROMOTE_MAX,
-                      next_state="ResizeFirst?", what="replica promotion")
+        asl.poll_loop(
+            "PromoteReplica",
+            "Promote DR replica",
+            service="rds",
+            act=("promote_replica", region),
+            check=("check_promoted", region),
+            interval_seconds=PROMOTE_POLL,
+            max_attempts=PROMOTE_MAX,
+            next_state="ResizeFirst?",
+            what="replica promotion",
+        )
     )
     states["ResizeFirst?"] = {
         "Type": "Choice",
@@ -113,32 +139,46 @@ def _restore_database_states(rpo_minutes: int) -> dict[str, asl.State]:
         "Default": "DatabaseRestored",
     }
     states.update(_resize_loop("ResizeBeforeCutover", "DatabaseRestored"))
-    states["DatabaseRestored"] = {
-        "Type": "Pass",
-        "Comment": "Promote DR replica",
-        "Parameters": {"identifier.$": "$.db.dr_replica_identifier", "source.$": "$.db.identifier",
-                       "rpo.$": "$.rpo", "db.$": "$.poll.db"},
-        "End": True,
-    }
+    states["DatabaseRestored"] = asl.end_pass(
+        "Promote DR replica",
+        {
+            "identifier.$": "$.db.dr_replica_identifier",
+            "source.$": "$.db.identifier",
+            "rpo.$": "$.rpo",
+            "db.$": "$.poll.db",
+        },
+    )
     return states
 
 
 def _restore_environment_states() -> dict[str, asl.State]:
-    launch = {"region.$": "$.dr_region", "plan.$": "$.plan", "application.$": "$.env.application",
-              "environment.$": "$.env.name", "dr_environment.$": "$.env.dr_environment",
-              "cname_prefix.$": "$.env.cname_prefix"}
-    check = {"region.$": "$.dr_region", "application.$": "$.env.application",
-             "dr_environment.$": "$.env.dr_environment"}
-    states = asl.poll_loop("LaunchEnvironment", "Launch DR environment", service="beanstalk",
-                           act=("launch_environment", launch), check=("check_environment", check),
-                           interval_seconds=LAUNCH_POLL, max_attempts=LAUNCH_MAX, next_state="EnvironmentRestored",
-                           what="DR environment launch")
-    states["EnvironmentRestored"] = {
-        "Type": "Pass",
-        "Comment": "Launch DR environment",
-        "Parameters": {"name.$": "$.env.dr_environment", "environment.$": "$.poll.environment"},
-        "End": True,
+    launch = {
+        "region.$": "$.dr_region",
+        "plan.$": "$.plan",
+        "application.$": "$.env.application",
+        "environment.$": "$.env.name",
+        "dr_environment.$": "$.env.dr_environment",
+        "cname_prefix.$": "$.env.cname_prefix",
     }
+    check = {
+        "region.$": "$.dr_region",
+        "application.$": "$.env.application",
+        "dr_environment.$": "$.env.dr_environment",
+    }
+    states = asl.poll_loop(
+        "LaunchEnvironment",
+        "Launch DR environment",
+        service="beanstalk",
+        act=("launch_environment", launch),
+        check=("check_environment", check),
+        interval_seconds=LAUNCH_POLL,
+        max_attempts=LAUNCH_MAX,
+        next_state="EnvironmentRestored",
+        what="DR environment launch",
+    )
+    states["EnvironmentRestored"] = asl.end_pass(
+        "Launch DR environment", {"name.$": "$.env.dr_environment", "environment.$": "$.poll.environment"}
+    )
     return states
 
 
@@ -147,8 +187,7 @@ def _map(comment: str, items: str, item: str, start: str, states: dict[str, asl.
         "Type": "Map",
         "Comment": comment,
         "ItemsPath": items,
-        "ItemSelector": {item + ".$": "$$.Map.Item.Value", "dr_region.$": "$.plan.dr_region",
-                         "plan.$": "$.plan.name"},
+        "ItemSelector": {item + ".$": "$$.Map.Item.Value", "dr_region.$": "$.plan.dr_region", "plan.$": "$.plan.name"},
         "MaxConcurrency": 0,
         "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": start, "States": states},
         "End": True,
@@ -158,13 +197,35 @@ def _map(comment: str, items: str, item: str, start: str, states: dict[str, asl.
 def _restore_state(plan: Plan, next_state: str) -> asl.State:
     branches = []
     if plan.databases:
-        branches.append({"StartAt": "Databases", "States": {"Databases": _map(
-            "Promote DR replica", "$.plan.databases", "db", "MeasureLag",
-            _restore_database_states(plan.objectives.rpo_minutes))}})
+        branches.append(
+            {
+                "StartAt": "Databases",
+                "States": {
+                    "Databases": _map(
+                        "Promote DR replica",
+                        "$.plan.databases",
+                        "db",
+                        "MeasureLag",
+                        _restore_database_states(plan.objectives.rpo_minutes),
+                    )
+                },
+            }
+        )
     if plan.environments:
-        branches.append({"StartAt": "Environments", "States": {"Environments": _map(
-            "Launch DR environment", "$.plan.environments", "env", "LaunchEnvironment",
-            _restore_environment_states())}})
+        branches.append(
+            {
+                "StartAt": "Environments",
+                "States": {
+                    "Environments": _map(
+                        "Launch DR environment",
+                        "$.plan.environments",
+                        "env",
+                        "LaunchEnvironment",
+                        _restore_environment_states(),
+                    )
+                },
+            }
+        )
     return {
         "Type": "Parallel",
         "Comment": "Restore",
@@ -190,17 +251,22 @@ def _harden_database_states() -> dict[str, asl.State]:
         }
     }
     states.update(
-        asl.poll_loop("EnableMultiAz", "Enable Multi-AZ", service="rds", act=("enable_multi_az", region),
-                      check=("check_multi_az", region), interval_seconds=MULTI_AZ_POLL, max_attempts=MULTI_AZ_MAX,
-                      next_state="Resize", what="Multi-AZ conversion")
+        asl.poll_loop(
+            "EnableMultiAz",
+            "Enable Multi-AZ",
+            service="rds",
+            act=("enable_multi_az", region),
+            check=("check_multi_az", region),
+            interval_seconds=MULTI_AZ_POLL,
+            max_attempts=MULTI_AZ_MAX,
+            next_state="Resize",
+            what="Multi-AZ conversion",
+        )
     )
     states.update(_resize_loop("Resize", "DatabaseHardened"))
-    states["DatabaseHardened"] = {
-        "Type": "Pass",
-        "Comment": "Resize to failover class",
-        "Parameters": {"identifier.$": "$.db.dr_replica_identifier", "db.$": "$.poll.db"},
-        "End": True,
-    }
+    states["DatabaseHardened"] = asl.end_pass(
+        "Resize to failover class", {"identifier.$": "$.db.dr_replica_identifier", "db.$": "$.poll.db"}
+    )
     return states
 
 
@@ -249,8 +315,9 @@ def _guard_states(plan: Plan, first: str) -> dict[str, asl.State]:
             },
             "TimeoutSeconds": APPROVAL_TIMEOUT,
             "ResultPath": "$.approval",
-            "Retry": [{"ErrorEquals": asl.LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 3,
-                       "BackoffRate": 2.0}],
+            "Retry": [
+                {"ErrorEquals": asl.LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2.0}
+            ],
             "Next": first,
         }
     return states
@@ -259,14 +326,19 @@ def _guard_states(plan: Plan, first: str) -> dict[str, asl.State]:
 def _verify_params(plan: Plan) -> dict[str, Any]:
     params: dict[str, Any] = {
         "region": plan.dr_region,
-        "environments": [{"application": e.application, "dr_environment": e.dr_environment_name}
-                         for e in plan.environments],
+        "environments": [
+            {"application": e.application, "dr_environment": e.dr_environment_name} for e in plan.environments
+        ],
         "databases": [d.dr_replica_identifier for d in plan.databases],
     }
     if plan.dns is not None:
-        params["dns_record"] = {"zone_id": plan.dns.hosted_zone_id, "name": plan.dns.record_name,
-                                "record_type": plan.dns.record_type, "target": plan.dns_dr_target,
-                                "mode": plan.dns.cutover}
+        params["dns_record"] = {
+            "zone_id": plan.dns.hosted_zone_id,
+            "name": plan.dns.record_name,
+            "record_type": plan.dns.record_type,
+            "target": plan.dns_dr_target,
+            "mode": plan.dns.cutover,
+        }
     return params
 
 
@@ -322,9 +394,17 @@ def build(plan: Plan) -> dict[str, Any]:
         )
     verify = _verify_params(plan)
     states.update(
-        asl.poll_loop("VerifyService", "Verify service", service="verify", act=("verify_service", verify),
-                      check=("verify_service", verify), interval_seconds=VERIFY_POLL, max_attempts=VERIFY_MAX,
-                      next_state=RESTORED_STATE, what="service verification")
+        asl.poll_loop(
+            "VerifyService",
+            "Verify service",
+            service="verify",
+            act=("verify_service", verify),
+            check=("verify_service", verify),
+            interval_seconds=VERIFY_POLL,
+            max_attempts=VERIFY_MAX,
+            next_state=RESTORED_STATE,
+            what="service verification",
+        )
     )
     after_restored = "Harden" if plan.databases else "Summary"
     states[RESTORED_STATE] = {
@@ -335,12 +415,18 @@ def build(plan: Plan) -> dict[str, Any]:
         "Next": after_restored,
     }
     if plan.databases:
-        states["Harden"] = {**_map("Harden", "$.plan.databases", "db", "MultiAzWanted?", _harden_database_states()),
-                            "ResultPath": "$.hardened", "Next": "Summary"}
+        states["Harden"] = {
+            **_map("Harden", "$.plan.databases", "db", "MultiAzWanted?", _harden_database_states()),
+            "ResultPath": "$.hardened",
+            "Next": "Summary",
+        }
         del states["Harden"]["End"]
     summary: dict[str, Any] = {
-        "plan.$": "$.plan.name", "dr_region.$": "$.plan.dr_region", "guard.$": "$.guard",
-        "restored.$": "$.restored", "hardened_at.$": "$$.State.EnteredTime",
+        "plan.$": "$.plan.name",
+        "dr_region.$": "$.plan.dr_region",
+        "guard.$": "$.guard",
+        "restored.$": "$.restored",
+        "hardened_at.$": "$$.State.EnteredTime",
         "objectives.$": "$.plan.objectives",
     }
     if plan.databases or plan.environments:
