@@ -108,6 +108,7 @@ class LatencyModel:
             ("after-call.ec2.DescribeImages", self._describe_images),
             ("after-call.elastic-beanstalk.CreateEnvironment", self._after_create_environment),
             ("after-call.elastic-beanstalk.DescribeEnvironments", self._describe_environments),
+            ("after-call.elastic-beanstalk.DescribeEnvironmentHealth", self._describe_environment_health),
             ("before-parameter-build.cloudwatch.GetMetricStatistics", _stash_params),
             ("after-call.cloudwatch.GetMetricStatistics", self._replica_lag),
             ("after-call.route53.ChangeResourceRecordSets", self._after_change),
@@ -214,6 +215,13 @@ class LatencyModel:
             busy = self.busy(("beanstalk", context.get("client_region", ""), env.get("EnvironmentName", "")))
             if busy:
                 env["Status"], env["Health"] = busy.status, "Grey"
+
+    def _describe_environment_health(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if not self.enabled or "EnvironmentName" not in parsed:
+            return
+        if self.busy(("beanstalk", context.get("client_region", ""), parsed["EnvironmentName"])):
+            # While launching, enhanced health has no data yet (Grey, Pending), as Beanstalk reports it.
+            parsed.update(Status="Launching", Color="Grey", HealthStatus="Pending")
 
     # CloudWatch: RDS publishes ReplicaLag for each replica once it replicates -----------------
     def _replica_lag(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:

@@ -28,6 +28,13 @@ def sandbox():
         yield sb
 
 
+def outage(sb: Sandbox, plan: Plan) -> None:
+    """The primary estate with its pilot light built by replicate, then the primary region failing."""
+    sb.seed(plan)
+    sb.build_pilot_light(plan)
+    sb.simulate_disaster(plan)
+
+
 def run_workflow(sb: Sandbox, plan: Plan, workflow: str, execution_input: dict[str, Any] | None = None,
                  timeout: float = 120) -> Result:
     """Start a deployed workflow in the sandbox and follow it to the end."""

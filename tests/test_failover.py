@@ -5,7 +5,7 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from tests.conftest import history_of_state, run_workflow
+from tests.conftest import history_of_state, outage, run_workflow
 from tests.replicate_helpers import dr_copies
 from workflows.plan import parse_plan
 
@@ -23,9 +23,7 @@ def _record(plan):
 
 def test_failover_promotes_hardens_and_repoints_dns(sandbox, reference_plan):
     plan = reference_plan
-    sandbox.seed(plan)
-    sandbox.build_pilot_light(plan)
-    sandbox.simulate_disaster(plan)
+    outage(sandbox, plan)
     assert _db(plan, "shop-db-dr")["ReadReplicaSourceDBInstanceIdentifier"]
     assert _record(plan)["ResourceRecords"][0]["Value"].startswith("shop-prod.us-east-1.")
 
@@ -60,9 +58,7 @@ def test_failover_promotes_hardens_and_repoints_dns(sandbox, reference_plan):
 
 
 def test_failover_restores_in_parallel_then_hardens_and_models_time(sandbox, reference_plan):
-    sandbox.seed(reference_plan)
-    sandbox.build_pilot_light(reference_plan)
-    sandbox.simulate_disaster(reference_plan)
+    outage(sandbox, reference_plan)
     result = run_workflow(sandbox, reference_plan, "failover")
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     steps = {s.name: s for s in result.steps}
@@ -87,9 +83,7 @@ def test_failover_restores_in_parallel_then_hardens_and_models_time(sandbox, ref
 
 def test_retryable_error_is_retried_by_the_state_machine(sandbox, reference_plan):
     plan = reference_plan
-    sandbox.seed(plan)
-    sandbox.build_pilot_light(plan)
-    sandbox.simulate_disaster(plan)
+    outage(sandbox, plan)
     fault = sandbox.faults.inject("rds", "PromoteReadReplica", "InvalidDBInstanceState",
                                   "Database instance is not in available state.", times=2)
 
@@ -131,9 +125,7 @@ def test_terminal_error_ends_the_execution_with_its_name_and_cause(sandbox, refe
 
 def test_a_second_failover_converges_without_acting_again(sandbox, reference_plan):
     plan = reference_plan
-    sandbox.seed(plan)
-    sandbox.build_pilot_light(plan)
-    sandbox.simulate_disaster(plan)
+    outage(sandbox, plan)
     assert run_workflow(sandbox, plan, "failover").status == "SUCCEEDED"
     calls_before = dict(sandbox.lambdas.invocations)
 
@@ -158,9 +150,7 @@ def test_wait_loop_gives_up_after_its_attempts_with_a_named_error(sandbox, refer
 
     plan = reference_plan
     monkeypatch.setitem(latency.DURATIONS, "route53.change", (10**7, 10**7))  # never INSYNC
-    sandbox.seed(plan)
-    sandbox.build_pilot_light(plan)
-    sandbox.simulate_disaster(plan)
+    outage(sandbox, plan)
     result = run_workflow(sandbox, plan, "failover", timeout=180)
     assert result.status == "FAILED"
     assert result.error == "WaitTimedOut"
@@ -175,9 +165,7 @@ def test_multi_az_step_is_skipped_when_the_plan_says_so(sandbox, reference_plan,
     from workflows.plan import parse_plan
 
     plan = parse_plan(data)
-    sandbox.seed(plan)
-    sandbox.build_pilot_light(plan)
-    sandbox.simulate_disaster(plan)
+    outage(sandbox, plan)
     result = run_workflow(sandbox, plan, "failover")
     assert result.status == "SUCCEEDED"
     db = _db(plan, "shop-db-dr")
@@ -187,9 +175,7 @@ def test_multi_az_step_is_skipped_when_the_plan_says_so(sandbox, reference_plan,
 
 def test_a_failover_stopped_by_a_failed_launch_resumes_from_the_real_state(sandbox, reference_plan):
     plan = reference_plan
-    sandbox.seed(plan)
-    sandbox.build_pilot_light(plan)
-    sandbox.simulate_disaster(plan)
+    outage(sandbox, plan)
     fault = sandbox.faults.inject("elastic-beanstalk", "CreateEnvironment", "InsufficientPrivilegesException",
                                   "The role cannot launch instances (injected).", status=403, times=1)
 

@@ -190,7 +190,7 @@ def test_summary_table_lists_every_record() -> None:
 def test_an_environment_from_the_saved_configuration_launches_in_modeled_time() -> None:
     plan = load_plan("examples/reference.yaml")
     env = plan.environments[0]
-    with Sandbox(scale=6000) as sb:
+    with Sandbox(scale=600) as sb:
         sb.seed(plan, pilot_light=False)
         eb = boto3.client("elasticbeanstalk", region_name=plan.primary_region)
         eb.create_configuration_template(
@@ -203,6 +203,14 @@ def test_an_environment_from_the_saved_configuration_launches_in_modeled_time() 
         )
         assert out["Status"] == "Launching"
         assert eb.describe_environments(EnvironmentNames=["shop-new"])["Environments"][0]["Status"] == "Launching"
-        time.sleep(300 / 6000 + 0.05)
-        (ready,) = eb.describe_environments(EnvironmentNames=["shop-new"])["Environments"]
-        assert ready["Status"] == "Ready" and ready["VersionLabel"] == "v1"
+        health = eb.describe_environment_health(EnvironmentName="shop-new", AttributeNames=["All"])
+        assert (health["Status"], health["Color"]) == ("Launching", "Grey")
+        deadline = time.monotonic() + 5  # modeled launch: 300 s at p50
+        while (ready := eb.describe_environments(EnvironmentNames=["shop-new"])["Environments"][0])[
+            "Status"
+        ] != "Ready":
+            assert time.monotonic() < deadline, "the environment never became Ready"
+            time.sleep(0.05)
+        assert ready["Health"] == "Green" and ready["VersionLabel"] == "v1"
+        health = eb.describe_environment_health(EnvironmentName="shop-new", AttributeNames=["All"])
+        assert (health["Status"], health["Color"]) == ("Ready", "Green")
