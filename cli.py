@@ -192,12 +192,14 @@ def _exit_code(result: Any) -> int:
 PILOT_LIGHT_SPEEDUP = 10
 
 
-def _sandbox_estate(sb: Any, plan: Plan, say: Callable[..., None], progress: Callable[[Any], None] | None) -> Any:
-    """Seed the primary estate, deploy, and build the pilot light with the replicate workflow."""
-    import boto3
+def _sandbox_estate(
+    sb: Any, plan: Plan, say: Callable[..., None], progress: Callable[[Any], None] | None, *, source: str,
+    speedup: float = PILOT_LIGHT_SPEEDUP,
+) -> Any:
+    """Seed the primary estate, deploy, and build the pilot light with the replicate workflow.
 
-    from workflows.executions import follow
-
+    ``speedup`` compresses the replicate run harder than the sandbox's own scale (1: not at all).
+    """
     seeded = sb.seed(plan)
     say(f"Sandbox: {plan.primary_region} -> {plan.dr_region}, time scale {sb.scale:g}x "
         f"(1 wall second = {sb.scale:g} modeled seconds)")
@@ -205,16 +207,8 @@ def _sandbox_estate(sb: Any, plan: Plan, say: Callable[..., None], progress: Cal
         f"{len(seeded['databases'])} database(s), {len(seeded['buckets'])} bucket pair(s)")
     arns = sb.deploy(plan)
     say(f"Deployed state machines: {', '.join(sorted(arns))}")
-    scale = sb.scale
-    sb.set_scale(scale * PILOT_LIGHT_SPEEDUP)
-    try:
-        say(f"Building the pilot light: replicate (time scale {sb.scale:g}x)")
-        sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
-        arn = sb.start(plan, "replicate", {"source": "pilotlight sandbox"})
-        result = follow(sfn, arn, scale=sb.scale, on_progress=progress)
-    finally:
-        sb.set_scale(scale)
-    return result
+    say(f"Building the pilot light: replicate (time scale {sb.scale * speedup:g}x)")
+    return sb.run_replicate(plan, scale=sb.scale * speedup, source=source, on_progress=progress)
 
 
 def _replicate_line(result: Any) -> str:
@@ -232,7 +226,8 @@ def run_sandbox_failover(plan: Plan, scale: float, as_json: bool, *, demo: bool 
     say = functools.partial(click.echo, err=as_json)
     started = time.monotonic()
     with Sandbox(scale=scale) as sb:
-        built = _sandbox_estate(sb, plan, say, _progress_printer(as_json) if demo else None)
+        built = _sandbox_estate(sb, plan, say, _progress_printer(as_json) if demo else None,
+                                source="pilotlight sandbox")
         say(_replicate_line(built))
         if built.status != "SUCCEEDED" or not (built.output or {}).get("ok"):
             say(f"replicate {built.status}: {built.error or ''} {built.cause or ''}".rstrip())
@@ -336,15 +331,7 @@ def replicate(plan: str, sandbox: bool, as_json: bool, profile: str | None, regi
         say = functools.partial(click.echo, err=as_json)
         started = time.monotonic()
         with Sandbox(scale=scale) as sb:
-            model_seeded = sb.seed(model)
-            say(f"Sandbox: seeded the primary estate of {model.name} ({len(model_seeded['environments'])} "
-                f"environment(s)); time scale {scale:g}x")
-            sb.deploy(model)
-            import boto3
-
-            sfn = boto3.client("stepfunctions", region_name=model.dr_region)
-            arn = sb.start(model, "replicate", {"source": "pilotlight replicate --sandbox"})
-            result = follow(sfn, arn, scale=scale, on_progress=progress)
+            result = _sandbox_estate(sb, model, say, progress, source="pilotlight replicate --sandbox", speedup=1)
             _print_replicate(model, result, as_json, {"plan": model.name, "mode": "sandbox", "time_scale": scale,
                                                        "wall_seconds": round(time.monotonic() - started, 1)})
         sys.exit(_replicate_exit(result))
@@ -408,15 +395,11 @@ def run_sandbox_readiness(plan: Plan, scale: float, as_json: bool) -> int:
     say = functools.partial(click.echo, err=as_json)
     started = time.monotonic()
     with Sandbox(scale=scale) as sb:
-        sb.seed(plan, pilot_light=False)
-        sb.deploy(plan)
-        sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
-        say(f"Sandbox: {plan.primary_region} -> {plan.dr_region}, time scale {scale:g}x; seeded the primary estate, "
-            "running replicate to light the pilot light")
-        replicated = follow(sfn, sb.start(plan, "replicate", {"source": "pilotlight readiness --sandbox"}), scale=scale)
+        replicated = _sandbox_estate(sb, plan, say, None, source="pilotlight readiness --sandbox")
         if replicated.status != "SUCCEEDED":
             say(f"replicate {replicated.status}: {replicated.error}: {replicated.cause}")
             return EXIT_FAILED
+        sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
         arn = sb.start(plan, "readiness", _readiness_input(plan, "pilotlight readiness --sandbox"))
         say(f"Started readiness: {arn.rsplit(':', 1)[-1]}")
         result = follow(sfn, arn, scale=scale, on_progress=_progress_printer(as_json))

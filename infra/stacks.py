@@ -189,13 +189,7 @@ class DrStack(Stack):
                     # Publishing to the KMS-encrypted topic needs the data key, on this key only.
                     role.add_to_policy(iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"],
                                                            resources=[self.key.key_arn]))
-            log_group = logs.LogGroup(
-                self,
-                f"{cid}Logs",
-                log_group_name=f"/aws/lambda/{name}",
-                retention=LOG_RETENTION,
-                removal_policy=RemovalPolicy.RETAIN,
-            )
+            log_group = self._log_group(f"{cid}Logs", f"/aws/lambda/{name}")
             fn = lambda_.Function(
                 self,
                 f"{cid}Function",
@@ -287,39 +281,39 @@ class DrStack(Stack):
             apply_to_children=True,
         )
 
+    def _log_group(self, construct_id: str, name: str) -> logs.LogGroup:
+        """A log group kept when the stack is deleted (an audit trail outlives the deployment)."""
+        return logs.LogGroup(self, construct_id, log_group_name=name, retention=LOG_RETENTION,
+                             removal_policy=RemovalPolicy.RETAIN)
+
     # State machines ---------------------------------------------------------------------------
 
     def _state_machines(self, rendered: dict[str, str]) -> dict[str, sfn.StateMachine]:
         out: dict[str, sfn.StateMachine] = {}
         for workflow, text in rendered.items():
-            keys = asl.placeholders(json.loads(text))
-            substitutions: dict[str, str] = {}
+            definition = json.loads(text)
+            services = sorted(asl.services_called(definition))
+            known = {asl.function_key(s) for s in services if s in self.functions} | {asl.NOTIFICATION_TOPIC_KEY}
+            unknown = sorted(asl.placeholders(definition) - known)
+            if unknown:
+                raise ValueError(f"{workflow}: no deployed value for placeholder ${{{unknown[0]}}}")
             role = iam.Role(
                 self,
                 f"{workflow.capitalize()}StateMachineRole",
                 assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
                 description=f"pilotlight {self.plan.name}: {workflow} state machine",
             )
-            invoked: list[str] = []
-            for key in sorted(keys):
-                if key == asl.NOTIFICATION_TOPIC_KEY:
-                    # Passed to the function that publishes; the state machine itself does not.
-                    substitutions[key] = self.topic.topic_arn
-                    continue
-                service = key.removesuffix("FunctionArn").lower()
-                if not key.endswith("FunctionArn") or service not in self.functions:
-                    raise ValueError(f"{workflow}: no deployed value for placeholder ${{{key}}}")
-                substitutions[key] = self.functions[service].function_arn
-                invoked.append(self.functions[service].function_arn)
+            invoked = [self.functions[s].function_arn for s in services]
+            substitutions = {asl.function_key(s): arn for s, arn in zip(services, invoked, strict=True)}
+            if asl.NOTIFICATION_TOPIC_KEY in asl.placeholders(definition):
+                # Passed to the function that publishes; the state machine itself does not.
+                substitutions[asl.NOTIFICATION_TOPIC_KEY] = self.topic.topic_arn
             if invoked:
                 # The definitions call the unqualified function ARNs, so no ":*" version wildcard.
                 role.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=invoked))
-            log_group = logs.LogGroup(
-                self,
+            log_group = self._log_group(
                 f"{workflow.capitalize()}StateMachineLogs",
-                log_group_name=f"/aws/vendedlogs/states/{render.state_machine_name(self.plan, workflow)}",
-                retention=LOG_RETENTION,
-                removal_policy=RemovalPolicy.RETAIN,
+                f"/aws/vendedlogs/states/{render.state_machine_name(self.plan, workflow)}",
             )
             machine = sfn.StateMachine(
                 self,

@@ -455,13 +455,11 @@ ANSWERS = {
 
 
 # -- hooks ---------------------------------------------------------------------------------------
-def stash(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-    context["pilotlight_api"] = dict(params)
 
 
 def before_call(model: Any, context: dict[str, Any], **_: Any) -> Any:
     region = context.get("client_region", "")
-    p = context.get("pilotlight_api") or {}
+    p = responses.api_params(context)
     try:
         if model.name in ANSWERS:
             return responses.ok(ANSWERS[model.name](region, p))
@@ -487,7 +485,7 @@ def after_create_environment(http_response: Any, parsed: dict[str, Any], context
     if http_response.status_code >= 300:
         return
     region = context.get("client_region", "")
-    p = context.get("pilotlight_api") or {}
+    p = responses.api_params(context)
     app = p["ApplicationName"]
     options = default_options(region)
     stack, arn = p.get("SolutionStackName") or "", p.get("PlatformArn") or ""
@@ -514,7 +512,7 @@ def after_create_environment(http_response: Any, parsed: dict[str, Any], context
 
 def after_describe_environments(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
     region = context.get("client_region", "")
-    p = context.get("pilotlight_api") or {}
+    p = responses.api_params(context)
     out = []
     for item in parsed.get("Environments", []):
         env = STORE.envs.get((region, item.get("EnvironmentName", "")))
@@ -535,7 +533,7 @@ def after_describe_environments(parsed: dict[str, Any], context: dict[str, Any],
 
 def after_describe_applications(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
     region = context.get("client_region", "")
-    names = (context.get("pilotlight_api") or {}).get("ApplicationNames")
+    names = responses.api_params(context).get("ApplicationNames")
     apps = []
     for app in parsed.get("Applications", []):
         name = app.get("ApplicationName")
@@ -548,7 +546,7 @@ def after_describe_applications(parsed: dict[str, Any], context: dict[str, Any],
 
 
 HANDLERS: list[tuple[str, Any]] = [
-    ("before-parameter-build.elastic-beanstalk", stash),
+    ("before-parameter-build.elastic-beanstalk", responses.stash_api_params),
     ("before-call.elastic-beanstalk", before_call),
     ("after-call.elastic-beanstalk.CreateEnvironment", after_create_environment),
     ("after-call.elastic-beanstalk.DescribeEnvironments", after_describe_environments),

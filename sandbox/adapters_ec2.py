@@ -29,13 +29,11 @@ def default_key(region: str) -> str:
     return f"arn:aws:kms:{region}:{DEFAULT_ACCOUNT_ID}:alias/aws/ebs"
 
 
-def stash(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-    context["pilotlight_api"] = dict(params)
 
 
 def before_copy_image(context: dict[str, Any], **_: Any) -> Any:
     region = context.get("client_region", "")
-    p = context.get("pilotlight_api") or {}
+    p = responses.api_params(context)
     key = p.get("KmsKeyId")
     if key and not p.get("Encrypted"):
         return responses.error("InvalidParameterCombination", "KmsKeyId requires Encrypted to be true.")
@@ -48,7 +46,7 @@ def after_create_image(http_response: Any, parsed: dict[str, Any], context: dict
     if http_response.status_code >= 300:
         return
     region = context.get("client_region", "")
-    p = context.get("pilotlight_api") or {}
+    p = responses.api_params(context)
     backend = _ec2(region)
     instance = backend.get_instance(p["InstanceId"])
     for _device, mapping in instance.get_block_device_mapping:
@@ -63,7 +61,7 @@ def after_copy_image(http_response: Any, parsed: dict[str, Any], context: dict[s
     if http_response.status_code >= 300:
         return
     region = context.get("client_region", "")
-    p = context.get("pilotlight_api") or {}
+    p = responses.api_params(context)
     source_encrypted = (p.get("SourceRegion", ""), p.get("SourceImageId", "")) in ENCRYPTION
     if p.get("Encrypted") or source_encrypted:
         with _lock:
@@ -86,8 +84,8 @@ def after_describe_images(parsed: dict[str, Any], context: dict[str, Any], **_: 
 
 
 HANDLERS: list[tuple[str, Any]] = [
-    ("before-parameter-build.ec2.CreateImage", stash),
-    ("before-parameter-build.ec2.CopyImage", stash),
+    ("before-parameter-build.ec2.CreateImage", responses.stash_api_params),
+    ("before-parameter-build.ec2.CopyImage", responses.stash_api_params),
     ("before-call.ec2.CopyImage", before_copy_image),
     ("after-call.ec2.CreateImage", after_create_image),
     ("after-call.ec2.CopyImage", after_copy_image),

@@ -59,12 +59,10 @@ def quota(region: str, service_code: str, quota_code: str) -> dict[str, Any]:
     }
 
 
-def stash(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-    context["pilotlight_api"] = dict(params)
 
 
 def before_get_quota(context: dict[str, Any], **_: Any) -> Any:
-    p = context.get("pilotlight_api") or {}
+    p = responses.api_params(context)
     key = (p.get("ServiceCode", ""), p.get("QuotaCode", ""))
     if key not in KNOWN:
         return None  # moto answers (vpc) or refuses
@@ -72,7 +70,7 @@ def before_get_quota(context: dict[str, Any], **_: Any) -> Any:
 
 
 HANDLERS: list[tuple[str, Any]] = [
-    ("before-parameter-build.service-quotas.GetServiceQuota", stash),
+    ("before-parameter-build.service-quotas.GetServiceQuota", responses.stash_api_params),
     ("before-call.service-quotas.GetServiceQuota", before_get_quota),
 ]
 

@@ -190,22 +190,18 @@ class Adapters:
     def __init__(self, world: World) -> None:
         self.world = world
 
-    @staticmethod
-    def stash(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["pilotlight_r53"] = dict(params)
-
     # CloudWatch ---------------------------------------------------------------------------------
     def after_put_metric_data(self, http_response: Any, context: dict[str, Any], **_: Any) -> None:
         if http_response.status_code >= 300:
             return
-        p = context.get("pilotlight_r53") or {}
+        p = responses.api_params(context)
         for datum in p.get("MetricData") or []:
             self.world.on_datum(context.get("client_region", ""), p.get("Namespace", ""), datum)
 
     def after_set_alarm_state(self, http_response: Any, context: dict[str, Any], **_: Any) -> None:
         if http_response.status_code >= 300:
             return
-        p = context.get("pilotlight_r53") or {}
+        p = responses.api_params(context)
         self.world.note(context.get("client_region", ""), p.get("AlarmName", ""), clock.now(),
                         p.get("StateValue", ""), p.get("StateReason", ""))
 
@@ -214,7 +210,7 @@ class Adapters:
         if http_response.status_code >= 300:
             return
         region = context.get("client_region", "")
-        name = (context.get("pilotlight_r53") or {}).get("AlarmName", "")
+        name = responses.api_params(context).get("AlarmName", "")
         state = self.world.state_at(region, name, clock.now())
         alarm = _cloudwatch(region).alarms.get(name)
         if state and alarm is not None and alarm.state_value != state:
@@ -254,7 +250,7 @@ class Adapters:
             doc.update(self._doc(check))
 
     def before_create_health_check(self, context: dict[str, Any], **_: Any) -> Any:
-        p = context.get("pilotlight_r53") or {}
+        p = responses.api_params(context)
         reference = p.get("CallerReference")
         existing = next((c for c in _route53().health_checks.values() if c.caller_reference == reference), None)
         if existing is None:
@@ -275,7 +271,7 @@ class Adapters:
                                   **_: Any) -> None:
         if http_response.status_code >= 300 or "HealthCheck" not in parsed:
             return
-        config = (context.get("pilotlight_r53") or {}).get("HealthCheckConfig") or {}
+        config = responses.api_params(context).get("HealthCheckConfig") or {}
         if config.get("Type") == "CLOUDWATCH_METRIC":
             self.world.checks.setdefault(parsed["HealthCheck"]["Id"], {
                 "AlarmIdentifier": dict(config.get("AlarmIdentifier") or {}),
@@ -290,7 +286,7 @@ class Adapters:
                                   **_: Any) -> None:
         if http_response.status_code >= 300 or "HealthCheck" not in parsed:
             return
-        p = context.get("pilotlight_r53") or {}
+        p = responses.api_params(context)
         kept = self.world.checks.get(parsed["HealthCheck"]["Id"])
         if kept is not None:
             for key in ("AlarmIdentifier", "InsufficientDataHealthStatus", "Inverted", "Disabled"):
@@ -316,7 +312,7 @@ class Adapters:
                                       **_: Any) -> None:
         if http_response.status_code >= 300:
             return
-        check_id = (context.get("pilotlight_r53") or {}).get("HealthCheckId")
+        check_id = responses.api_params(context).get("HealthCheckId")
         kept = self.world.checks.get(check_id or "")
         if kept is None:
             return
@@ -333,7 +329,7 @@ class Adapters:
 
     # Route 53 DNS answers ----------------------------------------------------------------------
     def before_test_dns_answer(self, context: dict[str, Any], **_: Any) -> Any:
-        p = context.get("pilotlight_r53") or {}
+        p = responses.api_params(context)
         zone_id = str(p.get("HostedZoneId", "")).rsplit("/", 1)[-1]
         name, rtype = p.get("RecordName", ""), p.get("RecordType", "")
         try:
@@ -385,24 +381,24 @@ class Adapters:
 
 def handlers(a: Adapters) -> list[tuple[str, Any]]:
     return [
-        ("before-parameter-build.cloudwatch.PutMetricData", a.stash),
+        ("before-parameter-build.cloudwatch.PutMetricData", responses.stash_api_params),
         ("after-call.cloudwatch.PutMetricData", a.after_put_metric_data),
-        ("before-parameter-build.cloudwatch.SetAlarmState", a.stash),
+        ("before-parameter-build.cloudwatch.SetAlarmState", responses.stash_api_params),
         ("after-call.cloudwatch.SetAlarmState", a.after_set_alarm_state),
-        ("before-parameter-build.cloudwatch.PutMetricAlarm", a.stash),
+        ("before-parameter-build.cloudwatch.PutMetricAlarm", responses.stash_api_params),
         ("after-call.cloudwatch.PutMetricAlarm", a.after_put_metric_alarm),
         ("before-call.cloudwatch.DescribeAlarms", a.before_describe_alarms),
         ("before-call.cloudwatch.DescribeAlarmsForMetric", a.before_describe_alarms),
-        ("before-parameter-build.route53.CreateHealthCheck", a.stash),
+        ("before-parameter-build.route53.CreateHealthCheck", responses.stash_api_params),
         ("before-call.route53.CreateHealthCheck", a.before_create_health_check),
         ("after-call.route53.CreateHealthCheck", a.after_create_health_check),
-        ("before-parameter-build.route53.UpdateHealthCheck", a.stash),
+        ("before-parameter-build.route53.UpdateHealthCheck", responses.stash_api_params),
         ("after-call.route53.UpdateHealthCheck", a.after_update_health_check),
         ("after-call.route53.GetHealthCheck", a.after_get_health_check),
         ("after-call.route53.ListHealthChecks", a.after_list_health_checks),
-        ("before-parameter-build.route53.GetHealthCheckStatus", a.stash),
+        ("before-parameter-build.route53.GetHealthCheckStatus", responses.stash_api_params),
         ("after-call.route53.GetHealthCheckStatus", a.after_get_health_check_status),
-        ("before-parameter-build.route53.TestDNSAnswer", a.stash),
+        ("before-parameter-build.route53.TestDNSAnswer", responses.stash_api_params),
         ("before-call.route53.TestDNSAnswer", a.before_test_dns_answer),
     ]
 
@@ -413,7 +409,12 @@ _adapters: Adapters | None = None
 def install(events: Any, latency: Any = None) -> World:
     """Register the adapters; delays follow the latency model (none when it is off or absent)."""
     global _adapters
-    world = World(modeled_delay(latency, "cloudwatch.alarm_evaluation"), modeled_delay(latency, "route53.health_check"))
+    def no_delay() -> float:
+        return 0.0
+
+    alarm = latency.delay("cloudwatch.alarm_evaluation") if latency is not None else no_delay
+    checker = latency.delay("route53.health_check") if latency is not None else no_delay
+    world = World(alarm, checker)
     _adapters = Adapters(world)
     for event, handler in handlers(_adapters):
         events.register(event, handler, unique_id=f"pilotlight-r53-{event}")
@@ -428,11 +429,3 @@ def uninstall(events: Any) -> None:
         events.unregister(event, unique_id=f"pilotlight-r53-{event}")
     _adapters = None
 
-
-def modeled_delay(latency: Any, kind: str) -> Callable[[], float]:
-    """Wall seconds ``kind`` takes under the sandbox's latency model (its profile and time scale)."""
-    from sandbox.latency import duration
-
-    if latency is None:
-        return lambda: 0.0
-    return lambda: clock.to_wall(duration(kind, latency.profile)) if latency.enabled else 0.0

@@ -15,7 +15,7 @@ from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from sandbox import clock
+from sandbox import responses
 
 _lock = threading.Lock()
 STATUS: dict[tuple[str, str], str] = {}  # (bucket, key) -> PENDING | COMPLETED | FAILED | REPLICA
@@ -26,13 +26,10 @@ class Replicator:
     def __init__(self, delay: Any) -> None:
         self.delay = delay  # () -> wall seconds a replication takes
 
-    def stash(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["pilotlight_api"] = dict(params)
-
     def after_put(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         if http_response.status_code >= 300:
             return
-        p = context.get("pilotlight_api") or {}
+        p = responses.api_params(context)
         bucket, key = p.get("Bucket", ""), p.get("Key", "")
         rule = matching_rule(bucket, key)
         if rule is None:
@@ -53,7 +50,7 @@ class Replicator:
     def after_delete(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         if http_response.status_code >= 300:
             return
-        p = context.get("pilotlight_api") or {}
+        p = responses.api_params(context)
         if p.get("VersionId"):
             return  # deleting a version is never replicated
         rule = matching_rule(p.get("Bucket", ""), p.get("Key", ""))
@@ -67,7 +64,7 @@ class Replicator:
     def after_head(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         if http_response.status_code >= 300:
             return
-        p = context.get("pilotlight_api") or {}
+        p = responses.api_params(context)
         status = STATUS.get((p.get("Bucket", ""), p.get("Key", "")))
         if status:
             parsed["ReplicationStatus"] = status
@@ -77,7 +74,7 @@ def after_get_replication(http_response: Any, parsed: dict[str, Any], context: d
     """moto answers every rule with DeleteMarkerReplication Disabled and an empty prefix; show what was stored."""
     if http_response.status_code >= 300:
         return
-    bucket = _s3().buckets.get((context.get("pilotlight_api") or {}).get("Bucket", ""))
+    bucket = _s3().buckets.get(responses.api_params(context).get("Bucket", ""))
     stored = getattr(bucket, "replication", None) or {}
     rules = stored.get("Rule") or []
     by_id = {r.get("ID"): r for r in (rules if isinstance(rules, list) else [rules])}
@@ -137,11 +134,11 @@ _replicator: Replicator | None = None
 
 def handlers(rep: Replicator) -> list[tuple[str, Any]]:
     return [
-        ("before-parameter-build.s3.PutObject", rep.stash),
-        ("before-parameter-build.s3.DeleteObject", rep.stash),
-        ("before-parameter-build.s3.HeadObject", rep.stash),
-        ("before-parameter-build.s3.GetObject", rep.stash),
-        ("before-parameter-build.s3.GetBucketReplication", rep.stash),
+        ("before-parameter-build.s3.PutObject", responses.stash_api_params),
+        ("before-parameter-build.s3.DeleteObject", responses.stash_api_params),
+        ("before-parameter-build.s3.HeadObject", responses.stash_api_params),
+        ("before-parameter-build.s3.GetObject", responses.stash_api_params),
+        ("before-parameter-build.s3.GetBucketReplication", responses.stash_api_params),
         ("after-call.s3.GetBucketReplication", after_get_replication),
         ("after-call.s3.PutObject", rep.after_put),
         ("after-call.s3.DeleteObject", rep.after_delete),
@@ -168,9 +165,3 @@ def uninstall(events: Any) -> None:
             timer.cancel()
         _timers.clear()
 
-
-def modeled_delay(latency: Any) -> Any:
-    """Wall seconds one replication takes under the sandbox's latency model."""
-    from sandbox.latency import duration
-
-    return lambda: clock.to_wall(duration("s3.replicate", latency.profile)) if latency.enabled else 0.0

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 import uuid
 from typing import Any
 
@@ -89,7 +88,7 @@ class Sandbox:
         adapters.install(self._events)
         adapters_beanstalk.install(self._events)
         adapters_ec2.install(self._events)
-        adapters_s3.install(self._events, adapters_s3.modeled_delay(self.latency))
+        adapters_s3.install(self._events, self.latency.delay("s3.replicate"))
         self.dns = adapters_route53.install(self._events, self.latency)
         adapters_quotas.install(self._events)
         self._events.register_first("before-call.rds.ModifyDBInstance", snapshot_before_modify,
@@ -202,26 +201,33 @@ class Sandbox:
                     "stateMachineArn"]
         return arns
 
-    def build_pilot_light(self, plan: Plan, *, scale: float | None = None) -> dict[str, Any]:
-        """Deploy the plan and run its replicate workflow to the end; its summary document.
+    def run_replicate(
+        self, plan: Plan, *, scale: float | None = None, source: str = "sandbox", on_progress: Any = None
+    ) -> Any:
+        """Run the deployed replicate workflow to the end; its :class:`workflows.executions.Result`.
 
         ``scale`` compresses time harder for this run only (the pilot light is usually not what is
         being watched); the sandbox's own scale is restored afterwards.
         """
-        self.deploy(plan)
+        from workflows.executions import follow
+
         previous = self.scale
         if scale:
             self.set_scale(scale)
         try:
-            arn = self.start(plan, "replicate", {"source": "sandbox"})
+            arn = self.start(plan, "replicate", {"source": source})
             sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
-            while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
-                time.sleep(0.02)
+            return follow(sfn, arn, scale=self.scale, on_progress=on_progress, poll_seconds=0.02)
         finally:
             self.set_scale(previous)
-        if described["status"] != "SUCCEEDED":
-            raise RuntimeError(f"replicate {described['status']}: {described.get('error')}: {described.get('cause')}")
-        return json.loads(described["output"])
+
+    def build_pilot_light(self, plan: Plan, *, scale: float | None = None) -> dict[str, Any]:
+        """Deploy the plan and run its replicate workflow to the end; its summary document."""
+        self.deploy(plan)
+        result = self.run_replicate(plan, scale=scale)
+        if result.status != "SUCCEEDED":
+            raise RuntimeError(f"replicate {result.status}: {result.error}: {result.cause}")
+        return result.output
 
     def state_machine_arn(self, plan: Plan, workflow: str) -> str:
         return (f"arn:aws:states:{plan.dr_region}:{self.account_id}:stateMachine:"

@@ -10,6 +10,7 @@ conflicting calls are refused with ``InvalidDBInstanceState``. Durations are the
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,10 @@ class LatencyModel:
             self._busy[key] = busy
         return busy
 
+    def delay(self, kind: str) -> Callable[[], float]:
+        """Wall seconds ``kind`` takes under this model (its profile and the current time scale); 0 when off."""
+        return lambda: clock.to_wall(duration(kind, self.profile)) if self.enabled else 0.0
+
     def busy(self, key: tuple[str, str, str]) -> Busy | None:
         with self._lock:
             entry = self._busy.get(key)
@@ -109,7 +114,7 @@ class LatencyModel:
             ("after-call.elastic-beanstalk.CreateEnvironment", self._after_create_environment),
             ("after-call.elastic-beanstalk.DescribeEnvironments", self._describe_environments),
             ("after-call.elastic-beanstalk.DescribeEnvironmentHealth", self._describe_environment_health),
-            ("before-parameter-build.cloudwatch.GetMetricStatistics", _stash_params),
+            ("before-parameter-build.cloudwatch.GetMetricStatistics", responses.stash_api_params),
             ("after-call.cloudwatch.GetMetricStatistics", self._replica_lag),
             ("after-call.route53.ChangeResourceRecordSets", self._after_change),
             ("after-call.route53.GetChange", self._get_change),
@@ -227,7 +232,7 @@ class LatencyModel:
     def _replica_lag(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         from moto.rds.models import rds_backends
 
-        p = context.get("pilotlight_api") or {}
+        p = responses.api_params(context)
         if http_response.status_code >= 300 or parsed.get("Datapoints"):
             return
         if p.get("Namespace") != "AWS/RDS" or p.get("MetricName") != "ReplicaLag":
@@ -260,8 +265,6 @@ class LatencyModel:
             info["Status"] = "PENDING"
 
 
-def _stash_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-    context["pilotlight_api"] = dict(params)
 
 
 def _apply(db: dict[str, Any], busy: Busy) -> None:

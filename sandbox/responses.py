@@ -25,3 +25,16 @@ def request_params(params: dict[str, Any]) -> dict[str, Any]:
     """API parameters of a query-protocol request as seen by ``before-call`` (the form body)."""
     body = params.get("body")
     return body if isinstance(body, dict) else {}
+
+
+# Adapters that answer after the call read the request's API parameters from its context;
+# one ``before-parameter-build`` handler keeps them there for every adapter.
+API_PARAMS = "pilotlight_api"
+
+
+def stash_api_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    context[API_PARAMS] = dict(params)
+
+
+def api_params(context: dict[str, Any]) -> dict[str, Any]:
+    return context.get(API_PARAMS) or {}

@@ -48,6 +48,11 @@ def function_key(service: str) -> str:
     return service.capitalize() + "FunctionArn"
 
 
+def services_called(definition: dict[str, Any]) -> set[str]:
+    """The Lambda services (``lambdas/<service>.py``) a definition's placeholders name."""
+    return {key.removesuffix("FunctionArn").lower() for key in placeholders(definition) if key.endswith("FunctionArn")}
+
+
 def task(
     step: str,
     service: str,

@@ -164,6 +164,36 @@ class Follower:
             return []
         return []
 
+    def result(self, described: dict[str, Any], *, ended: bool = False) -> Result:
+        """The execution as read so far, from its DescribeExecution answer.
+
+        ``ended``: the execution is over, so steps still marked running are settled (done on success,
+        otherwise failed for the failing step and stopped for the others).
+        """
+        status = described["status"]
+        stop = described.get("stopDate")
+        failed_state = failed_step = None
+        if status not in ("RUNNING", "SUCCEEDED"):
+            failed_state, failed_step = self.failure()
+        if ended:
+            for step in self.steps.values():
+                if status == "SUCCEEDED":
+                    step.status = "done"
+                elif step.status == "running":
+                    step.status = "failed" if step.name == failed_step else "stopped"
+        return Result(
+            execution_arn=self.arn,
+            status=status,
+            steps=list(self.steps.values()),
+            duration=self._modeled(stop) if stop else None,
+            output=_loads(described.get("output")),
+            error=described.get("error"),
+            cause=described.get("cause"),
+            failed_state=failed_state,
+            failed_step=failed_step,
+            events=self.events,
+        )
+
     def failure(self) -> tuple[str | None, str | None]:
         """The state (and its step) where the execution failed, following the event chain back."""
         for event in reversed(self.events):
@@ -233,30 +263,7 @@ def follow(
             raise TimeoutError(f"{execution_arn} still running after {timeout_seconds} s")
         time.sleep(poll_seconds)
 
-    status = described["status"]
-    stop = described.get("stopDate")
-    duration = follower._modeled(stop) if stop else None
-    failed_state = failed_step = None
-    if status == "SUCCEEDED":
-        for step in follower.steps.values():
-            step.status = "done"
-    else:
-        failed_state, failed_step = follower.failure()
-        for step in follower.steps.values():
-            if step.status == "running":
-                step.status = "failed" if step.name == failed_step else "stopped"
-    return Result(
-        execution_arn=execution_arn,
-        status=status,
-        steps=list(follower.steps.values()),
-        duration=duration,
-        output=_loads(described.get("output")),
-        error=described.get("error"),
-        cause=described.get("cause"),
-        failed_state=failed_state,
-        failed_step=failed_step,
-        events=follower.events,
-    )
+    return follower.result(described, ended=True)
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -287,23 +294,7 @@ def snapshot(sfn: Any, execution_arn: str, scale: float = 1.0) -> Result:
     """One look at an execution, running or ended, without waiting for it."""
     follower = Follower(sfn, execution_arn, scale)
     follower.poll()
-    described = sfn.describe_execution(executionArn=execution_arn)
-    stop = described.get("stopDate")
-    failed_state = failed_step = None
-    if described["status"] not in ("RUNNING", "SUCCEEDED"):
-        failed_state, failed_step = follower.failure()
-    return Result(
-        execution_arn=execution_arn,
-        status=described["status"],
-        steps=list(follower.steps.values()),
-        duration=follower._modeled(stop) if stop else None,
-        output=_loads(described.get("output")),
-        error=described.get("error"),
-        cause=described.get("cause"),
-        failed_state=failed_state,
-        failed_step=failed_step,
-        events=follower.events,
-    )
+    return follower.result(sfn.describe_execution(executionArn=execution_arn))
 
 
 def running_executions(sfn: Any, state_machine_arn: str) -> list[dict[str, Any]]:

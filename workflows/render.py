@@ -32,12 +32,7 @@ def function_name(plan: Plan, service: str) -> str:
 
 def services_used(plan: Plan) -> set[str]:
     """The Lambda services (lambdas/<service>.py) the plan's workflows call."""
-    used: set[str] = set()
-    for text in render_all(plan).values():
-        for key in asl.placeholders(json.loads(text)):
-            if key.endswith("FunctionArn"):
-                used.add(key.removesuffix("FunctionArn").lower())
-    return used
+    return set().union(*(asl.services_called(json.loads(text)) for text in render_all(plan).values()))
 
 
 def topic_name(plan: Plan) -> str:

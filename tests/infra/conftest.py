@@ -38,6 +38,17 @@ def dr(synthesized, plan: Plan) -> Template:
     return Template(synthesized.templates[dr_stack_name(plan)], plan.dr_region)
 
 
+# How CloudFormation forms the ARN of each resource type the stacks reference.
+_ARN_FORMATS = {
+    "AWS::Lambda::Function": "arn:aws:lambda:{region}:{account}:function:{FunctionName}",
+    "AWS::StepFunctions::StateMachine": "arn:aws:states:{region}:{account}:stateMachine:{StateMachineName}",
+    "AWS::SNS::Topic": "arn:aws:sns:{region}:{account}:{TopicName}",
+    "AWS::Logs::LogGroup": "arn:aws:logs:{region}:{account}:log-group:{LogGroupName}:*",
+    "AWS::IAM::Role": "arn:aws:iam::{account}:role/{lid}",
+    "AWS::KMS::Key": "arn:aws:kms:{region}:{account}:key/{lid}",
+}
+
+
 class Template:
     """A synthesized template with just enough of CloudFormation's intrinsics to read values."""
 
@@ -59,21 +70,10 @@ class Template:
 
     def _arn(self, lid: str) -> str:
         res = self.resources[lid]
-        props = res.get("Properties", {})
-        t = res["Type"]
-        if t == "AWS::Lambda::Function":
-            return f"arn:aws:lambda:{self.region}:{self.account}:function:{props['FunctionName']}"
-        if t == "AWS::StepFunctions::StateMachine":
-            return f"arn:aws:states:{self.region}:{self.account}:stateMachine:{props['StateMachineName']}"
-        if t == "AWS::SNS::Topic":
-            return f"arn:aws:sns:{self.region}:{self.account}:{props['TopicName']}"
-        if t == "AWS::Logs::LogGroup":
-            return f"arn:aws:logs:{self.region}:{self.account}:log-group:{props['LogGroupName']}:*"
-        if t == "AWS::IAM::Role":
-            return f"arn:aws:iam::{self.account}:role/{lid}"
-        if t == "AWS::KMS::Key":
-            return f"arn:aws:kms:{self.region}:{self.account}:key/{lid}"
-        raise KeyError(f"no ARN model for {t}")
+        if res["Type"] not in _ARN_FORMATS:
+            raise KeyError(f"no ARN model for {res['Type']}")
+        return _ARN_FORMATS[res["Type"]].format(region=self.region, account=self.account, lid=lid,
+                                                **res.get("Properties", {}))
 
     def _ref(self, name: str) -> str:
         if name.startswith("AWS::"):

@@ -54,9 +54,7 @@ def test_after_substitution_tasks_call_the_plan_functions(dr, plan, workflow):
     substitutions = dr.resolve(machine["DefinitionSubstitutions"])
     # What CloudFormation runs: the definition with the substitutions applied.
     deployed = asl.substitute(dr.resolve(machine["DefinitionString"]), substitutions)
-    services = {
-        k.removesuffix("FunctionArn").lower() for k in asl.placeholders(json.loads(text)) if k.endswith("FunctionArn")
-    }
+    services = asl.services_called(json.loads(text))
     assert services <= render.services_used(plan)
     subs = {asl.function_key(s): _function_arn(plan, s) for s in services}
     if asl.NOTIFICATION_TOPIC_KEY in asl.placeholders(json.loads(text)):
