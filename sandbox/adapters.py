@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.stepfunctions.parser.backend import execution as execution_module
 
 
 def _rds(region: str) -> Any:
@@ -84,11 +85,30 @@ HANDLERS: list[tuple[str, Any]] = [
 ]
 
 
+# moto's interpreter evaluates a Task's TimeoutSeconds on an evaluation stack that another branch
+# can touch when a Parallel state is failing; the scheduled event then carries a payload where an
+# integer belongs, and GetExecutionHistory cannot be serialised. AWS never records such a value, so
+# the history drops it (the timeout itself is in the definition).
+_original_history = execution_module.Execution.to_history_output
+
+
+def _history_output(self: Any) -> Any:
+    out = _original_history(self)
+    for event in out.get("events", []):
+        for key, details in event.items():
+            clobbered = isinstance(details, dict) and not isinstance(details.get("timeoutInSeconds", 0), int)
+            if key.endswith("EventDetails") and clobbered:
+                del details["timeoutInSeconds"]
+    return out
+
+
 def install(events: Any) -> None:
     for event, handler in HANDLERS:
         events.register_first(event, handler, unique_id=f"pilotlight-adapter-{event}")
+    execution_module.Execution.to_history_output = _history_output  # type: ignore[method-assign]
 
 
 def uninstall(events: Any) -> None:
     for event, _ in HANDLERS:
         events.unregister(event, unique_id=f"pilotlight-adapter-{event}")
+    execution_module.Execution.to_history_output = _original_history  # type: ignore[method-assign]
