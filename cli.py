@@ -50,8 +50,9 @@ def workflow_options(func: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout.")
     @click.option("--profile", default=None, help="AWS profile (without --sandbox).")
     @click.option("--region", default=None, help="Region of the deployed workflows (default: the plan's DR region).")
-    @click.option("--scale", default=60.0, show_default=True, type=click.FloatRange(min=1),
-                  help="Sandbox time scale: modeled seconds per wall second.")
+    @click.option("--pace", default=None, type=click.FloatRange(min=0, min_open=True),
+                  help="Sandbox: at most N modeled seconds per wall second, for watching (default: as fast "
+                       "as the CPU allows). Never changes a modeled figure.")
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return func(*args, **kwargs)
@@ -187,28 +188,32 @@ def _exit_code(result: Any) -> int:
     return EXIT_FAILED
 
 
-# The pilot light is built before a sandbox failover; it is not what is being timed, so it runs
-# this many times faster than the failover's own scale.
-PILOT_LIGHT_SPEEDUP = 10
+# `pilotlight demo` paces modeled time for a person watching: the reference failover (about 45
+# modeled minutes with hardening) takes about a minute on the wall. Figures are the same unpaced.
+DEMO_PACE = 60.0
+
+
+def _pace_text(pace: float | None) -> str:
+    return f"paced at {pace:g} modeled seconds per wall second" if pace else "unpaced"
 
 
 def _sandbox_estate(
     sb: Any, plan: Plan, say: Callable[..., None], progress: Callable[[Any], None] | None, *, source: str,
-    speedup: float = PILOT_LIGHT_SPEEDUP,
+    paced: bool = False,
 ) -> Any:
     """Seed the primary estate, deploy, and build the pilot light with the replicate workflow.
 
-    ``speedup`` compresses the replicate run harder than the sandbox's own scale (1: not at all).
+    The pilot light is not what is being watched: it is built unpaced unless ``paced``.
     """
     seeded = sb.seed(plan)
-    say(f"Sandbox: {plan.primary_region} -> {plan.dr_region}, time scale {sb.scale:g}x "
-        f"(1 wall second = {sb.scale:g} modeled seconds)")
+    say(f"Sandbox: {plan.primary_region} -> {plan.dr_region}, modeled time on a virtual clock "
+        f"({_pace_text(sb.pace)})")
     say(f"Seeded primary estate: {len(seeded['environments'])} environment(s), "
         f"{len(seeded['databases'])} database(s), {len(seeded['buckets'])} bucket pair(s)")
     arns = sb.deploy(plan)
     say(f"Deployed state machines: {', '.join(sorted(arns))}")
-    say(f"Building the pilot light: replicate (time scale {sb.scale * speedup:g}x)")
-    return sb.run_replicate(plan, scale=sb.scale * speedup, source=source, on_progress=progress)
+    say("Building the pilot light: replicate")
+    return sb.run_replicate(plan, pace=sb.pace if paced else None, source=source, on_progress=progress)
 
 
 def _replicate_line(result: Any) -> str:
@@ -217,7 +222,8 @@ def _replicate_line(result: Any) -> str:
     return f"Pilot light {'built' if (result.output or {}).get('ok') else 'INCOMPLETE'}: {made}"
 
 
-def run_sandbox_failover(plan: Plan, scale: float, as_json: bool, *, demo: bool = False, force: bool = False) -> int:
+def run_sandbox_failover(plan: Plan, pace: float | None, as_json: bool, *, demo: bool = False,
+                         force: bool = False) -> int:
     import boto3
 
     from sandbox import Sandbox
@@ -225,7 +231,7 @@ def run_sandbox_failover(plan: Plan, scale: float, as_json: bool, *, demo: bool 
 
     say = functools.partial(click.echo, err=as_json)
     started = time.monotonic()
-    with Sandbox(scale=scale) as sb:
+    with Sandbox(pace=pace) as sb:
         built = _sandbox_estate(sb, plan, say, _progress_printer(as_json) if demo else None,
                                 source="pilotlight sandbox")
         say(_replicate_line(built))
@@ -240,9 +246,9 @@ def run_sandbox_failover(plan: Plan, scale: float, as_json: bool, *, demo: bool 
         arn = sb.start(plan, "failover", _failover_input("pilotlight demo" if demo else "pilotlight failover --sandbox",
                                                          force))
         say(f"Started failover: {arn.rsplit(':', 1)[-1]}")
-        result = follow(sfn, arn, scale=scale, on_progress=_progress_printer(as_json))
+        result = follow(sfn, arn, on_progress=_progress_printer(as_json))
         report = _rto_report(plan, result, modeled=True)
-        extra = {"plan": plan.name, "mode": "sandbox", "time_scale": scale,
+        extra = {"plan": plan.name, "mode": "sandbox", "pace": pace,
                  "wall_seconds": round(time.monotonic() - started, 1),
                  "pilot_light": {"status": built.status, "modeled_seconds": round(built.duration or 0, 1),
                                  "counts": (built.output or {}).get("counts")}}
@@ -264,7 +270,7 @@ def run_aws_failover(plan: Plan, profile: str | None, region: str | None, as_jso
     arn = sfn.start_execution(stateMachineArn=machine,
                               input=json.dumps(_failover_input("pilotlight failover", force)))["executionArn"]
     click.echo(f"Started failover: {arn}", err=as_json)
-    result = follow(sfn, arn, scale=1.0, on_progress=_progress_printer(as_json), poll_seconds=5)
+    result = follow(sfn, arn, on_progress=_progress_printer(as_json), poll_seconds=5)
     _print_result(plan, result, _rto_report(plan, result, modeled=False), as_json, {"plan": plan.name, "mode": "aws"})
     return _exit_code(result)
 
@@ -273,7 +279,7 @@ def run_aws_failover(plan: Plan, profile: str | None, region: str | None, as_jso
 @click.argument("plan", type=click.Path(dir_okay=True))
 @workflow_options
 @click.option("--force", is_flag=True, help="Fail over even though every trigger alarm is OK.")
-def failover(plan: str, sandbox: bool, as_json: bool, profile: str | None, region: str | None, scale: float,
+def failover(plan: str, sandbox: bool, as_json: bool, profile: str | None, region: str | None, pace: float | None,
              force: bool) -> None:
     """Fail the plan's application over to the DR region, with live progress and a timeline.
 
@@ -281,11 +287,11 @@ def failover(plan: str, sandbox: bool, as_json: bool, profile: str | None, regio
     failover class and repoints DNS. Refuses (exit 4) while every trigger alarm is OK unless
     --force, and while another failover of the plan runs. With --sandbox the failover is rehearsed
     in a fresh sandbox with a simulated outage (the trigger alarms in ALARM; with --force, none),
-    and the reported RTO is modeled time.
+    and the reported RTO is modeled time (the same on every run; --pace only slows it down to watch).
     """
     model = _load(plan, as_json)
     if sandbox:
-        code = run_sandbox_failover(model, scale, as_json, force=force)
+        code = run_sandbox_failover(model, pace, as_json, force=force)
     else:
         code = run_aws_failover(model, profile, region, as_json, force)
     sys.exit(code)
@@ -313,13 +319,13 @@ def _print_replicate(plan: Plan, result: Any, as_json: bool, extra: dict[str, An
 @click.argument("plan", type=click.Path(dir_okay=True))
 @workflow_options
 def replicate(plan: str, sandbox: bool, as_json: bool, profile: str | None, region: str | None,
-              scale: float) -> None:
+              pace: float | None) -> None:
     """Keep the pilot light current: AMIs, saved configurations, application versions, replicas, S3.
 
     Runs the plan's replicate workflow and prints what was created, updated, unchanged, deleted,
     verified and any drift or failure. Exit 0 when everything is in place, 1 when anything failed.
     With --sandbox it runs against a fresh sandbox seeded with the primary estate only (modeled
-    time at --scale).
+    time on the sandbox's virtual clock).
     """
     from workflows.executions import follow
 
@@ -330,9 +336,9 @@ def replicate(plan: str, sandbox: bool, as_json: bool, profile: str | None, regi
 
         say = functools.partial(click.echo, err=as_json)
         started = time.monotonic()
-        with Sandbox(scale=scale) as sb:
-            result = _sandbox_estate(sb, model, say, progress, source="pilotlight replicate --sandbox", speedup=1)
-            _print_replicate(model, result, as_json, {"plan": model.name, "mode": "sandbox", "time_scale": scale,
+        with Sandbox(pace=pace) as sb:
+            result = _sandbox_estate(sb, model, say, progress, source="pilotlight replicate --sandbox", paced=True)
+            _print_replicate(model, result, as_json, {"plan": model.name, "mode": "sandbox", "pace": pace,
                                                        "wall_seconds": round(time.monotonic() - started, 1)})
         sys.exit(_replicate_exit(result))
     sfn, machine = _aws_machine(model, profile, region, "replicate")
@@ -342,7 +348,7 @@ def replicate(plan: str, sandbox: bool, as_json: bool, profile: str | None, regi
     except sfn.exceptions.StateMachineDoesNotExist as exc:
         raise Precondition(f"{machine} is not deployed; run `pilotlight deploy` first") from exc
     click.echo(f"Started replicate: {arn}", err=as_json)
-    result = follow(sfn, arn, scale=1.0, on_progress=progress, poll_seconds=5)
+    result = follow(sfn, arn, on_progress=progress, poll_seconds=5)
     _print_replicate(model, result, as_json, {"plan": model.name, "mode": "aws"})
     sys.exit(_replicate_exit(result))
 
@@ -350,12 +356,13 @@ def replicate(plan: str, sandbox: bool, as_json: bool, profile: str | None, regi
 @cli.command()
 @click.option("--plan", "plan_path", default=str(REFERENCE_PLAN), show_default=True, type=click.Path(),
               help="Plan to demonstrate.")
-@click.option("--scale", default=60.0, show_default=True, type=click.FloatRange(min=1),
-              help="Time scale: modeled seconds per wall second.")
+@click.option("--pace", default=DEMO_PACE, show_default=True, type=click.FloatRange(min=0),
+              help="At most N modeled seconds per wall second, so the run can be watched; 0: as fast as "
+                   "the CPU allows. Never changes a modeled figure.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout.")
-def demo(plan_path: str, scale: float, as_json: bool) -> None:
+def demo(plan_path: str, pace: float, as_json: bool) -> None:
     """Run a failover of the reference estate in the embedded sandbox; no AWS account needed."""
-    sys.exit(run_sandbox_failover(_load(plan_path, as_json), scale, as_json, demo=True))
+    sys.exit(run_sandbox_failover(_load(plan_path, as_json), pace or None, as_json, demo=True))
 
 
 # -- readiness --------------------------------------------------------------------------------
@@ -386,7 +393,7 @@ def _readiness_result(result: Any, as_json: bool, extra: dict[str, Any]) -> int:
     return EXIT_OK if out.get("status") == "READY" else EXIT_PRECONDITION
 
 
-def run_sandbox_readiness(plan: Plan, scale: float, as_json: bool) -> int:
+def run_sandbox_readiness(plan: Plan, pace: float | None, as_json: bool) -> int:
     import boto3
 
     from sandbox import Sandbox
@@ -394,7 +401,7 @@ def run_sandbox_readiness(plan: Plan, scale: float, as_json: bool) -> int:
 
     say = functools.partial(click.echo, err=as_json)
     started = time.monotonic()
-    with Sandbox(scale=scale) as sb:
+    with Sandbox(pace=pace) as sb:
         replicated = _sandbox_estate(sb, plan, say, None, source="pilotlight readiness --sandbox")
         if replicated.status != "SUCCEEDED":
             say(f"replicate {replicated.status}: {replicated.error}: {replicated.cause}")
@@ -402,7 +409,7 @@ def run_sandbox_readiness(plan: Plan, scale: float, as_json: bool) -> int:
         sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
         arn = sb.start(plan, "readiness", _readiness_input(plan, "pilotlight readiness --sandbox"))
         say(f"Started readiness: {arn.rsplit(':', 1)[-1]}")
-        result = follow(sfn, arn, scale=scale, on_progress=_progress_printer(as_json))
+        result = follow(sfn, arn, on_progress=_progress_printer(as_json))
         extra = {"plan": plan.name, "mode": "sandbox", "wall_seconds": round(time.monotonic() - started, 1)}
         return _readiness_result(result, as_json, extra)
 
@@ -417,14 +424,15 @@ def run_aws_readiness(plan: Plan, profile: str | None, region: str | None, as_js
     except sfn.exceptions.StateMachineDoesNotExist as exc:
         raise Precondition(f"{machine} is not deployed; run `pilotlight deploy` first") from exc
     click.echo(f"Started readiness: {arn}", err=as_json)
-    result = follow(sfn, arn, scale=1.0, on_progress=_progress_printer(as_json), poll_seconds=2)
+    result = follow(sfn, arn, on_progress=_progress_printer(as_json), poll_seconds=2)
     return _readiness_result(result, as_json, {"plan": plan.name, "mode": "aws"})
 
 
 @cli.command()
 @click.argument("plan", type=click.Path(dir_okay=True))
 @workflow_options
-def readiness(plan: str, sandbox: bool, as_json: bool, profile: str | None, region: str | None, scale: float) -> None:
+def readiness(plan: str, sandbox: bool, as_json: bool, profile: str | None, region: str | None,
+              pace: float | None) -> None:
     """Check that a failover of PLAN would work now, and score it.
 
     Runs the deployed readiness workflow (the one scheduled every 30 minutes) and prints one row
@@ -442,7 +450,7 @@ def readiness(plan: str, sandbox: bool, as_json: bool, profile: str | None, regi
     """
     model = _load(plan, as_json)
     if sandbox:
-        code = run_sandbox_readiness(model, scale, as_json)
+        code = run_sandbox_readiness(model, pace, as_json)
     else:
         code = run_aws_readiness(model, profile, region, as_json)
     sys.exit(code)

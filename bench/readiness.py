@@ -123,7 +123,7 @@ def wait(sfn: Any, arn: str, timeout: float = 900) -> dict[str, Any]:
 
 def measure(plan: Plan, label: str, resources: int) -> dict[str, Any]:
     counter = CallCounter()
-    with Sandbox(scale=600, latency="none") as sb:
+    with Sandbox(latency="none") as sb:
         sb.seed(plan, pilot_light=False)
         sb.deploy(plan)
         sfn = boto3.client("stepfunctions", region_name=plan.dr_region)

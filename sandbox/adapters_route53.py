@@ -64,8 +64,8 @@ class Location:
 
 @dataclass
 class World:
-    evaluation_delay: Callable[[], float]  # wall seconds from a datum to the alarm's new state
-    health_delay: Callable[[], float]  # wall seconds from an alarm state to the health checkers' verdict
+    evaluation_delay: Callable[[], float]  # modeled seconds from a datum to the alarm's new state
+    health_delay: Callable[[], float]  # modeled seconds from an alarm state to the health checkers' verdict
     resolver: Location = field(default_factory=Location)
     resolvers: dict[str, Location] = field(default_factory=dict)  # ResolverIP -> location
     history: dict[tuple[str, str], list[tuple[float, str, str]]] = field(default_factory=dict)

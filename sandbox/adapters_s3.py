@@ -15,16 +15,15 @@ from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from sandbox import responses
+from sandbox import clock, responses
 
 _lock = threading.Lock()
 STATUS: dict[tuple[str, str], str] = {}  # (bucket, key) -> PENDING | COMPLETED | FAILED | REPLICA
-_timers: list[threading.Timer] = []
 
 
 class Replicator:
     def __init__(self, delay: Any) -> None:
-        self.delay = delay  # () -> wall seconds a replication takes
+        self.delay = delay  # () -> modeled seconds a replication takes
 
     def after_put(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         if http_response.status_code >= 300:
@@ -37,15 +36,12 @@ class Replicator:
         with _lock:
             STATUS[(bucket, key)] = "PENDING"
         destination = rule["Destination"]["Bucket"].rsplit(":", 1)[-1]
-        wall = self.delay()
-        if wall <= 0:
-            replicate(bucket, key, parsed.get("VersionId"), destination)
+        seconds = self.delay()
+        version = parsed.get("VersionId")
+        if seconds <= 0:
+            replicate(bucket, key, version, destination)
             return
-        timer = threading.Timer(wall, replicate, (bucket, key, parsed.get("VersionId"), destination))
-        timer.daemon = True
-        with _lock:
-            _timers.append(timer)
-        timer.start()
+        clock.call_later(seconds, lambda: replicate(bucket, key, version, destination))
 
     def after_delete(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         if http_response.status_code >= 300:
@@ -160,8 +156,4 @@ def uninstall(events: Any) -> None:
         return
     for event, _ in handlers(_replicator):
         events.unregister(event, unique_id=f"pilotlight-s3-{event}")
-    with _lock:
-        for timer in _timers:
-            timer.cancel()
-        _timers.clear()
 

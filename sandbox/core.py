@@ -2,7 +2,7 @@
 
 Usage::
 
-    with Sandbox(scale=60) as sb:
+    with Sandbox() as sb:
         sb.seed(plan)
         arns = sb.deploy(plan)
         execution = sb.start(plan, "failover", {"source": "cli"})
@@ -12,9 +12,11 @@ Inside the ``with`` block every boto3 client created through ``boto3.client`` ta
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
+import pkgutil
 import uuid
 from typing import Any
 
@@ -22,6 +24,7 @@ import boto3
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 
+import lambdas
 from sandbox import (
     adapters,
     adapters_beanstalk,
@@ -54,13 +57,17 @@ _INTERPRETER_LOG = logging.getLogger("moto.stepfunctions.parser")
 class Sandbox:
     account_id = DEFAULT_ACCOUNT_ID
 
-    def __init__(self, scale: float = 60.0, latency: str = "p50") -> None:
+    def __init__(self, pace: float | None = None, latency: str = "p50") -> None:
+        """``pace``: at most this many modeled seconds per wall second, for a human watching (None:
+        as fast as the CPU allows). It never changes a modeled figure."""
         if latency not in ("p50", "p95", "none"):
             raise ValueError("latency must be p50, p95 or none")
-        self.scale = scale
+        if pace is not None and pace <= 0:
+            raise ValueError("pace must be positive")
+        self.pace = pace
         self.latency = LatencyModel("p95" if latency == "p95" else "p50")
         self.latency.enabled = latency != "none"
-        self.lambdas = LambdaHost()
+        self.lambdas = LambdaHost(self.latency.delay("lambda.invoke"))
         self._mock: Any = None
         self._saved_env: dict[str, str | None] = {}
         self._events: Any = None
@@ -83,7 +90,10 @@ class Sandbox:
         _INTERPRETER_LOG.setLevel(logging.CRITICAL)
         boto3.setup_default_session()
         self._events = boto3.DEFAULT_SESSION.events
-        clock.install(self.scale)
+        clock.install(self.pace)
+        for module in pkgutil.iter_modules(lambdas.__path__):
+            importlib.import_module(f"lambdas.{module.name}")
+        clock.patch_modules("lambdas.")
         self.lambdas.install(self._events)
         adapters.install(self._events)
         adapters_beanstalk.install(self._events)
@@ -119,10 +129,14 @@ class Sandbox:
                 os.environ[key] = value
 
     # -- building the world --------------------------------------------------------------------
-    def set_scale(self, scale: float) -> None:
-        """Compress time differently from now on (e.g. a quick replicate before a failover told at 60x)."""
-        clock.set_scale(scale)
-        self.scale = scale
+    def set_pace(self, pace: float | None) -> None:
+        """Pace modeled time differently from now on (None: unpaced), e.g. an unwatched replicate first."""
+        clock.set_pace(pace)
+        self.pace = pace
+
+    def now(self) -> float:
+        """Modeled time, seconds since the epoch."""
+        return clock.now()
 
     def seed(self, plan: Plan, *, pilot_light: bool = False) -> dict[str, Any]:
         """Create the plan's primary estate, instantly: seeding takes no modeled time.
@@ -202,29 +216,28 @@ class Sandbox:
         return arns
 
     def run_replicate(
-        self, plan: Plan, *, scale: float | None = None, source: str = "sandbox", on_progress: Any = None
+        self, plan: Plan, *, pace: float | None = None, source: str = "sandbox", on_progress: Any = None
     ) -> Any:
         """Run the deployed replicate workflow to the end; its :class:`workflows.executions.Result`.
 
-        ``scale`` compresses time harder for this run only (the pilot light is usually not what is
-        being watched); the sandbox's own scale is restored afterwards.
+        It runs unpaced (the pilot light is usually not what is being watched) unless ``pace`` says
+        otherwise; the sandbox's own pace is restored afterwards.
         """
         from workflows.executions import follow
 
-        previous = self.scale
-        if scale:
-            self.set_scale(scale)
+        previous = self.pace
+        self.set_pace(pace)
         try:
             arn = self.start(plan, "replicate", {"source": source})
             sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
-            return follow(sfn, arn, scale=self.scale, on_progress=on_progress, poll_seconds=0.02)
+            return follow(sfn, arn, on_progress=on_progress, poll_seconds=0.02)
         finally:
-            self.set_scale(previous)
+            self.set_pace(previous)
 
-    def build_pilot_light(self, plan: Plan, *, scale: float | None = None) -> dict[str, Any]:
+    def build_pilot_light(self, plan: Plan) -> dict[str, Any]:
         """Deploy the plan and run its replicate workflow to the end; its summary document."""
         self.deploy(plan)
-        result = self.run_replicate(plan, scale=scale)
+        result = self.run_replicate(plan)
         if result.status != "SUCCEEDED":
             raise RuntimeError(f"replicate {result.status}: {result.error}: {result.cause}")
         return result.output

@@ -21,11 +21,12 @@ from urllib.parse import unquote
 
 from botocore.response import StreamingBody
 
-from sandbox import responses
+from sandbox import clock, responses
 
 
 class LambdaHost:
-    def __init__(self) -> None:
+    def __init__(self, cost: Any = lambda: 0.0) -> None:
+        self.cost = cost  # () -> modeled seconds one invocation takes (the latency model's lambda.invoke)
         self.functions: dict[str, str] = {}  # function name -> lambdas module
         self.invocations: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -54,6 +55,7 @@ class LambdaHost:
             self.invocations[f"{module}.{event.get('action')}"] += 1
         context = SimpleNamespace(aws_request_id=str(uuid.uuid4()), function_name=name)
         handler = importlib.import_module(f"lambdas.{module}").handler
+        clock.charge(self.cost())  # a state machine's invocation takes modeled time; a test's own call does not
         try:
             result = handler(event, context)
         except Exception as exc:  # reported to the caller exactly like the Lambda runtime does

@@ -13,8 +13,6 @@ from workflows.plan import Plan, load_plan
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "examples" / "reference.yaml"
 
-# Tests compress time harder than the demo: 30 modeled minutes per wall second.
-TEST_SCALE = 1800.0
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +22,7 @@ def reference_plan() -> Plan:
 
 @pytest.fixture
 def sandbox():
-    with Sandbox(scale=TEST_SCALE) as sb:
+    with Sandbox() as sb:
         yield sb
 
 
@@ -41,7 +39,7 @@ def run_workflow(sb: Sandbox, plan: Plan, workflow: str, execution_input: dict[s
     # Default: an operator-started run (carries its approval), as `pilotlight failover` starts it.
     arn = sb.start(plan, workflow, execution_input or {"source": "pilotlight failover", "approved_by": "test"})
     sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
-    return follow(sfn, arn, scale=sb.scale, poll_seconds=0.05, timeout_seconds=timeout)
+    return follow(sfn, arn, poll_seconds=0.05, timeout_seconds=timeout)
 
 
 def history_of_state(result: Result, state: str) -> list[str]:

@@ -57,7 +57,7 @@ def shape_problems(model: Any, parsed: dict[str, Any]) -> str:
 def test_adapter_answers_match_botocore_output_shapes() -> None:
     plan = load_plan("examples/second.yaml")
     recorder = Recorder()
-    with Sandbox(scale=600) as sb:
+    with Sandbox() as sb:
         boto3.DEFAULT_SESSION.events.register("after-call", recorder, unique_id="test-shape-recorder")
         sb.seed(plan, pilot_light=False)
         sb.deploy(plan)
@@ -88,7 +88,7 @@ def test_adapter_answers_match_botocore_output_shapes() -> None:
 def test_dns_adapter_answers_match_botocore_output_shapes() -> None:
     plan = load_plan("examples/health-check.yaml")
     recorder = Recorder(CHECKED_DNS)
-    with Sandbox(scale=600) as sb:
+    with Sandbox() as sb:
         boto3.DEFAULT_SESSION.events.register("after-call", recorder, unique_id="test-shape-recorder")
         sb.seed(plan, pilot_light=False)
         sb.build_pilot_light(plan)

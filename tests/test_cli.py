@@ -11,7 +11,7 @@ from tests.conftest import REFERENCE
 
 
 def test_failover_sandbox_json_is_one_document_with_the_modeled_rto():
-    result = CliRunner().invoke(cli, ["failover", str(REFERENCE), "--sandbox", "--json", "--scale", "600"])
+    result = CliRunner().invoke(cli, ["failover", str(REFERENCE), "--sandbox", "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)  # exactly one JSON document; progress went to stderr
     assert doc["status"] == "SUCCEEDED"
@@ -30,7 +30,7 @@ def test_failover_sandbox_json_is_one_document_with_the_modeled_rto():
 
 
 def test_failover_human_output_shows_progress_timeline_and_rto():
-    result = CliRunner().invoke(cli, ["failover", str(REFERENCE), "--sandbox", "--scale", "600"])
+    result = CliRunner().invoke(cli, ["failover", str(REFERENCE), "--sandbox"])
     assert result.exit_code == 0, result.output
     assert "▶ Promote DR replica" in result.output
     assert "✓ Repoint DNS" in result.output
@@ -40,7 +40,7 @@ def test_failover_human_output_shows_progress_timeline_and_rto():
 
 
 def test_demo_runs_the_reference_failover():
-    result = CliRunner().invoke(cli, ["demo", "--scale", "600"])
+    result = CliRunner().invoke(cli, ["demo", "--pace", "0"])
     assert result.exit_code == 0, result.output
     assert "Timeline (modeled time)" in result.output
     assert "Modeled RTO:" in result.output
@@ -77,7 +77,7 @@ def test_failed_failover_exits_1_naming_the_step_and_cause(monkeypatch):
         return original(self, plan)
 
     monkeypatch.setattr(core.Sandbox, "simulate_disaster", disaster_and_a_refused_launch)
-    result = CliRunner().invoke(cli, ["failover", str(REFERENCE), "--sandbox", "--scale", "600"])
+    result = CliRunner().invoke(cli, ["failover", str(REFERENCE), "--sandbox"])
     assert result.exit_code == 1
     assert "at step 'Launch DR environment'" in result.output
     assert "InvalidRequest: launch shop-dr from pilotlight-shop-shop-prod: InsufficientPrivilegesException" in (
@@ -85,14 +85,14 @@ def test_failed_failover_exits_1_naming_the_step_and_cause(monkeypatch):
 
 
 def test_replicate_sandbox_reports_what_it_built():
-    result = CliRunner().invoke(cli, ["replicate", str(REFERENCE), "--sandbox", "--scale", "6000"])
+    result = CliRunner().invoke(cli, ["replicate", str(REFERENCE), "--sandbox"])
     assert result.exit_code == 0, result.output
     assert "created" in result.output and "saved configuration shop/pilotlight-shop-shop-prod" in result.output
     assert "plan shop:" in result.output
 
 
 def test_replicate_sandbox_json_is_one_document():
-    result = CliRunner().invoke(cli, ["replicate", str(REFERENCE), "--sandbox", "--json", "--scale", "6000"])
+    result = CliRunner().invoke(cli, ["replicate", str(REFERENCE), "--sandbox", "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["status"] == "SUCCEEDED" and doc["output"]["ok"] is True

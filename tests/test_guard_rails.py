@@ -7,7 +7,9 @@ import time
 import boto3
 import pytest
 
+from sandbox import clock
 from tests.conftest import run_workflow
+from workflows import failover
 from workflows.executions import NothingToAnswer, answer_approval, pending_approval_token, snapshot
 
 ALARM_EVENT = {
@@ -69,7 +71,7 @@ def test_alarm_triggered_failover_waits_for_approval_then_resumes(estate):
     sandbox.simulate_disaster(plan)
     arn = sandbox.start(plan, "failover", ALARM_EVENT)
     sfn = _wait_for_approval_request(sandbox, plan, arn)
-    time.sleep(0.3)
+    clock.advance(3 * 3600)  # three modeled hours with nobody answering: still waiting
     assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
     assert _is_replica(plan)  # nothing acted before approval
 
@@ -78,10 +80,29 @@ def test_alarm_triggered_failover_waits_for_approval_then_resumes(estate):
     assert answered == arn
     while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
         time.sleep(0.05)
-    result = snapshot(sfn, arn, sandbox.scale)
+    result = snapshot(sfn, arn)
     assert result.status == "SUCCEEDED"
     assert not _is_replica(plan)
     assert result.output["guard"]["automatic"] is True
+
+
+def test_an_unanswered_approval_times_out_without_acting(estate):
+    sandbox, plan = estate
+    sandbox.simulate_disaster(plan)
+    arn = sandbox.start(plan, "failover", ALARM_EVENT)
+    sfn = _wait_for_approval_request(sandbox, plan, arn)
+    asked = clock.now()
+
+    clock.advance(failover.APPROVAL_TIMEOUT + 60)
+
+    result = snapshot(sfn, arn)
+    assert result.status == "FAILED"
+    assert result.error == "States.Timeout"
+    assert result.failed_step == "Await approval"
+    assert result.duration == pytest.approx(failover.APPROVAL_TIMEOUT, abs=10)  # the guard steps before it
+    assert clock.now() >= asked + failover.APPROVAL_TIMEOUT
+    assert _is_replica(plan)
+    assert sandbox.lambdas.invocations["rds.promote_replica"] == 0
 
 
 def test_abort_during_approval_leaves_production_untouched(estate):
@@ -96,7 +117,7 @@ def test_abort_during_approval_leaves_production_untouched(estate):
 
     while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
         time.sleep(0.05)
-    result = snapshot(sfn, arn, sandbox.scale)
+    result = snapshot(sfn, arn)
     assert result.status == "FAILED"
     assert result.error == "Aborted"
     # (moto's SendTaskFailure drops the cause; AWS records "aborted by oncall: false alarm".)
@@ -143,6 +164,6 @@ def test_cli_maps_a_refusal_to_exit_4(reference_plan, monkeypatch):
     from tests.conftest import REFERENCE
 
     monkeypatch.setattr(core.Sandbox, "simulate_disaster", lambda self, plan: [])  # primary stays healthy
-    result = CliRunner().invoke(cli, ["failover", str(REFERENCE), "--sandbox", "--scale", "600"])
+    result = CliRunner().invoke(cli, ["failover", str(REFERENCE), "--sandbox"])
     assert result.exit_code == 4
     assert "PrimaryHealthy" in result.output

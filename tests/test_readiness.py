@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
-from sandbox import Sandbox
+from sandbox import Sandbox, clock
 from sandbox.adapters_quotas import EC2_ON_DEMAND_STANDARD_VCPUS, KNOWN
 from tests.conftest import REFERENCE
 from tests.replicate_helpers import dr_copies, run
@@ -27,13 +26,11 @@ from workflows.executions import follow, transitions
 from workflows.plan import Plan, load_plan
 from workflows.readiness import failover_sha256
 
-SCALE = 600
-
 
 @pytest.fixture(scope="module")
 def estate() -> Iterator[tuple[Sandbox, Plan]]:
     plan = load_plan(REFERENCE)
-    with Sandbox(scale=SCALE) as sb:
+    with Sandbox() as sb:
         sb.seed(plan, pilot_light=False)
         sb.deploy(plan)
         run(sb, plan)
@@ -44,7 +41,7 @@ def readiness(sb: Sandbox, plan: Plan, execution_input: dict[str, Any] | None = 
     """Run the deployed readiness state machine to its end; its output (the report document)."""
     arn = sb.start(plan, "readiness", execution_input or {"source": "test"})
     sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
-    result = follow(sfn, arn, scale=sb.scale, poll_seconds=0.05, timeout_seconds=60)
+    result = follow(sfn, arn, poll_seconds=0.05, timeout_seconds=60)
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     return {**result.output, "_transitions": transitions(result.events)}
 
@@ -86,7 +83,7 @@ def test_a_stale_dr_ami_is_not_ready(estate: tuple[Sandbox, Plan]) -> None:
     ec2 = boto3.client("ec2", region_name=plan.dr_region)
     (copy,) = dr_copies(plan, "shop-prod")
     created = {t["Key"]: t["Value"] for t in copy["Tags"]}["pilotlight:created-at"]
-    stale = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=plan.ami.max_age_hours + 6)).isoformat(timespec="seconds")
+    stale = (clock.datetime_now() - dt.timedelta(hours=plan.ami.max_age_hours + 6)).isoformat(timespec="seconds")
     ec2.create_tags(Resources=[copy["ImageId"]], Tags=[{"Key": "pilotlight:created-at", "Value": stale}])
     try:
         out = readiness(sb, plan)
@@ -175,11 +172,9 @@ def test_a_deleted_dr_replica_is_not_ready(estate: tuple[Sandbox, Plan]) -> None
 
 
 def _wait_available(rds: Any, identifier: str) -> None:
-    deadline = time.monotonic() + 30
-    while rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]["DBInstanceStatus"] != (
-            "available"):
-        assert time.monotonic() < deadline, f"{identifier} did not become available"
-        time.sleep(0.05)
+    clock.wait_until(
+        lambda: rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]["DBInstanceStatus"]
+        == "available", timeout=3600, step=30, what=f"{identifier} available")
 
 
 def test_replica_lag_above_the_rpo_is_not_ready(estate: tuple[Sandbox, Plan]) -> None:
@@ -277,7 +272,7 @@ def test_metrics_are_published_per_plan_in_the_dr_region(estate: tuple[Sandbox, 
     metrics = cw.list_metrics(Namespace="pilotlight", Dimensions=[{"Name": "Plan", "Value": plan.name}])["Metrics"]
     assert {m["MetricName"] for m in metrics} == {"ReadinessScore", "ReplicaLagSeconds", "AmiAgeHours",
                                                    "NotReadyChecks"}
-    end = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
+    end = clock.datetime_now() + dt.timedelta(minutes=1)  # metrics carry modeled time
     points = cw.get_metric_statistics(Namespace="pilotlight", MetricName="ReadinessScore",
                                       Dimensions=[{"Name": "Plan", "Value": plan.name}],
                                       StartTime=end - dt.timedelta(hours=1), EndTime=end, Period=3600,

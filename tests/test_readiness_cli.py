@@ -17,7 +17,7 @@ from tests.conftest import REFERENCE
 
 
 def test_readiness_sandbox_json_exits_0_when_every_check_is_ready() -> None:
-    result = CliRunner().invoke(cli, ["readiness", str(REFERENCE), "--sandbox", "--json", "--scale", "600"])
+    result = CliRunner().invoke(cli, ["readiness", str(REFERENCE), "--sandbox", "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)  # exactly one document; progress went to stderr
     assert doc["status"] == "READY" and doc["score"] == 1.0 and doc["mode"] == "sandbox"
@@ -28,13 +28,13 @@ def test_readiness_sandbox_json_exits_0_when_every_check_is_ready() -> None:
 def test_readiness_sandbox_exits_4_and_names_the_check_when_one_is_not_ready(monkeypatch: pytest.MonkeyPatch) -> None:
     key = adapters_quotas.EC2_ON_DEMAND_STANDARD_VCPUS
     monkeypatch.setitem(adapters_quotas.KNOWN, key, (*adapters_quotas.KNOWN[key][:3], 2.0))
-    result = CliRunner().invoke(cli, ["readiness", str(REFERENCE), "--sandbox", "--json", "--scale", "600"])
+    result = CliRunner().invoke(cli, ["readiness", str(REFERENCE), "--sandbox", "--json"])
     assert result.exit_code == 4, result.output
     doc = json.loads(result.stdout)
     assert doc["status"] == "NOT_READY"
     assert [(c["check"], c["status"]) for c in doc["checks"] if c["status"] != "READY"] == [
         ("ec2-capacity", "NOT_READY")]
-    human = CliRunner().invoke(cli, ["readiness", str(REFERENCE), "--sandbox", "--scale", "600"])
+    human = CliRunner().invoke(cli, ["readiness", str(REFERENCE), "--sandbox"])
     assert human.exit_code == 4
     assert "ec2-capacity         us-west-2" in human.output and "plan shop: NOT_READY, score 14/15" in human.output
 

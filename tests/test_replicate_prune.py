@@ -7,7 +7,7 @@ import datetime as dt
 import boto3
 
 from lambdas.ami import choose_prunable
-from sandbox import Sandbox
+from sandbox import Sandbox, clock
 from tests.replicate_helpers import dr_copies, run
 from workflows.plan import load_plan
 
@@ -20,7 +20,7 @@ def _old_copies(plan, env_name: str, count: int) -> list[str]:
     ids = []
     for age in range(count):
         image = ec2.create_image(InstanceId=instance, Name=f"old-copy-{age}")["ImageId"]
-        stamp = (dt.datetime.now(dt.UTC) - dt.timedelta(days=age + 1)).isoformat(timespec="seconds")
+        stamp = (clock.datetime_now() - dt.timedelta(days=age + 1)).isoformat(timespec="seconds")
         ec2.create_tags(Resources=[image], Tags=[
             {"Key": "pilotlight:plan", "Value": plan.name}, {"Key": "pilotlight:environment", "Value": env_name},
             {"Key": "pilotlight:role", "Value": "copy"}, {"Key": "pilotlight:source-ami", "Value": f"ami-old{age}"},
@@ -32,7 +32,7 @@ def _old_copies(plan, env_name: str, count: int) -> list[str]:
 def test_pruning_keeps_exactly_the_retention_count() -> None:
     plan = load_plan("examples/reference.yaml")
     env = plan.environments[0]
-    with Sandbox(scale=600) as sb:
+    with Sandbox() as sb:
         sb.seed(plan, pilot_light=False)
         sb.latency.enabled = False
         old = _old_copies(plan, env.name, plan.ami.retention + 2)
@@ -50,7 +50,7 @@ def test_pruning_keeps_exactly_the_retention_count() -> None:
 def test_primary_source_images_are_pruned_to_the_retention_too() -> None:
     plan = load_plan("examples/reference.yaml")
     env = plan.environments[0]
-    with Sandbox(scale=600) as sb:
+    with Sandbox() as sb:
         sb.seed(plan, pilot_light=False)
         sb.deploy(plan)
         ec2 = boto3.client("ec2", region_name=plan.primary_region)
@@ -59,7 +59,7 @@ def test_primary_source_images_are_pruned_to_the_retention_too() -> None:
             # make the newest source image look older than max_age_hours, so the next run images again
             (newest,) = [i for i in ec2.describe_images(Owners=["self"])["Images"]
                          if not any(t["Key"] == "pilotlight:aged" for t in i.get("Tags", []))]
-            old = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=plan.ami.max_age_hours + 1)).isoformat()
+            old = (clock.datetime_now() - dt.timedelta(hours=plan.ami.max_age_hours + 1)).isoformat()
             ec2.create_tags(Resources=[newest["ImageId"]], Tags=[
                 {"Key": "pilotlight:created-at", "Value": old}, {"Key": "pilotlight:aged", "Value": "yes"}])
         sources = ec2.describe_images(Owners=["self"], Filters=[

@@ -11,7 +11,7 @@ from workflows.plan import load_plan, parse_plan
 
 def test_replica_lag_above_the_rpo_is_drift() -> None:
     plan = load_plan("examples/reference.yaml")
-    with Sandbox(scale=600) as sb:
+    with Sandbox() as sb:
         sb.seed(plan, pilot_light=False)
         sb.deploy(plan)
         sb.latency.replica_lag_seconds = plan.objectives.rpo_minutes * 60 + 1
@@ -28,7 +28,7 @@ def test_encrypted_image_without_a_dr_key_fails_its_branch_only() -> None:
     for env in data["environments"]:
         env["encrypted_volumes"] = False
     plan = parse_plan(data)
-    with Sandbox(scale=600) as sb:
+    with Sandbox() as sb:
         sb.latency.enabled = False
         seed.seed_primary(plan, encrypted_volumes=True)
         sb.latency.enabled = True
@@ -49,7 +49,7 @@ def test_a_canary_that_never_arrives_is_reported_per_bucket() -> None:
     from sandbox import adapters_s3
 
     plan = load_plan("examples/reference.yaml")
-    with Sandbox(scale=600) as sb:
+    with Sandbox() as sb:
         sb.seed(plan, pilot_light=False)
         sb.deploy(plan)
         assert adapters_s3._replicator is not None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import boto3
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from lambdas import errors
 from lambdas.beanstalk import dr_option_settings, dr_platform_arn
 from lambdas.report import summarise_replicate
-from sandbox import Sandbox
+from sandbox import Sandbox, clock
 from workflows import asl, render, replicate
 from workflows.plan import PlanError, load_plan, parse_plan
 
@@ -146,7 +145,7 @@ def test_platform_arn_moves_to_the_dr_region() -> None:
 def test_configuration_straight_from_the_primary_is_refused_in_dr() -> None:
     plan = load_plan("examples/reference.yaml")
     env = plan.environments[0]
-    with Sandbox(scale=600, latency="none") as sb:
+    with Sandbox(latency="none") as sb:
         sb.seed(plan, pilot_light=False)
         primary = boto3.client("elasticbeanstalk", region_name=plan.primary_region)
         dr = boto3.client("elasticbeanstalk", region_name=plan.dr_region)
@@ -190,7 +189,7 @@ def test_summary_table_lists_every_record() -> None:
 def test_an_environment_from_the_saved_configuration_launches_in_modeled_time() -> None:
     plan = load_plan("examples/reference.yaml")
     env = plan.environments[0]
-    with Sandbox(scale=600) as sb:
+    with Sandbox() as sb:
         sb.seed(plan, pilot_light=False)
         eb = boto3.client("elasticbeanstalk", region_name=plan.primary_region)
         eb.create_configuration_template(
@@ -205,12 +204,11 @@ def test_an_environment_from_the_saved_configuration_launches_in_modeled_time() 
         assert eb.describe_environments(EnvironmentNames=["shop-new"])["Environments"][0]["Status"] == "Launching"
         health = eb.describe_environment_health(EnvironmentName="shop-new", AttributeNames=["All"])
         assert (health["Status"], health["Color"]) == ("Launching", "Grey")
-        deadline = time.monotonic() + 5  # modeled launch: 300 s at p50
-        while (ready := eb.describe_environments(EnvironmentNames=["shop-new"])["Environments"][0])[
-            "Status"
-        ] != "Ready":
-            assert time.monotonic() < deadline, "the environment never became Ready"
-            time.sleep(0.05)
+        started = clock.now()
+        ready = clock.wait_until(
+            lambda: (e := eb.describe_environments(EnvironmentNames=["shop-new"])["Environments"][0])["Status"]
+            == "Ready" and e, timeout=900, step=10, what="shop-new Ready")
+        assert clock.now() - started == 300  # the modeled launch at p50, polled every 10 s
         assert ready["Health"] == "Green" and ready["VersionLabel"] == "v1"
         health = eb.describe_environment_health(EnvironmentName="shop-new", AttributeNames=["All"])
         assert (health["Status"], health["Color"]) == ("Ready", "Green")

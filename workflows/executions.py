@@ -1,7 +1,7 @@
 """Following an execution: live progress, the timeline and the measured RTO, from its history.
 
-Works the same on the sandbox and on AWS; the only difference is the time scale (modeled
-seconds per wall second: the sandbox's scale, or 1 on AWS).
+Works the same on the sandbox and on AWS: every figure comes from the history's timestamps, which
+the sandbox writes in modeled time.
 """
 
 from __future__ import annotations
@@ -98,13 +98,13 @@ def _ts(value: Any) -> float:
 class Follower:
     """Reads an execution's history incrementally and turns it into steps and progress lines."""
 
-    def __init__(self, sfn: Any, execution_arn: str, scale: float = 1.0) -> None:
+    def __init__(self, sfn: Any, execution_arn: str) -> None:
         self.sfn = sfn
         self.arn = execution_arn
-        self.scale = scale
         described = sfn.describe_execution(executionArn=execution_arn)
         machine = sfn.describe_state_machine(stateMachineArn=described["stateMachineArn"])
         self.labels = step_labels(json.loads(machine["definition"]))
+        self._order = {label: i for i, label in enumerate(dict.fromkeys(self.labels.values()))}
         self.t0 = _ts(described["startDate"])
         self.steps: dict[str, Step] = {}
         self.events: list[dict[str, Any]] = []
@@ -113,7 +113,7 @@ class Follower:
         self._last_detail: dict[str, str] = {}
 
     def _modeled(self, ts: Any) -> float:
-        return (_ts(ts) - self.t0) * self.scale
+        return _ts(ts) - self.t0
 
     def poll(self) -> list[Progress]:
         events = _history(self.sfn, self.arn)
@@ -172,6 +172,8 @@ class Follower:
         """
         status = described["status"]
         stop = described.get("stopDate")
+        if stop is None and status != "RUNNING" and self.events:
+            stop = self.events[-1]["timestamp"]  # the last event ended it (stopDate is absent on some ends)
         failed_state = failed_step = None
         if status not in ("RUNNING", "SUCCEEDED"):
             failed_state, failed_step = self.failure()
@@ -184,7 +186,8 @@ class Follower:
         return Result(
             execution_arn=self.arn,
             status=status,
-            steps=list(self.steps.values()),
+            # Steps that start at the same instant (Parallel branches) come in the definition's order.
+            steps=sorted(self.steps.values(), key=lambda s: (s.start, self._order.get(s.name, len(self._order)))),
             duration=self._modeled(stop) if stop else None,
             output=_loads(described.get("output")),
             error=described.get("error"),
@@ -197,7 +200,8 @@ class Follower:
     def failure(self) -> tuple[str | None, str | None]:
         """The state (and its step) where the execution failed, following the event chain back."""
         for event in reversed(self.events):
-            if event["type"] in ("LambdaFunctionFailed", "TaskFailed", "LambdaFunctionTimedOut", "FailStateEntered"):
+            if event["type"] in ("LambdaFunctionFailed", "TaskFailed", "LambdaFunctionTimedOut", "TaskTimedOut",
+                                 "FailStateEntered"):
                 node: dict[str, Any] | None = event
                 while node is not None and not node["type"].endswith("StateEntered"):
                     node = self._by_id.get(node.get("previousEventId", 0))
@@ -241,19 +245,18 @@ def follow(
     sfn: Any,
     execution_arn: str,
     *,
-    scale: float = 1.0,
     on_progress: Callable[[Progress], None] | None = None,
     poll_seconds: float = 0.25,
     timeout_seconds: float | None = None,
 ) -> Result:
     """Wait for the execution to end, reporting progress; return steps, duration and outcome."""
-    follower = Follower(sfn, execution_arn, scale)
+    follower = Follower(sfn, execution_arn)
     deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
     while True:
         described = sfn.describe_execution(executionArn=execution_arn)
-        for line in follower.poll():
-            if on_progress:
-                on_progress(line)
+        # The history is read as it grows only when someone watches the progress; otherwise once, at the end.
+        for line in follower.poll() if on_progress else ():
+            on_progress(line)
         if described["status"] != "RUNNING":
             for line in follower.poll():  # events written between the two calls
                 if on_progress:
@@ -290,9 +293,9 @@ def transitions(events: list[dict[str, Any]]) -> int:
     return sum(1 for e in events if e["type"].endswith("StateEntered"))
 
 
-def snapshot(sfn: Any, execution_arn: str, scale: float = 1.0) -> Result:
+def snapshot(sfn: Any, execution_arn: str) -> Result:
     """One look at an execution, running or ended, without waiting for it."""
-    follower = Follower(sfn, execution_arn, scale)
+    follower = Follower(sfn, execution_arn)
     follower.poll()
     return follower.result(sfn.describe_execution(executionArn=execution_arn))
 
