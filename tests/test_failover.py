@@ -7,6 +7,7 @@ import pytest
 
 from tests.conftest import history_of_state, outage, run_workflow
 from tests.replicate_helpers import dr_copies
+from workflows import failover
 from workflows.plan import parse_plan
 
 
@@ -154,7 +155,7 @@ def test_wait_loop_gives_up_after_its_attempts_with_a_named_error(sandbox, refer
     result = run_workflow(sandbox, plan, "failover", timeout=180)
     assert result.status == "FAILED"
     assert result.error == "WaitTimedOut"
-    assert "Route 53 change not done after 60 checks" in result.cause
+    assert f"Route 53 change not done after {failover.DNS_MAX} checks" in result.cause
     assert result.failed_step == "Repoint DNS"
 
 

@@ -91,6 +91,7 @@ def poll_loop(
     max_attempts: int,
     next_state: str,
     what: str,
+    first_wait_seconds: int = 0,
 ) -> dict[str, State]:
     """Act once, then Choice -> Wait -> Check until done, at most ``max_attempts`` checks.
 
@@ -98,12 +99,29 @@ def poll_loop(
     receives the attempt count so the Choice can stop an endless wait with a named error. An act
     that finds the work already done answers ``done: true`` and the loop is skipped, so a re-run
     converges without waiting.
+
+    ``first_wait_seconds`` sizes the wait before the first check to the operation (no check is made
+    before it could be done); the checks after it come ``interval_seconds`` apart, so a short
+    interval finds the end of the operation promptly without a storm of early checks.
     """
     act_action, act_params = act
     check_action, check_params = check
     wait, chk, choice, fail = f"{name}Wait", f"{name}Check", f"{name}Done?", f"{name}TimedOut"
+    first = f"{name}FirstWait"
+    rules: list[dict[str, Any]] = [
+        {"Variable": "$.poll.done", "BooleanEquals": True, "Next": next_state},
+        {"Variable": "$.poll.attempt", "NumericGreaterThanEquals": max_attempts, "Next": fail},
+    ]
+    extra: dict[str, State] = {}
+    if first_wait_seconds > 0:
+        rules.append({"Variable": "$.poll.attempt", "NumericEquals": 0, "Next": first})
+        extra[first] = {"Type": "Wait", "Comment": step, "Seconds": first_wait_seconds, "Next": chk}
+    cause = f"{what} not done after {max_attempts} checks {interval_seconds} s apart"
+    if first_wait_seconds > 0:
+        cause += f" (the first after {first_wait_seconds} s)"
     return {
         name: task(step, service, act_action, act_params, result_path="$.poll", next_state=choice),
+        **extra,
         wait: {"Type": "Wait", "Comment": step, "Seconds": interval_seconds, "Next": chk},
         chk: task(
             step,
@@ -116,18 +134,10 @@ def poll_loop(
         choice: {
             "Type": "Choice",
             "Comment": step,
-            "Choices": [
-                {"Variable": "$.poll.done", "BooleanEquals": True, "Next": next_state},
-                {"Variable": "$.poll.attempt", "NumericGreaterThanEquals": max_attempts, "Next": fail},
-            ],
+            "Choices": rules,
             "Default": wait,
         },
-        fail: {
-            "Type": "Fail",
-            "Comment": step,
-            "Error": "WaitTimedOut",
-            "Cause": f"{what} not done after {max_attempts} checks {interval_seconds} s apart",
-        },
+        fail: {"Type": "Fail", "Comment": step, "Error": "WaitTimedOut", "Cause": cause},
     }
 
 

@@ -24,15 +24,17 @@ from typing import Any
 from workflows import asl
 from workflows.plan import Plan
 
-# Poll intervals and attempt limits. Limits sit well above the p95 durations in the latency
-# table (promote 15 min, environment launch 10 min, Multi-AZ 40 min, resize 30 min, Route 53
-# INSYNC ~1 min).
-PROMOTE_POLL, PROMOTE_MAX = 30, 90  # 45 min
-LAUNCH_POLL, LAUNCH_MAX = 30, 90  # 45 min
-MULTI_AZ_POLL, MULTI_AZ_MAX = 60, 90  # 90 min
-RESIZE_POLL, RESIZE_MAX = 60, 75  # 75 min
-DNS_POLL, DNS_MAX = 10, 60  # 10 min
-VERIFY_POLL, VERIFY_MAX = 15, 20  # 5 min
+# Poll cadences: (first wait, interval, checks). The first check comes at about half the operation's
+# p50 (none could succeed earlier), then checks come a few seconds apart so the end of the operation
+# is noticed within one interval: each is one cheap Describe call, and the interval is what the RTO
+# pays on top of AWS's own time. Limits sit well above the p95 durations in the latency table
+# (promote 15 min, environment launch 10 min, Multi-AZ 40 min, resize 30 min, Route 53 INSYNC ~1 min).
+PROMOTE_FIRST, PROMOTE_POLL, PROMOTE_MAX = 150, 10, 256  # p50 5 min; checks until 45 min
+LAUNCH_FIRST, LAUNCH_POLL, LAUNCH_MAX = 150, 10, 256  # p50 5 min; 45 min
+MULTI_AZ_FIRST, MULTI_AZ_POLL, MULTI_AZ_MAX = 450, 30, 166  # p50 15 min; 90 min (after service is restored)
+RESIZE_FIRST, RESIZE_POLL, RESIZE_MAX = 300, 30, 141  # p50 10-20 min; 75 min
+DNS_FIRST, DNS_POLL, DNS_MAX = 30, 5, 115  # p50 60 s; 10 min
+VERIFY_POLL, VERIFY_MAX = 5, 60  # 5 min
 MACHINE_TIMEOUT = 6 * 3600
 APPROVAL_TIMEOUT = 4 * 3600  # an unanswered approval request fails the execution
 
@@ -93,6 +95,7 @@ def _resize_loop(name: str, next_state: str) -> dict[str, asl.State]:
         act=("resize", params),
         check=("check_resized", params),
         interval_seconds=RESIZE_POLL,
+        first_wait_seconds=RESIZE_FIRST,
         max_attempts=RESIZE_MAX,
         next_state=next_state,
         what="instance class change",
@@ -127,6 +130,7 @@ def _restore_database_states(rpo_minutes: int) -> dict[str, asl.State]:
             act=("promote_replica", region),
             check=("check_promoted", region),
             interval_seconds=PROMOTE_POLL,
+            first_wait_seconds=PROMOTE_FIRST,
             max_attempts=PROMOTE_MAX,
             next_state="ResizeFirst?",
             what="replica promotion",
@@ -172,6 +176,7 @@ def _restore_environment_states() -> dict[str, asl.State]:
         act=("launch_environment", launch),
         check=("check_environment", check),
         interval_seconds=LAUNCH_POLL,
+        first_wait_seconds=LAUNCH_FIRST,
         max_attempts=LAUNCH_MAX,
         next_state="EnvironmentRestored",
         what="DR environment launch",
@@ -258,6 +263,7 @@ def _harden_database_states() -> dict[str, asl.State]:
             act=("enable_multi_az", region),
             check=("check_multi_az", region),
             interval_seconds=MULTI_AZ_POLL,
+            first_wait_seconds=MULTI_AZ_FIRST,
             max_attempts=MULTI_AZ_MAX,
             next_state="Resize",
             what="Multi-AZ conversion",
@@ -368,6 +374,7 @@ def build(plan: Plan) -> dict[str, Any]:
                 act=("flip_primary_health", {**flip, "plan": plan.name}),
                 check=("check_flipped", flip),
                 interval_seconds=DNS_POLL,
+                first_wait_seconds=DNS_FIRST,
                 max_attempts=DNS_MAX,
                 next_state="VerifyService",
                 what="primary health alarm",
@@ -387,6 +394,7 @@ def build(plan: Plan) -> dict[str, Any]:
                 act=("upsert_record", {**dns, "ttl.$": "$.plan.dns.ttl", "value.$": "$.plan.dns.target"}),
                 check=("check_change", {"change_id.$": "$.poll.change_id"}),
                 interval_seconds=DNS_POLL,
+                first_wait_seconds=DNS_FIRST,
                 max_attempts=DNS_MAX,
                 next_state="VerifyService",
                 what="Route 53 change",
