@@ -58,27 +58,43 @@ def _poll(done: bool, attempt: int, db: dict[str, Any]) -> dict[str, Any]:
 
 @registry.action("promote_replica", permissions=["rds:PromoteReadReplica", *_DESCRIBE], resource="db")
 def promote_replica(region: str, identifier: str, backup_retention_days: int = 7) -> dict[str, Any]:
-    """Promote the DR read replica to a standalone instance (no-op when it already is one)."""
+    """Promote the DR read replica to a standalone instance (no-op when it already is one).
+
+    A replica that is busy (e.g. a promotion started by an earlier run is still in progress) is not
+    an error: the loop polls, and :func:`check_promoted` promotes it if it comes back a replica.
+    """
     rds = client("rds", region)
     db = _require(rds, identifier, region)
     if not db.get("ReadReplicaSourceDBInstanceIdentifier"):
         done = db.get("DBInstanceStatus") == "available"
         return {"done": done, "attempt": 0, "promoted_now": False, "db": facts(db)}
     if db.get("DBInstanceStatus") != "available":
-        raise ResourceNotReady(f"{identifier} is {db.get('DBInstanceStatus')}, cannot promote yet")
+        return {"done": False, "attempt": 0, "promoted_now": False, "db": facts(db)}
+    return {"done": False, "attempt": 0, "promoted_now": True, "db": _promote(rds, identifier, backup_retention_days)}
+
+
+def _promote(rds: Any, identifier: str, backup_retention_days: int) -> dict[str, Any]:
     try:
         out = rds.promote_read_replica(DBInstanceIdentifier=identifier, BackupRetentionPeriod=backup_retention_days)
     except ClientError as exc:
         raise_mapped(exc, f"promote {identifier}")
-    return {"done": False, "attempt": 0, "promoted_now": True, "db": facts(out["DBInstance"])}
+    return facts(out["DBInstance"])
 
 
-@registry.action("check_promoted", permissions=_DESCRIBE, resource="db")
-def check_promoted(region: str, identifier: str, attempt: int = 0) -> dict[str, Any]:
-    """Done when the instance is available and no longer replicates from a source."""
-    db = _require(client("rds", region), identifier, region)
-    done = db.get("DBInstanceStatus") == "available" and not db.get("ReadReplicaSourceDBInstanceIdentifier")
-    return _poll(done, attempt + 1, db)
+@registry.action("check_promoted", permissions=["rds:PromoteReadReplica", *_DESCRIBE], resource="db")
+def check_promoted(region: str, identifier: str, attempt: int = 0, backup_retention_days: int = 7) -> dict[str, Any]:
+    """Done when the instance is available and no longer replicates from a source.
+
+    An instance that is available but still a replica was busy when the act looked (another change,
+    not a promotion): it is promoted now, so the loop converges instead of waiting for nothing.
+    """
+    rds = client("rds", region)
+    db = _require(rds, identifier, region)
+    source = db.get("ReadReplicaSourceDBInstanceIdentifier")
+    if db.get("DBInstanceStatus") == "available" and source:
+        return {"done": False, "attempt": attempt + 1, "promoted_now": True,
+                "db": _promote(rds, identifier, backup_retention_days)}
+    return _poll(db.get("DBInstanceStatus") == "available" and not source, attempt + 1, db)
 
 
 def _modify(region: str, identifier: str, **changes: Any) -> dict[str, Any]:
