@@ -36,6 +36,7 @@ from sandbox import (
     seed,
 )
 from sandbox.faults import Faults
+from sandbox.iam_enforce import Enforcer
 from sandbox.lambda_host import LambdaHost
 from sandbox.latency import LatencyModel, snapshot_before_modify
 from workflows import asl, render
@@ -67,7 +68,8 @@ class Sandbox:
         self.pace = pace
         self.latency = LatencyModel("p95" if latency == "p95" else "p50")
         self.latency.enabled = latency != "none"
-        self.lambdas = LambdaHost(self.latency.delay("lambda.invoke"))
+        self.iam = Enforcer(self.account_id)
+        self.lambdas = LambdaHost(self.latency.delay("lambda.invoke"), self.iam)
         self._mock: Any = None
         self._saved_env: dict[str, str | None] = {}
         self._events: Any = None
@@ -95,6 +97,7 @@ class Sandbox:
             importlib.import_module(f"lambdas.{module.name}")
         clock.patch_modules("lambdas.")
         self.lambdas.install(self._events)
+        self.iam.install(self._events)
         adapters.install(self._events)
         adapters_beanstalk.install(self._events)
         adapters_ec2.install(self._events)
@@ -118,6 +121,7 @@ class Sandbox:
         adapters_beanstalk.uninstall(self._events)
         adapters.uninstall(self._events)
         self.lambdas.uninstall(self._events)
+        self.iam.uninstall(self._events)
         clock.uninstall()
         _INTERPRETER_LOG.setLevel(self._interpreter_log_level)
         self._mock.stop()
@@ -185,8 +189,14 @@ class Sandbox:
 
     def deploy(self, plan: Plan) -> dict[str, str]:
         """Register the Lambda functions and create every state machine from the rendered ASL."""
+        from infra import iam as plan_iam
+
         for service in render.services_used(plan):
-            self.lambdas.register(render.function_name(plan, service), service)
+            name = self.lambdas.register(render.function_name(plan, service), service)
+            # The very statements CDK attaches to the function's role (infra/iam.py).
+            self.iam.attach(name, plan_iam.statements(
+                plan_iam.registry_for(service), plan, account=self.account_id,
+                extra={"topic": [self.topic_arn(plan)], "key": []}))
         iam = boto3.client("iam")
         role_name = f"pilotlight-{plan.name}-states"
         try:

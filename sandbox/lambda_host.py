@@ -8,6 +8,7 @@ name, so Retry and Catch on error names behave as in AWS.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import json
@@ -25,8 +26,9 @@ from sandbox import clock, responses
 
 
 class LambdaHost:
-    def __init__(self, cost: Any = lambda: 0.0) -> None:
+    def __init__(self, cost: Any = lambda: 0.0, iam: Any = None) -> None:
         self.cost = cost  # () -> modeled seconds one invocation takes (the latency model's lambda.invoke)
+        self.iam = iam  # sandbox.iam_enforce.Enforcer: the handler's calls are checked against its role
         self.functions: dict[str, str] = {}  # function name -> lambdas module
         self.invocations: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -57,7 +59,8 @@ class LambdaHost:
         handler = importlib.import_module(f"lambdas.{module}").handler
         clock.charge(self.cost())  # a state machine's invocation takes modeled time; a test's own call does not
         try:
-            result = handler(event, context)
+            with self.iam.acting_as(name) if self.iam is not None else contextlib.nullcontext():
+                result = handler(event, context)
         except Exception as exc:  # reported to the caller exactly like the Lambda runtime does
             payload = {
                 "errorType": type(exc).__name__,

@@ -1,0 +1,295 @@
+"""IAM in the sandbox: each Lambda's AWS calls are checked against the policy its role gets.
+
+moto enforces no IAM, so a handler that calls an API its role does not grant passes every sandbox
+test and fails with AccessDenied on its first real run. Here each function deployed by
+:meth:`sandbox.Sandbox.deploy` carries the very statements ``infra/iam.py`` generates for its role
+(the ones CDK attaches), and every call a handler makes is evaluated against them before moto sees
+it: the IAM action of the operation, and the resource ARN where the request names it. A call
+outside the policy fails with the error AWS answers (``AccessDenied``, ``UnauthorizedOperation``
+for EC2, ``AccessDeniedException`` for JSON-protocol services), which the handlers map as they
+would on AWS.
+
+Where AWS acts with the caller's permissions (Elastic Beanstalk building an environment through
+CloudFormation, Auto Scaling, EC2 and ELB; EC2 copying an encrypted image with KMS), the caller
+must also hold the permissions AWS documents for that work (``CALLER_PERMISSIONS``).
+
+The same engine answers ``iam:SimulatePrincipalPolicy`` for the function roles (readiness asks it
+which of the actions a failover will call are allowed).
+
+What is modeled (docs/sandbox.md lists it as a divergence): Allow statements of identity policies,
+action wildcards, resource ARN wildcards, and the condition keys ``aws:RequestedRegion``,
+``cloudwatch:namespace`` and ``kms:ViaService``; other condition keys are taken as met. A request
+whose resource cannot be derived is checked by action only. Explicit denies, SCPs, permission
+boundaries and resource policies are not modeled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+# botocore's event service name -> IAM service prefix, where they differ.
+_PREFIX = {"elastic-beanstalk": "elasticbeanstalk", "sfn": "states", "service-quotas": "servicequotas",
+           "elastic-load-balancing-v2": "elasticloadbalancing", "route-53": "route53", "eventbridge": "events"}
+
+# S3 operations authorize as differently named IAM actions.
+_S3_ACTIONS = {
+    "HeadObject": "GetObject", "GetObject": "GetObject", "GetObjectAttributes": "GetObject",
+    "CopyObject": "PutObject", "ListObjectsV2": "ListBucket", "ListObjects": "ListBucket", "HeadBucket": "ListBucket",
+    "ListObjectVersions": "ListBucketVersions", "GetBucketReplication": "GetReplicationConfiguration",
+    "PutBucketReplication": "PutReplicationConfiguration", "DeleteBucketReplication": "PutReplicationConfiguration",
+    "DeleteObjects": "DeleteObject", "GetObjectVersion": "GetObjectVersion",
+}
+_GLOBAL = {"route53", "iam", "cloudfront"}
+# Calls every identity may make.
+_ALWAYS_ALLOWED = {"sts:GetCallerIdentity"}
+
+# Work AWS does with the caller's permissions, per operation: the caller must hold these too.
+CALLER_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    # Elastic Beanstalk builds the environment as the caller: a CloudFormation stack that creates the
+    # Auto Scaling group, its launch template and instances, security groups and the load balancer,
+    # reading the source bundle, and passing the service role and instance profile.
+    "elasticbeanstalk:CreateEnvironment": (
+        "cloudformation:CreateStack",
+        "autoscaling:CreateAutoScalingGroup",
+        "ec2:RunInstances",
+        "ec2:CreateSecurityGroup",
+        "elasticloadbalancing:CreateLoadBalancer",
+        "iam:PassRole",
+        "s3:GetObject",
+    ),
+}
+
+_ERROR_CODES = {"ec2": "UnauthorizedOperation", "lambda": "AccessDeniedException", "states": "AccessDeniedException",
+                "ssm": "AccessDeniedException", "kms": "AccessDeniedException", "servicequotas":
+                "AccessDeniedException", "events": "AccessDeniedException", "sns": "AuthorizationError"}
+
+
+def iam_action(service: str, operation: str) -> str:
+    prefix = _PREFIX.get(service, service)
+    if prefix == "s3":
+        return f"s3:{_S3_ACTIONS.get(operation, operation)}"
+    return f"{prefix}:{operation}"
+
+
+class Denied(Exception):
+    """A call the policy does not allow (raised as the ClientError AWS would answer)."""
+
+
+class Enforcer:
+    def __init__(self, account: str, partition: str = "aws") -> None:
+        self.account, self.partition = account, partition
+        self.policies: dict[str, list[dict[str, Any]]] = {}  # function name -> statements
+        self.enabled = True
+        self.denials: list[dict[str, str]] = []
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    # -- who is calling ------------------------------------------------------------------------
+    def attach(self, function_name: str, statements: list[dict[str, Any]]) -> None:
+        self.policies[function_name] = statements
+
+    def role_arn(self, function_name: str) -> str:
+        return f"arn:{self.partition}:iam::{self.account}:role/{function_name}-role"
+
+    @contextlib.contextmanager
+    def acting_as(self, function_name: str) -> Iterator[None]:
+        previous = getattr(self._local, "function", None)
+        self._local.function = function_name
+        try:
+            yield
+        finally:
+            self._local.function = previous
+
+    def install(self, events: Any) -> None:
+        events.register("before-parameter-build", self._check, unique_id="pilotlight-iam-enforce")
+
+    def uninstall(self, events: Any) -> None:
+        events.unregister("before-parameter-build", unique_id="pilotlight-iam-enforce")
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def allowed(self, statements: list[dict[str, Any]], action: str, resource: str | None,
+                context: dict[str, str]) -> bool:
+        """Does any Allow statement grant ``action`` on ``resource`` (None: by action only)?"""
+        if action in _ALWAYS_ALLOWED:
+            return True
+        for statement in statements:
+            if statement.get("Effect", "Allow") != "Allow":
+                continue
+            if not any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in _as_list(statement["Action"])):
+                continue
+            if resource is not None and not any(_arn_match(p, resource) for p in _as_list(statement["Resource"])):
+                continue
+            if not _conditions_met(statement.get("Condition") or {}, context):
+                continue
+            return True
+        return False
+
+    def simulate(self, function_name: str, action: str, resource: str | None, region: str) -> bool:
+        statements = self.policies.get(function_name, [])
+        return self.allowed(statements, action, resource, {"aws:RequestedRegion": region})
+
+    def _check(self, params: dict[str, Any], model: Any, context: dict[str, Any], event_name: str,
+               **_: Any) -> None:
+        function = getattr(self._local, "function", None)
+        if not self.enabled or function is None or function not in self.policies:
+            return
+        _, service, operation = event_name.split(".", 2)
+        action = iam_action(service, operation)
+        # Global services are signed in us-east-1 whatever region the client names: that is aws:RequestedRegion.
+        glob = _PREFIX.get(service, service) in _GLOBAL
+        region = "us-east-1" if glob else context.get("client_region") or "us-east-1"
+        ctx = {"aws:RequestedRegion": region, "cloudwatch:namespace": str(params.get("Namespace", "")),
+               "kms:ViaService": ""}
+        statements = self.policies[function]
+        resources = self.resources(service, operation, params, region) or [None]
+        for resource in resources:
+            if not self.allowed(statements, action, resource, ctx):
+                self._deny(function, service, operation, action, resource)
+        for needed in CALLER_PERMISSIONS.get(action, ()):
+            if not self.allowed(statements, needed, None, ctx):
+                self._deny(function, service, operation, needed, None,
+                           why=f" ({action} acts with the caller's permissions)")
+
+    def _deny(self, function: str, service: str, operation: str, action: str, resource: str | None,
+              why: str = "") -> None:
+        target = resource or "*"
+        message = (f"User: arn:{self.partition}:sts::{self.account}:assumed-role/{function}-role/{function} is not "
+                   f"authorized to perform: {action} on resource: {target} because no identity-based policy "
+                   f"allows the {action} action{why}")
+        with self._lock:
+            self.denials.append({"function": function, "action": action, "resource": target})
+        prefix = _PREFIX.get(service, service)
+        code = _ERROR_CODES.get(prefix, "AccessDenied")
+        raise ClientError({"Error": {"Code": code, "Message": message},
+                           "ResponseMetadata": {"HTTPStatusCode": 403}}, operation)
+
+    # -- resources named by a request ------------------------------------------------------------
+    def _arn(self, service: str, region: str, resource: str, account: str | None = None) -> str:
+        acct = self.account if account is None else account
+        return f"arn:{self.partition}:{service}:{region}:{acct}:{resource}"
+
+    def resources(self, service: str, operation: str, p: dict[str, Any], region: str) -> list[str]:
+        """ARNs a request acts on, as far as the request names them ([] when it names none)."""
+        service = _PREFIX.get(service, service)
+        if service == "rds":
+            return self._rds(operation, p, region)
+        if service == "elasticbeanstalk":
+            return self._beanstalk(p, region)
+        if service == "s3":
+            return self._s3(operation, p)
+        if service == "ec2":
+            return self._ec2(operation, p, region)
+        if service == "cloudwatch":
+            names = p.get("AlarmNames") or ([p["AlarmName"]] if p.get("AlarmName") else [])
+            return [self._arn("cloudwatch", region, f"alarm:{n}") for n in names]
+        if service == "ssm" and p.get("Name"):
+            return [self._arn("ssm", region, "parameter" + ("" if p["Name"].startswith("/") else "/") + p["Name"])]
+        if service == "sns" and p.get("TopicArn"):
+            return [p["TopicArn"]]
+        if service == "route53":
+            return self._route53(p)
+        if service == "states":
+            return [v for k, v in p.items() if k in ("stateMachineArn", "executionArn") and isinstance(v, str)]
+        if service == "iam" and p.get("RoleName"):
+            return [f"arn:{self.partition}:iam::{self.account}:role/{p['RoleName']}"]
+        if service == "kms" and isinstance(p.get("KeyId"), str) and not p["KeyId"].startswith("alias/"):
+            key = p["KeyId"]
+            return [key if key.startswith("arn:") else self._arn("kms", region, f"key/{key}")]
+        return []
+
+    def _rds(self, operation: str, p: dict[str, Any], region: str) -> list[str]:
+        out = []
+        if p.get("DBInstanceIdentifier"):
+            ident = p["DBInstanceIdentifier"]
+            out.append(ident if ident.startswith("arn:") else self._arn("rds", region, f"db:{ident}"))
+        elif operation == "DescribeDBInstances":
+            ids = [v for f in p.get("Filters") or [] if f.get("Name") == "db-instance-id" for v in f.get("Values", [])]
+            # Without an identifier the call lists the region's instances: it needs db:* there.
+            out.extend(v if v.startswith("arn:") else self._arn("rds", region, f"db:{v}") for v in ids)
+            if not ids:
+                out.append(self._arn("rds", region, "db:*"))
+        source = p.get("SourceDBInstanceIdentifier")
+        if isinstance(source, str) and source.startswith("arn:"):
+            out.append(source)
+        return out
+
+    def _beanstalk(self, p: dict[str, Any], region: str) -> list[str]:
+        app = p.get("ApplicationName")
+        if not app:
+            return []
+        out = []
+        names = p.get("EnvironmentNames") or ([p["EnvironmentName"]] if p.get("EnvironmentName") else [])
+        out.extend(self._arn("elasticbeanstalk", region, f"environment/{app}/{n}") for n in names)
+        if p.get("TemplateName"):
+            out.append(self._arn("elasticbeanstalk", region, f"configurationtemplate/{app}/{p['TemplateName']}"))
+        labels = p.get("VersionLabels") or ([p["VersionLabel"]] if p.get("VersionLabel") else [])
+        out.extend(self._arn("elasticbeanstalk", region, f"applicationversion/{app}/{v}") for v in labels)
+        return out or [self._arn("elasticbeanstalk", region, f"application/{app}")]
+
+    def _s3(self, operation: str, p: dict[str, Any]) -> list[str]:
+        bucket = p.get("Bucket")
+        if not bucket:
+            return []
+        if p.get("Key") and operation not in ("ListObjectsV2", "ListObjects", "ListObjectVersions"):
+            return [f"arn:{self.partition}:s3:::{bucket}/{p['Key']}"]
+        if operation == "DeleteObjects":
+            keys = [o["Key"] for o in (p.get("Delete") or {}).get("Objects", [])]
+            return [f"arn:{self.partition}:s3:::{bucket}/{k}" for k in keys]
+        return [f"arn:{self.partition}:s3:::{bucket}"]
+
+    def _ec2(self, operation: str, p: dict[str, Any], region: str) -> list[str]:
+        if operation.startswith("Describe"):
+            return []
+        named = [p[k] for k in ("ImageId", "SnapshotId", "InstanceId") if p.get(k)]
+        ids = [*_as_list(p.get("Resources") or []), *named]
+        out = []
+        for rid in ids:
+            if rid.startswith("ami-"):
+                out.append(self._arn("ec2", region, f"image/{rid}", account=""))
+            elif rid.startswith("snap-"):
+                out.append(self._arn("ec2", region, f"snapshot/{rid}", account=""))
+            elif rid.startswith("i-"):
+                out.append(self._arn("ec2", region, f"instance/{rid}"))
+        if operation in ("CopyImage", "CreateImage"):
+            out.append(self._arn("ec2", region, "image/*", account=""))
+        return out
+
+    def _route53(self, p: dict[str, Any]) -> list[str]:
+        if p.get("HostedZoneId"):
+            return [f"arn:{self.partition}:route53:::hostedzone/{p['HostedZoneId'].rsplit('/', 1)[-1]}"]
+        if p.get("HealthCheckId"):
+            return [f"arn:{self.partition}:route53:::healthcheck/{p['HealthCheckId']}"]
+        if p.get("Id"):
+            return [f"arn:{self.partition}:route53:::change/{p['Id'].rsplit('/', 1)[-1]}"]
+        return []
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _arn_match(pattern: str, arn: str) -> bool:
+    if pattern == "*":
+        return True
+    # In an IAM resource, * and ? are wildcards within the whole ARN (including across ':' and '/').
+    return fnmatch.fnmatchcase(arn, pattern)
+
+
+def _conditions_met(conditions: dict[str, dict[str, Any]], context: dict[str, str]) -> bool:
+    for operator, entries in conditions.items():
+        for key, expected in entries.items():
+            if key not in context or not context[key]:
+                continue  # a key the sandbox does not model is taken as met
+            values = _as_list(expected)
+            actual = context[key]
+            if operator.endswith("StringEquals") and actual not in values:
+                return False
+            if operator.endswith("StringLike") and not any(fnmatch.fnmatchcase(actual, v) for v in values):
+                return False
+    return True
