@@ -1,8 +1,11 @@
 """AMI steps: image a running instance of each environment, copy it to the DR region, prune copies.
 
 Copies are found by the ``pilotlight:source-ami`` tag, never by name, so a re-run (or a retried
-step) finds the copy it already made instead of copying twice. A primary image younger than the
-plan's ``max_age_hours`` is reused for the same reason.
+step) finds the copy it already made instead of copying twice. The tags are applied by CopyImage
+itself (``TagSpecifications``), never by a later CreateTags that could fail and leave an untagged
+copy no re-run would find. A primary image younger than the plan's ``max_age_hours`` is reused for
+the same reason. Pruning deregisters with ``DeleteAssociatedSnapshots``, so EC2 deletes an image's
+snapshots with it (none is left behind by a failed DeleteSnapshot after the image is gone).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lambdas.common import Registry, client, raise_mapped
-from lambdas.errors import PreconditionFailed, ResourceNotFound
+from lambdas.errors import PreconditionFailed, ResourceNotFound, ResourceNotReady
 
 registry = Registry("ami")
 handler = registry.handler
@@ -23,6 +26,13 @@ TAG_PLAN = "pilotlight:plan"
 TAG_ENV = "pilotlight:environment"
 TAG_CREATED = "pilotlight:created-at"
 TAG_ROLE = "pilotlight:role"  # "source" (primary image) or "copy" (DR image)
+
+# What EC2 does with KMS on the caller's behalf when it copies an encrypted image: it decrypts the
+# source snapshots with their key in the primary region (kind ``source_key``: the plan does not name
+# it, so key/* there, only through EC2) and encrypts the copies with the DR key (``dr_key``).
+SOURCE_KEY_PERMISSIONS = ("kms:Decrypt", "kms:DescribeKey")
+DR_KEY_PERMISSIONS = ("kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo",
+                      "kms:CreateGrant", "kms:DescribeKey")
 
 
 def _now() -> dt.datetime:
@@ -58,10 +68,12 @@ def images(ec2: Any, plan: str, environment: str, role: str) -> list[dict[str, A
     return []
 
 
-def _describe_image(ec2: Any, image_id: str, region: str) -> dict[str, Any]:
+def _describe_image(ec2: Any, image_id: str, region: str, just_created: bool = False) -> dict[str, Any]:
     try:
         found = ec2.describe_images(ImageIds=[image_id])["Images"]
     except ClientError as exc:
+        if just_created and exc.response["Error"]["Code"] == "InvalidAMIID.NotFound":
+            raise ResourceNotReady(f"image {image_id} is not visible in {region} yet (just created)") from exc
         raise_mapped(exc, f"describe {image_id}")
     if not found:
         raise ResourceNotFound(f"image {image_id} does not exist in {region}")
@@ -117,6 +129,11 @@ def create_image(
     ]
     if fresh:
         newest = max(fresh, key=created_at)
+        if TAG_SOURCE not in _tags(newest):  # a previous run's tag call failed after the image was made
+            try:
+                ec2.create_tags(Resources=[newest["ImageId"]], Tags=[{"Key": TAG_SOURCE, "Value": newest["ImageId"]}])
+            except ClientError as exc:
+                raise_mapped(exc, f"tag {newest['ImageId']}")
         record = _record(f"ami {newest['ImageId']} ({region})", "unchanged", kind="source-image")
         done = newest.get("State") == "available"
         return {"done": done, "attempt": 0, "image_id": newest["ImageId"], "record": record}
@@ -147,8 +164,13 @@ def create_image(
 def check_image(
     region: str, image_id: str, attempt: int = 0, record: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Done when the image is available; a failed image is terminal."""
-    image = _describe_image(client("ec2", region), image_id, region)
+    """Done when the image is available; a failed image is terminal.
+
+    The image was just created (CreateImage / CopyImage): EC2 is eventually consistent, so
+    ``InvalidAMIID.NotFound`` means "not visible yet" and is retried (the workflow's retry budget
+    bounds it), not a missing resource.
+    """
+    image = _describe_image(client("ec2", region), image_id, region, just_created=True)
     state = image.get("State")
     if state in ("failed", "error", "invalid", "deregistered"):
         raise PreconditionFailed(f"image {image_id} in {region} is {state}: {image.get('StateReason')}")
@@ -158,9 +180,12 @@ def check_image(
 
 @registry.action(
     "copy_image",
-    permissions=["ec2:CopyImage", "ec2:CreateTags", "ec2:DescribeImages", "kms:CreateGrant", "kms:DescribeKey"],
+    # ec2:CreateTags: tagging on creation (TagSpecifications) is authorized as CreateTags.
+    permissions=["ec2:CopyImage", "ec2:CreateTags", "ec2:DescribeImages",
+                 *sorted(set(SOURCE_KEY_PERMISSIONS) | set(DR_KEY_PERMISSIONS))],
     resource={"ec2:CopyImage": ("image", "snapshot"), "ec2:CreateTags": ("image", "snapshot"),
-              "kms:CreateGrant": "dr_key", "kms:DescribeKey": "dr_key"},
+              **{p: "dr_key" for p in DR_KEY_PERMISSIONS}, **{p: "source_key" for p in SOURCE_KEY_PERMISSIONS},
+              "kms:DescribeKey": ("source_key", "dr_key")},
 )
 def copy_image(
     source_region: str, region: str, plan: str, environment: str, image_id: str, kms_key_id: str | None = None
@@ -187,19 +212,22 @@ def copy_image(
                 f"image {image_id} is encrypted; set ami.dr_kms_key_id to a KMS key in {region} to copy it"
             )
         extra = {"Encrypted": True, "KmsKeyId": kms_key_id}
-    stamp = _now()
+    tags = [
+        {"Key": TAG_SOURCE, "Value": image_id},
+        {"Key": TAG_PLAN, "Value": plan},
+        {"Key": TAG_ENV, "Value": environment},
+        {"Key": TAG_ROLE, "Value": "copy"},
+        {"Key": TAG_CREATED, "Value": _now().isoformat(timespec="seconds")},
+    ]
     try:
+        # Tagged by the copy itself (image and its snapshots): there is no moment when the copy exists
+        # untagged, so a failure anywhere leaves nothing a re-run cannot find.
         copy_id = dr.copy_image(
             SourceImageId=image_id, SourceRegion=source_region, Name=source.get("Name") or image_id,
-            Description=f"pilotlight {plan}: copy of {image_id} from {source_region}", **extra,
+            Description=f"pilotlight {plan}: copy of {image_id} from {source_region}",
+            TagSpecifications=[{"ResourceType": "image", "Tags": tags}, {"ResourceType": "snapshot", "Tags": tags}],
+            **extra,
         )["ImageId"]
-        dr.create_tags(Resources=[copy_id], Tags=[
-            {"Key": TAG_SOURCE, "Value": image_id},
-            {"Key": TAG_PLAN, "Value": plan},
-            {"Key": TAG_ENV, "Value": environment},
-            {"Key": TAG_ROLE, "Value": "copy"},
-            {"Key": TAG_CREATED, "Value": stamp.isoformat(timespec="seconds")},
-        ])
     except ClientError as exc:
         raise_mapped(exc, f"copy {image_id} to {region}")
     record = _record(f"ami {copy_id} ({region})", "created", kind="dr-image", source=image_id,
@@ -251,28 +279,33 @@ def prune_images(
     ec2 = client("ec2", region)
     copies = images(ec2, plan, environment, "copy")
     protected = referenced_images(client("elasticbeanstalk", region), application)
-    doomed = _deregister(ec2, copies, choose_prunable(copies, retention, protected))
-    records = [_record(f"ami {i} ({region})", "deleted", kind="dr-image") for i in doomed]
+    doomed = choose_prunable(copies, retention, protected)
+    records = _deregister(ec2, doomed, region, "dr-image")
     if source_region:
         primary = client("ec2", source_region)
         sources = images(primary, plan, environment, "source")
-        gone = _deregister(primary, sources, choose_prunable(sources, retention, set()))
-        records += [_record(f"ami {i} ({source_region})", "deleted", kind="source-image") for i in gone]
+        records += _deregister(primary, choose_prunable(sources, retention, set()), source_region, "source-image")
     return {"pruned": [r["resource"] for r in records], "kept": len(copies) - len(doomed), "records": records}
 
 
-def _deregister(ec2: Any, found: list[dict[str, Any]], doomed: list[str]) -> list[str]:
-    by_id = {i["ImageId"]: i for i in found}
+def _deregister(ec2: Any, doomed: list[str], region: str, kind: str) -> list[dict[str, Any]]:
+    """Deregister each image and have EC2 delete its snapshots in the same call.
+
+    A snapshot EC2 did not delete (``ReturnCode`` other than ``success``: another image uses it, a
+    permission is missing, an error) is reported as a flag on the image's record.
+    """
+    records = []
     for image_id in doomed:
         try:
-            ec2.deregister_image(ImageId=image_id)
+            answer = ec2.deregister_image(ImageId=image_id, DeleteAssociatedSnapshots=True)
         except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
+                continue  # already gone (a concurrent or retried run deregistered it)
             raise_mapped(exc, f"deregister {image_id}")
-        for mapping in by_id[image_id].get("BlockDeviceMappings") or []:
-            snapshot = (mapping.get("Ebs") or {}).get("SnapshotId")
-            if snapshot:
-                try:
-                    ec2.delete_snapshot(SnapshotId=snapshot)
-                except ClientError as exc:
-                    raise_mapped(exc, f"delete snapshot {snapshot} of {image_id}")
-    return doomed
+        results = answer.get("DeleteSnapshotResults") or []
+        flags = [f"snapshot {r.get('SnapshotId')} of {image_id} not deleted: {r.get('ReturnCode')}"
+                 for r in results if r.get("ReturnCode") != "success"]
+        record = _record(f"ami {image_id} ({region})", "deleted", kind=kind,
+                         snapshots=[r.get("SnapshotId") for r in results if r.get("ReturnCode") == "success"])
+        records.append({**record, "flags": flags} if flags else record)
+    return records

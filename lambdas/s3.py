@@ -1,4 +1,11 @@
-"""S3 steps: cross-region replication configured, and shown to work with a canary object."""
+"""S3 steps: cross-region replication configured, and shown to work with a canary object.
+
+The bucket's replication configuration is merged, never replaced: rules the bucket already has
+are kept (ours is found and replaced by its ID), priorities stay unique, and a configuration in the
+V1 schema (rules with ``Prefix`` and no ``Filter``) is rewritten in the V2 schema because S3 does not
+accept a mix. Objects written before replication was enabled are never replicated by S3 on its
+own: the step counts those it can see (a bounded sample) and points to S3 Batch Replication.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +16,17 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lambdas.common import Registry, client, raise_mapped
+from lambdas.errors import PreconditionFailed
 
 registry = Registry("s3")
 handler = registry.handler
 
 CANARY_PREFIX = "pilotlight-canary/"
+# Objects without a ReplicationStatus are counted among one ListObjectsV2 page (up to LISTED keys)
+# with one HeadObject each for at most SAMPLE of them, oldest first: ListObjectsV2 cannot return the
+# status (OptionalObjectAttributes offers only RestoreStatus) and S3 Inventory, which can, is daily.
+UNREPLICATED_LISTED = 1000
+UNREPLICATED_SAMPLE = 100
 
 
 def role_name(plan: str) -> str:
@@ -112,13 +125,118 @@ def wanted_rule(destination: str, delete_markers: bool) -> dict[str, Any]:
 
 
 def _same_rule(have: dict[str, Any], want: dict[str, Any]) -> bool:
+    """A V2 rule that replicates every object to the same destination with the same delete-marker setting."""
     return (
         have.get("Status") == want["Status"]
         and (have.get("Destination") or {}).get("Bucket") == want["Destination"]["Bucket"]
         and (have.get("DeleteMarkerReplication") or {}).get("Status") == want["DeleteMarkerReplication"]["Status"]
-        and not (have.get("Filter") or {}).get("Prefix")
-        and not have.get("Prefix")
+        and "Filter" in have
+        and not any(v for v in (have.get("Filter") or {}).values())
     )
+
+
+def _v2(rule: dict[str, Any], priority: int) -> dict[str, Any]:
+    """A V1 rule (``Prefix``, no ``Filter``) in the V2 schema, meaning the same: V1 replicated delete markers."""
+    out = {k: v for k, v in rule.items() if k != "Prefix"}
+    out.update(Filter={"Prefix": rule.get("Prefix") or ""}, Priority=priority,
+               DeleteMarkerReplication={"Status": "Enabled"})
+    return out
+
+
+def merge_rules(
+    have: dict[str, Any] | None, want: dict[str, Any], role: str, bucket: str = "the bucket"
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """The configuration to put so the bucket replicates as ``want`` says while keeping its other rules.
+
+    Returns (configuration, or None when nothing needs to change; changes). Our rule is the one with
+    ``want``'s ID; every other rule is kept as it is, except that V1 rules are rewritten in the V2 schema
+    (S3 refuses a configuration that mixes them). Priorities stay unique: ours keeps its own when it is
+    free, else takes the lowest free one. S3 has one role per configuration: when other rules replicate
+    with another role, replacing it could break them (and passing it needs iam:PassRole on it), so the
+    step refuses and says which role to name in the plan.
+    """
+    rules = list((have or {}).get("Rules") or [])
+    theirs = [r for r in rules if r.get("ID") != want["ID"]]
+    ours = next((r for r in rules if r.get("ID") == want["ID"]), None)
+    changes: list[str] = []
+    if have and theirs and have.get("Role") and have["Role"] != role:
+        ids = ", ".join(str(r.get("ID")) for r in theirs)
+        raise PreconditionFailed(
+            f"{bucket} already replicates with role {have['Role']} (rules {ids}) and S3 allows one role per bucket: "
+            f"name it in the plan (buckets[].replication_role_arn) and let it replicate to "
+            f"{want['Destination']['Bucket']}")
+    v1 = [r for r in theirs if "Filter" not in r]
+    used = {r["Priority"] for r in theirs if "Filter" in r and r.get("Priority") is not None}
+    kept_priority = ours.get("Priority") if ours is not None else None
+    if not isinstance(kept_priority, int) or kept_priority in used:
+        kept_priority = None
+    else:
+        used.add(kept_priority)
+
+    def free() -> int:
+        n = 1
+        while n in used:
+            n += 1
+        used.add(n)
+        return n
+
+    converted = {id(r): _v2(r, free()) for r in v1}
+    changes += [f"rule {r.get('ID')} rewritten in the V2 replication schema (Filter, Priority)" for r in v1]
+    in_place = any(_same_rule(r, want) for r in theirs) or (ours is not None and _same_rule(ours, want))
+    if in_place and not v1 and (have or {}).get("Role") == role:
+        return None, changes
+    if in_place and ours is None:
+        new_ours = None  # another rule already replicates everything there
+    else:
+        new_ours = {**want, "Priority": kept_priority if kept_priority is not None else free()}
+        if ours is None:
+            changes.append(f"added replication rule {want['ID']}" + (f", kept {len(theirs)} other rule(s)"
+                                                                     if theirs else ""))
+        elif not _same_rule(ours, want):
+            changes.append(f"replaced replication rule {want['ID']}")
+    if have and have.get("Role") != role:
+        changes.append(f"replication role set to {role}")
+    merged = [converted.get(id(r), r) if r is not ours else new_ours for r in rules]
+    if ours is None and new_ours is not None:
+        merged.append(new_ours)
+    return {"Role": role, "Rules": [r for r in merged if r is not None]}, changes
+
+
+def unreplicated_objects(s3: Any, bucket: str) -> dict[str, Any]:
+    """How many objects of ``bucket`` show no ReplicationStatus (written before replication was enabled).
+
+    Bounded: the first page of ListObjectsV2 (``UNREPLICATED_LISTED`` keys, canaries left out), then
+    HeadObject on at most ``UNREPLICATED_SAMPLE`` of them, oldest first. ``exact`` says whether every
+    object of the bucket was checked; otherwise the count is a lower bound.
+    """
+    try:
+        page = s3.list_objects_v2(Bucket=bucket, MaxKeys=UNREPLICATED_LISTED)
+    except ClientError as exc:
+        raise_mapped(exc, f"list objects of {bucket}")
+    objects = [o for o in page.get("Contents") or [] if not o["Key"].startswith(CANARY_PREFIX)]
+    sample = sorted(objects, key=lambda o: (o["LastModified"], o["Key"]))[:UNREPLICATED_SAMPLE]
+    missing = 0
+    for obj in sample:
+        try:
+            head = s3.head_object(Bucket=bucket, Key=obj["Key"])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                continue  # deleted since the listing
+            raise_mapped(exc, f"read {obj['Key']} in {bucket}")
+        missing += not head.get("ReplicationStatus")
+    exact = not page.get("IsTruncated") and len(sample) == len(objects)
+    return {"without_replication_status": missing, "checked": len(sample), "listed": len(objects), "exact": exact}
+
+
+def _unreplicated_flag(source: str, destination: str, counts: dict[str, Any]) -> list[str]:
+    n = counts["without_replication_status"]
+    if not n:
+        return []
+    bound = "" if counts["exact"] else f" (at least: the {counts['checked']} oldest of the first {counts['listed']} " \
+        "keys were checked)"
+    return [f"{n} object(s) in {source} have no ReplicationStatus{bound}: written before replication was enabled, "
+            f"S3 does not replicate them to {destination}; copy them with S3 Batch Replication (a Batch Operations "
+            "job that replicates existing objects)"]
 
 
 @registry.action(
@@ -133,6 +251,8 @@ def _same_rule(have: dict[str, Any], want: dict[str, Any]) -> bool:
         "iam:GetRolePolicy",
         "iam:PutRolePolicy",
         "iam:PassRole",
+        "s3:ListBucket",
+        "s3:GetObject",
     ],
     resource={
         "s3:GetBucketVersioning": "bucket",
@@ -144,6 +264,8 @@ def _same_rule(have: dict[str, Any], want: dict[str, Any]) -> bool:
         "iam:GetRolePolicy": "replication_role",
         "iam:PutRolePolicy": "replication_role",
         "iam:PassRole": "replication_role",
+        "s3:ListBucket": "bucket",
+        "s3:GetObject": "source_object",  # HeadObject: the ReplicationStatus of the source's objects
     },
 )
 def ensure_replication(
@@ -155,7 +277,8 @@ def ensure_replication(
     replicate_delete_markers: bool = False,
     role_arn: str | None = None,
 ) -> dict[str, Any]:
-    """Versioning on both buckets and one replication rule source -> destination, as the plan says."""
+    """Versioning on both buckets and our replication rule source -> destination merged into the source's
+    configuration (its other rules kept); objects written before replication are counted."""
     s3, s3d = client("s3", source_region), client("s3", dr_region)
     changes = []
     if _versioning(s3, source):
@@ -173,15 +296,21 @@ def ensure_replication(
             raise_mapped(exc, f"read replication of {source}")
         have = None
     existed = have is not None
-    if not have or have.get("Role") != role_arn or not any(_same_rule(r, want) for r in have.get("Rules", [])):
+    config, rule_changes = merge_rules(have, want, role_arn, source)
+    if config is not None:
         try:
-            s3.put_bucket_replication(Bucket=source, ReplicationConfiguration={"Role": role_arn, "Rules": [want]})
+            s3.put_bucket_replication(Bucket=source, ReplicationConfiguration=config)
         except ClientError as exc:
             raise_mapped(exc, f"configure replication of {source}")
-        changes.append(("replaced" if existed else "added") + f" replication rule to {destination}")
+        changes += rule_changes
+    counts = unreplicated_objects(s3, source)
+    flags = _unreplicated_flag(source, destination, counts)
     status = "unchanged" if not changes else ("updated" if existed else "created")
-    record = {"resource": f"replication {source} -> {destination}", "status": status, "changes": changes}
-    return {"role_arn": role_arn, "record": record}
+    record: dict[str, Any] = {"resource": f"replication {source} -> {destination}", "status": status,
+                              "changes": changes, "unreplicated_objects": counts}
+    if flags:
+        record["flags"] = flags
+    return {"role_arn": role_arn, "record": record, "unreplicated_objects": counts}
 
 
 @registry.action("put_canary", permissions=["s3:PutObject"], resource="canary_object")
