@@ -102,6 +102,8 @@ def synthetic_plan(size: int) -> Plan:
                            "security_groups": ["sg-0d1a2b3c4d5e6f731"], "key_name": "bench-dr"},
         } for i in range(envs)],
         "databases": [{"identifier": f"db{i}", "dr_replica_identifier": f"db{i}-dr",
+                       "dr_network": {"subnet_group": f"bench{size}-db-dr",
+                                      "security_groups": ["sg-0d1a2b3c4d5e6f741"]},
                        "replica_instance_class": "db.t3.medium", "failover_instance_class": "db.r6g.large"}
                       for i in range(dbs)],
         "buckets": [{"source": f"bench{size}-b{i}-use1", "destination": f"bench{size}-b{i}-usw2"}

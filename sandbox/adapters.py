@@ -54,6 +54,14 @@ def after_create_replica(http_response: Any, parsed: dict[str, Any], context: di
     db.multi_az = str(request.get("MultiAZ", "false")).lower() == "true"
     parsed["DBInstance"]["AvailabilityZone"] = db.availability_zone
     parsed["DBInstance"]["MultiAZ"] = db.multi_az
+    # AWS creates every read replica with backups disabled; moto copies the source's retention.
+    db.backup_retention_period = 0
+    parsed["DBInstance"]["BackupRetentionPeriod"] = 0
+    group = context.get("pilotlight_subnet_group")
+    if group:  # set aside by before_create_replica: look it up in the replica's own region
+        db.db_subnet_group_name = group
+        parsed["DBInstance"]["DBSubnetGroup"] = {"DBSubnetGroupName": group,
+                                                 "VpcId": db.db_subnet_group.vpc_id}
 
 
 def before_delete(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -77,8 +85,30 @@ def stash_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> N
     context["pilotlight_params"] = request_params(params)
 
 
+def before_create_replica(params: dict[str, Any], context: dict[str, Any], **_: Any) -> Any:
+    """moto looks a cross-region replica's DBSubnetGroupName up in the source's region; AWS in the replica's.
+
+    The name is checked here in the replica's region (DBSubnetGroupNotFoundFault as AWS answers) and set
+    aside from the request; :func:`after_create_replica` puts the replica in it.
+    """
+    from sandbox import responses
+
+    stash_params(params, context)
+    body = responses.request_params(params)
+    region = context.get("client_region", "")
+    source = str(body.get("SourceDBInstanceIdentifier", ""))
+    group = body.get("DBSubnetGroupName")
+    if not group or not source.startswith("arn:") or source.split(":")[3] == region:
+        return None
+    if str(group).lower() not in _rds(region).subnet_groups:
+        return responses.error("DBSubnetGroupNotFoundFault", f"DBSubnetGroup {group} not found.", 404)
+    context["pilotlight_subnet_group"] = str(group).lower()
+    del body["DBSubnetGroupName"]
+    return None
+
+
 HANDLERS: list[tuple[str, Any]] = [
-    ("before-call.rds.CreateDBInstanceReadReplica", stash_params),
+    ("before-call.rds.CreateDBInstanceReadReplica", before_create_replica),
     ("before-call.rds.DeleteDBInstance", before_delete),
     ("after-call.rds.PromoteReadReplica", after_promote),
     ("after-call.rds.CreateDBInstanceReadReplica", after_create_replica),

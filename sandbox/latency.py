@@ -24,6 +24,17 @@ DURATIONS: dict[str, tuple[float, float]] = {
     # AWS calls and answers (a cold start is the p95). Every step costs this much modeled time.
     "lambda.invoke": (0.2, 1.0),
     "rds.promote": (300, 900),
+    # The first automated backup after a promotion that enables backups (every read replica is created
+    # with backups disabled: CreateDBInstanceReadReplica API reference). The instance shows
+    # `backing-up` and serves meanwhile: storage I/O is suspended only "briefly while the backup process
+    # initializes (typically under a few seconds)" (RDS User Guide, "Managing automated backups"). Its
+    # duration "is a function of the amount of changes to the database since the previous backup"
+    # (PromoteReadReplica API reference); with none before, it is a full snapshot ("The first snapshot
+    # of a DB instance contains the data for the full database", RDS User Guide, "Introduction to
+    # backups"). No figure is published: 10 min is our p50 for the reference's 100 GB, and 1 h the p95
+    # (AWS's database blog on incremental snapshots: full backups of terabyte databases "could take
+    # several hours").
+    "rds.first_backup": (600, 3600),
     "rds.multi_az": (900, 2400),
     "rds.modify_class_multi_az": (1200, 1800),
     "rds.modify_class_single_az": (600, 900),
@@ -54,6 +65,18 @@ class Busy:
     status: str
     shown: dict[str, Any] = field(default_factory=dict)  # attributes as AWS shows them meanwhile
     pending: dict[str, Any] = field(default_factory=dict)
+    then: Busy | None = None  # the phase that follows when this one ends (e.g. promotion -> first backup)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One in-between state a resource was held in, for tests and reports: [start, until) in modeled time."""
+
+    key: tuple[str, str, str]
+    kind: str
+    status: str
+    start: float
+    until: float
 
 
 class LatencyModel:
@@ -69,19 +92,41 @@ class LatencyModel:
         self.replica_lag_overrides: dict[str, float] = {}
         self._busy: dict[tuple[str, str, str], Busy] = {}
         self._lock = threading.Lock()
+        # Every phase a resource was held in, in the order they were modeled.
+        self.phases: list[Phase] = []
 
     # -- bookkeeping -------------------------------------------------------------------------
     def hold(self, key: tuple[str, str, str], kind: str, status: str, **attrs: Any) -> Busy:
         busy = Busy(kind, clock.now() + duration(kind, self.profile) + self.skew, status, **attrs)
         with self._lock:
-            previous = self._busy.get(key)
-            if previous and previous.until > clock.now():
+            previous = self._current(key)
+            if previous is not None:
                 # A second change queued behind the first finishes after it.
                 busy.until = previous.until + (busy.until - clock.now())
                 busy.shown = {**busy.shown, **previous.shown}
                 busy.pending = {**previous.pending, **busy.pending}
             self._busy[key] = busy
+            self.phases.append(Phase(key, kind, status, clock.now(), busy.until))
         return busy
+
+    def then(self, key: tuple[str, str, str], after: Busy, kind: str, status: str, **attrs: Any) -> Busy:
+        """Hold ``key`` in a second phase once ``after`` ends (its own duration from then)."""
+        nxt = Busy(kind, after.until + duration(kind, self.profile) + self.skew, status, **attrs)
+        with self._lock:
+            after.then = nxt
+            self.phases.append(Phase(key, kind, status, after.until, nxt.until))
+        return nxt
+
+    def _current(self, key: tuple[str, str, str]) -> Busy | None:
+        """The phase ``key`` is in now (the lock is held); ended phases give way to the next or to nothing."""
+        entry = self._busy.get(key)
+        while entry is not None and entry.until <= clock.now():
+            entry = entry.then
+        if entry is None:
+            self._busy.pop(key, None)
+        else:
+            self._busy[key] = entry
+        return entry
 
     def delay(self, kind: str) -> Callable[[], float]:
         """Modeled seconds ``kind`` takes under this model (its profile); 0 when off."""
@@ -89,13 +134,7 @@ class LatencyModel:
 
     def busy(self, key: tuple[str, str, str]) -> Busy | None:
         with self._lock:
-            entry = self._busy.get(key)
-            if entry is None:
-                return None
-            if entry.until <= clock.now():
-                del self._busy[key]
-                return None
-            return entry
+            return self._current(key)
 
     # -- hooks -------------------------------------------------------------------------------
     def install(self, events: Any) -> None:
@@ -109,7 +148,7 @@ class LatencyModel:
     def _handlers(self) -> list[tuple[str, Any]]:
         return [
             ("before-call.rds.ModifyDBInstance", self._refuse_while_busy),
-            ("before-call.rds.PromoteReadReplica", self._refuse_while_busy),
+            ("before-call.rds.PromoteReadReplica", self._before_promote),
             ("after-call.rds.PromoteReadReplica", self._after_promote),
             ("after-call.rds.ModifyDBInstance", self._after_modify),
             ("after-call.rds.CreateDBInstanceReadReplica", self._after_create_replica),
@@ -139,17 +178,34 @@ class LatencyModel:
             )
         return None
 
+    def _before_promote(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> Any:
+        """Refused while busy; otherwise note whether the replica had automated backups before."""
+        refused = self._refuse_while_busy(params, context)
+        if refused is not None or not self.enabled:
+            return refused
+        from moto.rds.models import rds_backends
+
+        request = responses.request_params(params)
+        db = rds_backends[DEFAULT_ACCOUNT_ID][context.get("client_region", "")].databases.get(
+            request.get("DBInstanceIdentifier", ""))
+        if db is not None:
+            # PromoteReadReplica's BackupRetentionPeriod defaults to 1; a positive value enables backups.
+            context["pilotlight_backups"] = (int(db.backup_retention_period or 0),
+                                             int(request.get("BackupRetentionPeriod", 1)))
+        return None
+
     def _after_promote(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         if not self.enabled or http_response.status_code >= 300:
             return
         db = parsed["DBInstance"]
         source = db.get("ReadReplicaSourceDBInstanceIdentifier")
-        busy = self.hold(
-            ("rds", context["client_region"], db["DBInstanceIdentifier"]),
-            "rds.promote",
-            "modifying",
-            shown={"ReadReplicaSourceDBInstanceIdentifier": source},
-        )
+        key = ("rds", context["client_region"], db["DBInstanceIdentifier"])
+        busy = self.hold(key, "rds.promote", "modifying", shown={"ReadReplicaSourceDBInstanceIdentifier": source})
+        # A replica that had no automated backups and gets them with the promotion takes its first
+        # backup (a full one) as soon as the promotion ends.
+        before, after = context.get("pilotlight_backups") or (None, 0)
+        if before == 0 and after > 0:
+            self.then(key, busy, "rds.first_backup", "backing-up")
         _apply(db, busy)
 
     def _after_modify(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:

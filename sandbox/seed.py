@@ -7,6 +7,7 @@ workflow will keep current (the DR replica and the DNS record pointing at the pr
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import boto3
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -23,7 +24,8 @@ def _engine_defaults(engine: str) -> dict[str, Any]:
 
 
 def seed_primary(plan: Plan, *, encrypted_volumes: bool | None = None) -> dict[str, Any]:
-    """The application as it runs in the primary region, plus what the DR region already has (buckets).
+    """The application as it runs in the primary region, plus what the DR region already has (buckets,
+    the network of the DR replicas).
 
     Instance volumes are encrypted when ``encrypted_volumes`` says so (default: when the plan has a
     DR key for images).
@@ -49,6 +51,9 @@ def seed_primary(plan: Plan, *, encrypted_volumes: bool | None = None) -> dict[s
 
     if plan.environments:
         created.update(seed_environments(plan, encrypted_volumes=encrypted_volumes))
+
+    if plan.databases:
+        created["dr_network"] = seed_dr_network(plan)
 
     for pair in plan.buckets:
         _bucket(s3p, pair.source, primary)
@@ -144,6 +149,40 @@ def seed_environments(plan: Plan, *, encrypted_volumes: bool = False) -> dict[st
     return created
 
 
+def seed_dr_network(plan: Plan) -> dict[str, Any]:
+    """What the DR region already has for the replicas: a VPC with subnets in two zones, the plan's DB
+    subnet groups in it and its security groups, under the plan's own ids (existing ones are kept)."""
+    dr = plan.dr_region
+    ec2 = boto3.client("ec2", region_name=dr)
+    rds = boto3.client("rds", region_name=dr)
+    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": [
+        {"Key": "Name", "Value": f"{plan.name}-dr"}]}])["Vpc"]["VpcId"]
+    zones = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]][:2]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{i}.0/24", AvailabilityZone=z)["Subnet"]["SubnetId"]
+               for i, z in enumerate(zones)]
+    groups: list[str] = []
+    for group in sorted({d.dr_network.subnet_group.lower() for d in plan.databases}):
+        try:
+            rds.describe_db_subnet_groups(DBSubnetGroupName=group)
+        except rds.exceptions.DBSubnetGroupNotFoundFault:
+            rds.create_db_subnet_group(DBSubnetGroupName=group, DBSubnetGroupDescription=f"{plan.name} DR databases",
+                                       SubnetIds=subnets)
+        groups.append(group)
+    existing = {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]}
+    for sg in sorted({g for d in plan.databases for g in d.dr_network.security_groups} - existing):
+        _security_group(ec2, vpc, sg, f"{plan.name}-db-{sg}")
+    return {"vpc": vpc, "subnet_groups": groups,
+            "security_groups": sorted({g for d in plan.databases for g in d.dr_network.security_groups})}
+
+
+def _security_group(ec2: Any, vpc: str, group_id: str, name: str) -> None:
+    """A security group under the id the plan names (moto mints random ids)."""
+    from moto.ec2.models import security_groups
+
+    with mock.patch.object(security_groups, "random_security_group_id", return_value=group_id):
+        ec2.create_security_group(GroupName=name, Description="pilotlight sandbox DR database", VpcId=vpc)
+
+
 def seed_pilot_light(plan: Plan) -> dict[str, Any]:
     """The DR read replicas, as the replicate workflow would leave them."""
     dr = boto3.client("rds", region_name=plan.dr_region)
@@ -154,7 +193,9 @@ def seed_pilot_light(plan: Plan) -> dict[str, Any]:
         extra = {"KmsKeyId": db.dr_kms_key_id} if db.storage_encrypted and db.dr_kms_key_id else {}
         dr.create_db_instance_read_replica(
             DBInstanceIdentifier=db.dr_replica_identifier, SourceDBInstanceIdentifier=source_arn,
-            DBInstanceClass=db.replica_instance_class, SourceRegion=plan.primary_region, **extra,
+            DBInstanceClass=db.replica_instance_class, SourceRegion=plan.primary_region,
+            DBSubnetGroupName=db.dr_network.subnet_group.lower(),
+            VpcSecurityGroupIds=list(db.dr_network.security_groups), **extra,
         )
         replicas.append(db.dr_replica_identifier)
     return {"replicas": replicas}

@@ -63,11 +63,15 @@ BucketName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 VpcId = Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")]
 SubnetId = Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]
 SgId = Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]
+# RDS: up to 255 letters, digits, periods, underscores, spaces or hyphens, starting with a letter; not "default".
+DbSubnetGroupName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9._ -]{0,254}$")]
 Arn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{0,12}:.+$")]
 KmsKey = Annotated[
     str, Field(pattern=r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/.+|alias/.+|[0-9a-f-]{36})$")
 ]
 HostedZoneId = Annotated[str, Field(pattern=r"^Z[A-Z0-9]{1,32}$")]
+IamRoleName = Annotated[str, Field(pattern=r"^[A-Za-z0-9+=,.@_-]{1,64}$", description="IAM role name (no path)")]
+InstanceProfileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9+=,.@_-]{1,128}$")]
 Fqdn = Annotated[str, Field(pattern=r"^([a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\.?$", max_length=253)]
 ScheduleExpr = Annotated[
     str,
@@ -122,6 +126,23 @@ class Environment(_Model):
         description="Whether the environment's instances have encrypted EBS volumes (so its AMIs are encrypted "
         "and their DR copies need ami.dr_kms_key_id)",
     )
+    service_role: IamRoleName = Field(
+        default="aws-elasticbeanstalk-service-role",
+        description="Beanstalk service role the DR environment is launched with (the failover may pass only it)",
+    )
+    instance_profile: InstanceProfileName = Field(
+        default="aws-elasticbeanstalk-ec2-role",
+        description="EC2 instance profile of the DR environment; its role must be able to read the bundle bucket",
+    )
+    instance_profile_role: IamRoleName | None = Field(
+        default=None,
+        description="The role in instance_profile (default: the profile's own name, as the Beanstalk console "
+        "creates them)",
+    )
+
+    @property
+    def instance_role(self) -> str:
+        return self.instance_profile_role or self.instance_profile
 
     @property
     def cname_prefix(self) -> str:
@@ -136,12 +157,43 @@ class Az2Replica(_Model):
     availability_zone: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
 
 
+class DbNetwork(_Model):
+    """Where the DR read replica runs in the DR region: its DB subnet group and VPC security groups.
+
+    Without them RDS creates a cross-region replica in the DR region's default VPC (or fails when
+    there is none), where the DR environment cannot reach it.
+    """
+
+    subnet_group: DbSubnetGroupName = Field(
+        description="DB subnet group in the DR region, in a VPC the DR environment reaches (stored lower-case by RDS)"
+    )
+    security_groups: list[SgId] = Field(
+        min_length=1, description="VPC security groups of the replica, in the subnet group's VPC"
+    )
+
+    @field_validator("subnet_group")
+    @classmethod
+    def _not_default(cls, value: str) -> str:
+        if value.lower() == "default":
+            raise ValueError("'default' is RDS's own subnet group (no VPC of yours); name the DR VPC's DB subnet group")
+        return value
+
+    @field_validator("security_groups")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        dupes = sorted({v for v in value if value.count(v) > 1})
+        if dupes:
+            raise ValueError(f"listed more than once: {', '.join(dupes)}")
+        return value
+
+
 class Database(_Model):
     """An RDS instance with its cross-region read replica (the pilot light)."""
 
     identifier: DbId
     engine: Literal["postgres", "mysql", "mariadb"] = "postgres"
     dr_replica_identifier: DbId
+    dr_network: DbNetwork = Field(description="DB subnet group and security groups of the DR replica")
     replica_instance_class: DbClass
     failover_instance_class: DbClass
     multi_az_on_failover: bool = True
@@ -176,17 +228,20 @@ class GeoLocation(_Model):
 class Dns(_Model):
     """The record clients use, and how a failover moves it.
 
-    ``cutover: records`` UPSERTs the simple record to the DR target during the failover (a Route 53
-    control-plane call, in us-east-1). ``cutover: health_check`` has replicate build routing records
-    ahead of time whose primary carries a Route 53 health check driven by a CloudWatch alarm in the DR
-    region; the failover only publishes a metric there (data plane, no Route 53 call).
+    ``cutover: health_check`` (the default) has replicate build routing records ahead of time whose
+    primary carries a Route 53 health check driven by a CloudWatch alarm in the DR region; the
+    failover only publishes a metric there (data plane, no Route 53 call). ``cutover: records``
+    UPSERTs the simple record to the DR target during the failover: a call to Route 53's control
+    plane, which is in us-east-1 and may be impaired by the very outage being failed over from (when
+    it fails, the failover ends in DnsCutoverFailed with the record to set by hand).
     """
 
     hosted_zone_id: HostedZoneId
     record_name: Fqdn
     record_type: Literal["CNAME"] = "CNAME"
     ttl: int = Field(default=60, ge=0, le=172800)
-    cutover: Literal["records", "health_check"] = "records"
+    # Data plane by default: a failover must not depend on Route 53's control plane (us-east-1).
+    cutover: Literal["records", "health_check"] = "health_check"
     environment: EnvName | None = Field(
         default=None, description="Plan environment whose DR CNAME the record points at (default: the first)"
     )
@@ -282,6 +337,12 @@ class Plan(_Model):
                         )
                     )
         for i, env in enumerate(self.environments):
+            if env.instance_profile_role is None and len(env.instance_profile) > 64:
+                problems.append(PlanFieldError(
+                    f"environments[{i}].instance_profile_role",
+                    f"required: instance_profile '{env.instance_profile}' is longer than a role name can be, so its "
+                    "role cannot share its name",
+                ))
             if env.encrypted_volumes and not self.ami.dr_kms_key_id:
                 problems.append(
                     PlanFieldError(
@@ -431,6 +492,19 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
+# Why a required field matters, keyed by (top-level collection, field), for fields added to existing plans.
+_MISSING_HINTS = {
+    ("databases", "dr_network"): ": the DR replica's DB subnet group and VPC security groups in the DR region "
+    "({subnet_group: ..., security_groups: [sg-...]}); without them RDS creates the replica in the DR region's "
+    "default VPC, out of reach of the DR environment",
+}
+
+
+def _hint_key(loc: tuple[Any, ...]) -> tuple[str, str]:
+    names = [str(part) for part in loc if not isinstance(part, int)]
+    return (names[0], names[-1]) if len(names) == 2 else ("", "")
+
+
 def _problems(exc: ValidationError) -> list[str]:
     lines: list[str] = []
     for err in exc.errors(include_url=False):
@@ -446,7 +520,7 @@ def _problems(exc: ValidationError) -> list[str]:
         elif err["type"] == "extra_forbidden":
             msg = "unknown field (not part of the plan schema; check the spelling)"
         elif err["type"] == "missing":
-            msg = "required field is missing"
+            msg = "required field is missing" + _MISSING_HINTS.get(_hint_key(err["loc"]), "")
         elif err["type"] == "string_pattern_mismatch":
             msg = f"{err['input']!r} does not match the expected format {err['ctx']['pattern']}"
         lines.append(f"{loc or '(plan)'}: {msg}")

@@ -80,6 +80,10 @@ def _plan_document(plan: Plan) -> dict[str, Any]:
             {
                 "identifier": db.identifier,
                 "dr_replica_identifier": db.dr_replica_identifier,
+                "dr_network": {
+                    "subnet_group": db.dr_network.subnet_group,
+                    "security_groups": list(db.dr_network.security_groups),
+                },
                 "replica_instance_class": db.replica_instance_class,
                 "dr_kms_key_id": db.dr_kms_key_id,
                 "has_az2": db.az2_replica is not None,
@@ -209,7 +213,9 @@ def _database_states() -> dict[str, asl.State]:
     dr: dict[str, asl.State] = {}
     dr.update(_replica_loop(
         "EnsureDrReplica", "Cross-region read replica", "$.plan.dr_region", "dr_replica_identifier",
-        {"instance_class.$": "$.db.replica_instance_class", "kms_key_id.$": "$.db.dr_kms_key_id"}, "KeepDrReplica",
+        {"instance_class.$": "$.db.replica_instance_class", "kms_key_id.$": "$.db.dr_kms_key_id",
+         "subnet_group.$": "$.db.dr_network.subnet_group", "security_groups.$": "$.db.dr_network.security_groups"},
+        "KeepDrReplica",
     ))
     dr["KeepDrReplica"] = _keep("$.poll", "$.dr_replica", "ReplicaLag")
     dr["ReplicaLag"] = asl.task(
