@@ -69,6 +69,10 @@ NO_RESOURCE_LEVEL: tuple[str, ...] = (
     "rds:DescribeOrderableDBInstanceOptions",
     "rds:DescribeAccountAttributes",
     "rds:DescribeEvents",
+    # What creating a Beanstalk environment reads (Auto Scaling, load balancers, log groups): list-level.
+    "autoscaling:Describe*",
+    "elasticloadbalancing:Describe*",
+    "logs:DescribeLogGroups",
 )
 
 # Mutating actions that have no resource type at all: the only possible Resource is "*", so
@@ -84,7 +88,7 @@ UNSCOPED_WITH_CONDITION: dict[str, dict[str, dict[str, str]]] = {
 
 # Actions whose verb is not one of the read prefixes but whose access level is Read in the service
 # authorization reference.
-READ_ONLY: frozenset[str] = frozenset({"route53:TestDNSAnswer"})
+READ_ONLY: frozenset[str] = frozenset({"route53:TestDNSAnswer", "iam:SimulatePrincipalPolicy"})
 
 
 class PermissionsError(ValueError):
@@ -103,12 +107,16 @@ class Scoped:
     condition: dict[str, Any] | None
 
 
+def as_values(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)]
+
+
 def is_mutating(iam_action: str) -> bool:
     verb = iam_action.split(":", 1)[1]
     return not verb.startswith(_READ_PREFIXES) and iam_action not in READ_ONLY
 
 
-def _no_resource_level(iam_action: str) -> bool:
+def no_resource_level(iam_action: str) -> bool:
     return any(fnmatch.fnmatchcase(iam_action, pattern) for pattern in NO_RESOURCE_LEVEL)
 
 
@@ -134,6 +142,11 @@ class _Arns:
             if d.az2_replica:
                 out.append(self._arn("rds", self.plan.primary_region, f"db:{d.az2_replica.identifier}"))
         return out
+
+    # The DR replicas' DB subnet groups (RDS stores their names lower-case); named by CreateDBInstanceReadReplica.
+    def dr_subnet_group(self) -> list[str]:
+        names = sorted({d.dr_network.subnet_group.lower() for d in self.plan.databases})
+        return [self._arn("rds", self.plan.dr_region, f"subgrp:{n}") for n in names]
 
     def hostedzone(self) -> list[str]:
         return [f"arn:{self.partition}:route53:::hostedzone/{self.plan.dns.hosted_zone_id}"] if self.plan.dns else []
@@ -187,6 +200,18 @@ class _Arns:
                 {"ForAnyValue:StringEquals": {"kms:ResourceAliases": sorted(aliases)}},
             ))
         return out
+
+    # The primary-region KMS keys of encrypted source images (their volumes' keys, which the plan does
+    # not name): key/* in the primary region, narrowed to use through EC2 there (CopyImage decrypts
+    # the source snapshots with them). Only plans that copy encrypted images (ami.dr_kms_key_id) get it.
+    def source_key(self) -> list[str | Scoped]:
+        if not (self.plan.environments and self.plan.ami.dr_kms_key_id):
+            return []
+        region = self.plan.primary_region
+        suffix = "amazonaws.com.cn" if self.partition == "aws-cn" else "amazonaws.com"
+        return [Scoped(
+            (self._arn("kms", region, "key/*"),), {"StringEquals": {"kms:ViaService": f"ec2.{region}.{suffix}"}}
+        )]
 
     # The IAM roles S3 assumes to replicate: the plan's own, or the one replicate creates per plan.
     def replication_role(self) -> list[str]:
@@ -264,6 +289,10 @@ class _Arns:
     def object(self) -> list[str]:
         return [arn + "/*" for arn in self.bucket()]
 
+    # Objects of the source buckets only (replicate reads their ReplicationStatus).
+    def source_object(self) -> list[str]:
+        return [f"arn:{self.partition}:s3:::{b.source}/*" for b in self.plan.buckets]
+
     def alarm(self) -> list[str]:
         return [
             self._arn("cloudwatch", a.region or self.plan.primary_region, f"alarm:{a.name}")
@@ -281,6 +310,144 @@ class _Arns:
 
         return [self._arn("ssm", self.plan.dr_region, "parameter" + readiness.parameter_name(self.plan.name))]
 
+    # The plan's Lambda functions and their roles (readiness simulates the failover's calls with them).
+    def function(self) -> list[str]:
+        from workflows import render
+
+        return [self._arn("lambda", self.plan.dr_region, f"function:{render.function_name(self.plan, s)}")
+                for s in sorted(render.services_used(self.plan))]
+
+    def function_role(self) -> list[str]:
+        from workflows import render
+
+        return [f"arn:{self.partition}:iam::{self.account}:role/{render.function_role_name(self.plan, s)}"
+                for s in sorted(render.services_used(self.plan))]
+
+    # -- The DR environment, built by Elastic Beanstalk with the caller's permissions ----------------
+    # When the failover calls CreateEnvironment, Beanstalk builds the environment as the caller: a
+    # CloudFormation stack that creates the Auto Scaling group with its launch template (or launch
+    # configuration), security groups, the load balancer, alarms and log groups; Beanstalk reads the
+    # source bundle, writes to its storage bucket and passes the service role and the instance profile's
+    # role (AdministratorAccess-AWSElasticBeanstalk, AWSElasticBeanstalkService). Names and ids of what it
+    # creates are minted during the launch, so each kind below is a wildcard narrowed as far as AWS allows:
+    # the DR region and account, the awseb- prefixes Beanstalk names things with, the plan's DR VPC,
+    # subnets and key pair, and conditions. Every kind is empty for a plan without environments.
+    def _dr(self, service: str, resource: str, account: str | None = None) -> str:
+        return self._arn(service, self.plan.dr_region, resource, account)
+
+    # CloudFormation stacks: Beanstalk names them awseb-e-<environment id>-stack, the id minted by CreateEnvironment.
+    def eb_stack(self) -> list[str]:
+        return [self._dr("cloudformation", "stack/awseb-e-*")] if self.plan.environments else []
+
+    # Auto Scaling group and launch configuration: CloudFormation names them awseb-e-<id>-stack-AWSEB...-<suffix>;
+    # the ARN also carries a uuid minted at creation (the first wildcard).
+    def eb_autoscaling(self) -> list[str]:
+        if not self.plan.environments:
+            return []
+        return [self._dr("autoscaling", "autoScalingGroup:*:autoScalingGroupName/awseb-e-*"),
+                self._dr("autoscaling", "launchConfiguration:*:launchConfigurationName/awseb-e-*")]
+
+    # The scaling triggers' alarms: awseb-e-<id>-stack-AWSEBCloudwatchAlarm{High,Low}-<suffix>.
+    def eb_alarm(self) -> list[str]:
+        return [self._dr("cloudwatch", "alarm:awseb-e-*")] if self.plan.environments else []
+
+    # Load balancer, target groups, listeners and rules: names start with awseb- (awseb-AWSEB-<suffix> for an
+    # application load balancer, loadbalancer/app/awseb-...; awseb-e-<id>-AWSEBLoa-<suffix> for a classic one,
+    # loadbalancer/awseb-...); the ids after a name are minted at creation. listener*/ covers listener-rule/.
+    def eb_load_balancer(self) -> list[str]:
+        if not self.plan.environments:
+            return []
+        return [self._dr("elasticloadbalancing", r) for r in (
+            "loadbalancer/*awseb-*", "targetgroup/awseb-*", "listener*/app/awseb-*")]
+
+    # Tags on those only as they are created (elasticloadbalancing:CreateAction), never on existing ones.
+    def eb_load_balancer_tagging(self) -> list[str | Scoped]:
+        arns = self.eb_load_balancer()
+        creates = ["CreateLoadBalancer", "CreateTargetGroup"]
+        return [Scoped(tuple(arns), {"StringEquals": {"elasticloadbalancing:CreateAction": creates}})] if arns else []
+
+    # Security groups Beanstalk creates for instances and load balancer: ids minted at creation, so
+    # security-group/* narrowed by ec2:Vpc to the plan's DR VPCs.
+    def eb_security_group(self) -> list[str | Scoped]:
+        vpcs = self.eb_vpc()
+        return [Scoped((self._dr("ec2", "security-group/*"),), {"ArnEquals": {"ec2:Vpc": vpcs}})] if vpcs else []
+
+    # The plan's DR VPCs (CreateSecurityGroup also authorizes on the VPC the group is created in).
+    def eb_vpc(self) -> list[str]:
+        return sorted({self._dr("ec2", f"vpc/{e.dr_network.vpc_id}") for e in self.plan.environments})
+
+    # Launch templates: an EC2 ARN names a template by the id minted at creation, never by its name.
+    def eb_launch_template(self) -> list[str]:
+        return [self._dr("ec2", "launch-template/*")] if self.plan.environments else []
+
+    # ec2:RunInstances, which Auto Scaling checks against the caller when a group is created from a launch
+    # template: new instances, volumes and network interfaces (ids minted at launch) in the plan's DR subnets,
+    # with a DR AMI copy (ids minted per copy), security groups created in the launch and the plan's key pair;
+    # only from a launch template in the DR region (ec2:LaunchTemplate, as AWSElasticBeanstalkService grants it).
+    def eb_run_instances(self) -> list[str | Scoped]:
+        if not self.plan.environments:
+            return []
+        arns = [self._dr("ec2", f"{t}/*") for t in ("instance", "volume", "network-interface", "security-group",
+                                                    "launch-template")]
+        arns.append(self._dr("ec2", "image/*", account=""))
+        nets = [e.dr_network for e in self.plan.environments]
+        arns += sorted({self._dr("ec2", f"subnet/{s}") for n in nets for s in n.subnets})
+        arns += sorted({self._dr("ec2", f"key-pair/{n.key_name}") for n in nets if n.key_name})
+        return [Scoped(tuple(arns), {"ArnLike": {"ec2:LaunchTemplate": self._dr("ec2", "launch-template/*")}})]
+
+    # Tags written as the launch creates a resource (ec2:CreateAction), never on existing resources.
+    def eb_ec2_tagging(self) -> list[str | Scoped]:
+        if not self.plan.environments:
+            return []
+        arns = tuple(self._dr("ec2", f"{t}/*") for t in ("security-group", "launch-template", "instance", "volume",
+                                                          "network-interface"))
+        creates = ["CreateSecurityGroup", "CreateLaunchTemplate", "RunInstances"]
+        return [Scoped(arns, {"StringEquals": {"ec2:CreateAction": creates}})]
+
+    # A single-instance environment gets an Elastic IP (allocation ids minted per address)...
+    def eb_elastic_ip(self) -> list[str]:
+        return [self._dr("ec2", "elastic-ip/*")] if self.plan.environments else []
+
+    # ...associated with its instance (ids minted at launch), which carries the elasticbeanstalk:environment-name
+    # tag of the plan's DR environment.
+    def eb_instance(self) -> list[str | Scoped]:
+        names = sorted(e.dr_environment_name for e in self.plan.environments)
+        tagged = {"StringEquals": {"aws:ResourceTag/elasticbeanstalk:environment-name": names}}
+        return [Scoped((self._dr("ec2", "instance/*"),), tagged)] if names else []
+
+    # Log groups Beanstalk creates when the configuration streams logs: /aws/elasticbeanstalk/<DR environment>/...
+    def eb_log_group(self) -> list[str]:
+        return sorted(self._dr("logs", f"log-group:/aws/elasticbeanstalk/{e.dr_environment_name}/*")
+                      for e in self.plan.environments)
+
+    # Beanstalk's storage bucket in the DR region (created by the first environment there); its keys are Beanstalk's.
+    def eb_storage_bucket(self) -> list[str]:
+        name = f"elasticbeanstalk-{self.plan.dr_region}-{self.account}"
+        return [f"arn:{self.partition}:s3:::{name}"] if self.plan.environments else []
+
+    def eb_storage_object(self) -> list[str]:
+        return [arn + "/*" for arn in self.eb_storage_bucket()]
+
+    # The instance profiles the plan's environments run with, and their roles.
+    def instance_profile(self) -> list[str]:
+        names = sorted({e.instance_profile for e in self.plan.environments})
+        return [f"arn:{self.partition}:iam::{self.account}:instance-profile/{n}" for n in names]
+
+    def instance_role(self) -> list[str]:
+        names = sorted({e.instance_role for e in self.plan.environments})
+        return [f"arn:{self.partition}:iam::{self.account}:role/{n}" for n in names]
+
+    # iam:PassRole: the plan's service roles to Beanstalk only, the instance profiles' roles to EC2 only.
+    def eb_passed_role(self) -> list[str | Scoped]:
+        services = tuple(sorted({f"arn:{self.partition}:iam::{self.account}:role/{e.service_role}"
+                                 for e in self.plan.environments}))
+        if not services:
+            return []
+        return [
+            Scoped(services, {"StringEquals": {"iam:PassedToService": "elasticbeanstalk.amazonaws.com"}}),
+            Scoped(tuple(self.instance_role()), {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
+        ]
+
     def statemachine(self) -> list[str]:
         """The plan's own state machines (names are fixed, so no reference to the constructs is needed)."""
         from workflows import render
@@ -294,10 +461,15 @@ class _Arns:
 RESOURCE_KINDS: dict[str, Callable[[_Arns], list[str]]] = {
     name: getattr(_Arns, name)
     for name in (
-        "db", "source_db", "hostedzone", "change", "healthcheck", "image", "snapshot", "environment",
+        "db", "source_db", "dr_subnet_group", "hostedzone", "change", "healthcheck", "image", "snapshot", "environment",
         "source_environment", "application", "configurationtemplate", "applicationversion", "platform",
         "solutionstack", "bucket", "object", "alarm", "health_alarm", "statemachine", "instance", "dr_key",
         "replication_role", "bundle_bucket", "bundle_object", "source_bundle_object", "canary_object", "ssm_parameter",
+        "source_key", "source_object", "function", "function_role",
+        "eb_stack", "eb_autoscaling", "eb_alarm", "eb_load_balancer", "eb_load_balancer_tagging", "eb_security_group",
+        "eb_vpc", "eb_launch_template", "eb_run_instances", "eb_ec2_tagging", "eb_elastic_ip", "eb_instance",
+        "eb_log_group",
+        "eb_storage_bucket", "eb_storage_object", "instance_profile", "instance_role", "eb_passed_role",
     )
 }
 
@@ -357,7 +529,7 @@ def statements(
                     continue  # the plan has nothing this action works on
                 conditioned[perm] = UNSCOPED_WITH_CONDITION[perm]
                 continue
-            if not is_mutating(perm) and ("*" in kinds or _no_resource_level(perm)):
+            if not is_mutating(perm) and ("*" in kinds or no_resource_level(perm)):
                 grants.setdefault((("*",), ""), set()).add(perm)
                 continue
             if "*" in kinds:

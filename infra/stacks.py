@@ -38,6 +38,18 @@ from infra import iam as plan_iam
 from lambdas import s3 as s3_steps
 from workflows import asl, render
 from workflows.plan import Plan
+from workflows.triggers import (  # noqa: F401  (alarm_regions, alarm_event_pattern: also used by importers)
+    alarm_event_pattern,
+    alarm_regions,
+    event_bus_arn,
+    execution_status_pattern,
+    failover_rule_name,
+    failure_notification_input,
+    forward_rule_name,
+    notified_workflows,
+    notify_rule_name,
+    rule_arn,
+)
 
 METRICS_NAMESPACE = plan_iam.METRICS_NAMESPACE
 # Metric names the dashboard shows; the readiness, replicate and drill workflows publish them
@@ -60,24 +72,6 @@ def dr_stack_name(plan: Plan) -> str:
 
 def forwarder_stack_name(plan: Plan, region: str) -> str:
     return f"pilotlight-{plan.name}-alarms-{region}"
-
-
-def alarm_regions(plan: Plan) -> dict[str, list[str]]:
-    """Region -> names of the plan's trigger alarms there (an alarm's region defaults to the primary)."""
-    out: dict[str, list[str]] = {}
-    for alarm in plan.triggers.alarms:
-        out.setdefault(alarm.region or plan.primary_region, []).append(alarm.name)
-    return {region: sorted(set(names)) for region, names in sorted(out.items())}
-
-
-def alarm_event_pattern(region: str, names: list[str]) -> dict[str, Any]:
-    """The EventBridge pattern (JSON form) of the named alarms in ``region`` entering ALARM."""
-    return {
-        "source": ["aws.cloudwatch"],
-        "detail-type": ["CloudWatch Alarm State Change"],
-        "region": [region],
-        "detail": {"alarmName": list(names), "state": {"value": ["ALARM"]}},
-    }
 
 
 def _events_pattern(pattern: dict[str, Any]) -> events.EventPattern:
@@ -108,6 +102,29 @@ def _suppress(construct: Construct, *findings: tuple[str, str] | tuple[str, str,
         else:
             packs.append(NagPackSuppression(id=rule, reason=reason))
     NagSuppressions.add_resource_suppressions(construct, packs, apply_to_children=True)
+
+
+# Resource kinds of what Beanstalk builds when the failover creates the DR environment (infra/iam.py), and why
+# each holds a wildcard.
+_ENVIRONMENT_BUILD_WILDCARDS = {
+    "eb_stack": "Beanstalk names the environment's CloudFormation stack awseb-e-<environment id>-stack; the id is "
+    "minted by CreateEnvironment. DR region and account only.",
+    "eb_autoscaling": "The environment's Auto Scaling group and launch configuration are named awseb-e-<id>-stack-... "
+    "by CloudFormation during the launch; their ARNs carry a uuid minted at creation.",
+    "eb_alarm": "The scaling triggers' alarms are named awseb-e-<id>-stack-... during the launch.",
+    "eb_load_balancer": "Load balancer, target groups and listeners Beanstalk creates are named awseb-...; ids after "
+    "the name are minted at creation. DR region and account only.",
+    "eb_security_group": "Security group ids are minted by the launch; narrowed by ec2:Vpc to the plan's DR VPC.",
+    "eb_launch_template": "Launch template ARNs name the id minted at creation, never the name; DR region only.",
+    "eb_run_instances": "Instances, volumes, network interfaces get ids at launch; RunInstances is narrowed by "
+    "ec2:LaunchTemplate to templates in the DR region and to the plan's DR subnets and key pair.",
+    "eb_ec2_tagging": "Tags only as the launch creates a resource (ec2:CreateAction condition).",
+    "eb_elastic_ip": "A single-instance environment's Elastic IP allocation id is minted per address.",
+    "eb_instance": "The environment's instance ids come with the launch; narrowed by its "
+    "elasticbeanstalk:environment-name tag.",
+    "eb_log_group": "Log groups Beanstalk creates under /aws/elasticbeanstalk/<DR environment>/ when logs stream.",
+    "eb_storage_object": "Beanstalk's own storage bucket in the DR region; its keys are Beanstalk's.",
+}
 
 
 class DrStack(Stack):
@@ -146,11 +163,13 @@ class DrStack(Stack):
             master_key=self.key,
             enforce_ssl=True,
         )
-        # EventBridge Scheduler and CloudWatch publish nothing to the topic; the functions and state
-        # machines that publish need the key, granted per principal below.
+        # EventBridge Scheduler and CloudWatch publish nothing to the topic; the functions that publish
+        # need the key, granted per principal below, and EventBridge publishes the failure notices
+        # (topic and key statements scoped to that one rule, in _failure_notifications).
         self.functions = self._functions(code_dir)
         self.machines = self._state_machines(render.render_all(plan) if builders is None else builders)
         self._alarm_trigger()
+        self._failure_notifications()
         self.schedules = add_schedules(self, plan, self.machines)
         self._dashboard()
         cdk.CfnOutput(self, "TopicArn", value=self.topic.topic_arn)
@@ -168,6 +187,8 @@ class DrStack(Stack):
             role = iam.Role(
                 self,
                 f"{cid}Role",
+                # Named, so readiness can be granted policy simulation on exactly these roles.
+                role_name=render.function_role_name(self.plan, service),
                 assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                 description=f"pilotlight {self.plan.name}: {service} steps (least privilege from lambdas/{service}.py)",
             )
@@ -272,14 +293,23 @@ class DrStack(Stack):
         reasons[f"Resource::arn:<AWS::Partition>:kms:{self.plan.dr_region}:<AWS::AccountId>:key/*"] = (
             "A DR key the plan names by alias: key/* is narrowed by a kms:ResourceAliases condition to that alias."
         )
-        NagSuppressions.add_resource_suppressions(
-            role,
-            [
-                NagPackSuppression(id="AwsSolutions-IAM5", reason=reason, applies_to=[finding])
-                for finding, reason in sorted(reasons.items())
-            ],
-            apply_to_children=True,
-        )
+        # What Beanstalk builds with the failover's permissions when it creates the DR environment: names and
+        # ids are minted during the launch (infra/iam.py explains each kind's wildcard and its narrowing).
+        for kind, why in _ENVIRONMENT_BUILD_WILDCARDS.items():
+            tokens = {"account": "<AWS::AccountId>", "partition": "<AWS::Partition>"}
+            for arn in plan_iam.resource_arns(self.plan, kind, **tokens):
+                for resource in (arn.arns if isinstance(arn, plan_iam.Scoped) else (arn,)):
+                    if "*" in resource:
+                        reasons[f"Resource::{resource}"] = why
+        packs = [
+            NagPackSuppression(id="AwsSolutions-IAM5", reason=reason, applies_to=[finding])
+            for finding, reason in sorted(reasons.items())
+        ]
+        NagSuppressions.add_resource_suppressions(role, packs, apply_to_children=True)
+        # CDK moves statements past IAM's inline size into OverflowPolicyN managed policies while synthesizing,
+        # after this runs: the same findings are acknowledged for the stack, where those land. The '*' among them
+        # holds stack-wide (test_only_aws_services_without_resource_types_get_wildcards_anywhere).
+        NagSuppressions.add_stack_suppressions(self, packs)
 
     def _log_group(self, construct_id: str, name: str) -> logs.LogGroup:
         """A log group kept when the stack is deleted (an audit trail outlives the deployment)."""
@@ -353,11 +383,71 @@ class DrStack(Stack):
             events.Rule(
                 self,
                 f"AlarmTrigger{_cid(region)}",
-                rule_name=f"pilotlight-{self.plan.name}-failover-{region}",
+                rule_name=failover_rule_name(self.plan, region),
                 description=f"pilotlight {self.plan.name}: plan alarms in {region} entering ALARM start failover",
                 event_pattern=_events_pattern(alarm_event_pattern(region, names)),
                 targets=[targets.SfnStateMachine(failover, role=role)],
             )
+
+    def _failure_notifications(self) -> None:
+        """Failover, replicate and readiness executions that end FAILED, TIMED_OUT or ABORTED notify the topic.
+
+        An L1 rule, so the input transformer is exactly ``workflows.triggers.failure_notification_input``
+        (what the sandbox delivers too) and no publish grant is added beyond the two statements here:
+        the topic policy and the key policy each allow ``events.amazonaws.com`` for this rule only
+        (``aws:SourceArn``). The rule's ARN is spelled from its name rather than referenced, because
+        the key policy cannot depend on the rule (rule -> topic -> key). No RoleArn on the target:
+        EventBridge reaches SNS through the topic's resource policy (a role breaks delivery to
+        KMS-encrypted topics).
+        """
+        workflows = notified_workflows(self.machines)
+        if not workflows:
+            return
+        name = notify_rule_name(self.plan)
+        arn = rule_arn(Aws.REGION, Aws.ACCOUNT_ID, name, Aws.PARTITION)
+        transformer = failure_notification_input(self.plan)
+        events.CfnRule(
+            self,
+            "FailureNotification",
+            name=name,
+            description=f"pilotlight {self.plan.name}: {', '.join(workflows)} executions that fail, time out "
+            f"or are aborted notify the plan's topic",
+            state="ENABLED",
+            event_pattern=execution_status_pattern([self.machines[w].state_machine_arn for w in workflows]),
+            targets=[
+                events.CfnRule.TargetProperty(
+                    id="Topic",
+                    arn=self.topic.topic_arn,
+                    input_transformer=events.CfnRule.InputTransformerProperty(
+                        input_paths_map=transformer["InputPathsMap"],
+                        input_template=transformer["InputTemplate"],
+                    ),
+                )
+            ],
+        )
+        events_principal = iam.ServicePrincipal("events.amazonaws.com")
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="FailureNoticesFromEventBridge",
+                principals=[events_principal],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={"ArnEquals": {"aws:SourceArn": arn}},
+            )
+        )
+        topic_arn = f"arn:{Aws.PARTITION}:sns:{Aws.REGION}:{Aws.ACCOUNT_ID}:{render.topic_name(self.plan)}"
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="FailureNoticesFromEventBridge",
+                principals=[events_principal],
+                actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+                resources=["*"],  # in a key policy, "*" is this key
+                conditions={
+                    "ArnEquals": {"aws:SourceArn": arn},
+                    "StringEquals": {"kms:EncryptionContext:aws:sns:topicArn": topic_arn},
+                },
+            )
+        )
 
     def _dashboard(self) -> None:
         widgets: list[cw.IWidget] = []
@@ -429,7 +519,7 @@ class AlarmForwarderStack(Stack):
             env=cdk.Environment(region=region),
             description=f"pilotlight {plan.name}: forward trigger alarms in {region} to {plan.dr_region}",
         )
-        bus_arn = f"arn:{Aws.PARTITION}:events:{plan.dr_region}:{Aws.ACCOUNT_ID}:event-bus/default"
+        bus_arn = event_bus_arn(plan.dr_region, Aws.ACCOUNT_ID, Aws.PARTITION)
         role = iam.Role(
             self,
             "ForwardRole",
@@ -440,7 +530,7 @@ class AlarmForwarderStack(Stack):
         events.Rule(
             self,
             "Forward",
-            rule_name=f"pilotlight-{plan.name}-forward-alarms",
+            rule_name=forward_rule_name(plan),
             description=f"pilotlight {plan.name}: plan alarms entering ALARM, to {plan.dr_region}",
             event_pattern=_events_pattern(alarm_event_pattern(region, names)),
             targets=[targets.EventBus(events.EventBus.from_event_bus_arn(self, "DrBus", bus_arn), role=role)],

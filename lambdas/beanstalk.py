@@ -1,158 +1,42 @@
-"""Beanstalk steps: keep a DR saved configuration and the running application version in the DR region.
+"""Beanstalk steps: keep a DR saved configuration and the running application version in the DR region,
+and launch the standby environment from them in a failover.
 
-A primary environment's configuration cannot be replayed in another region as it is: read-only
-options are refused, and AMI, VPC, subnets, security groups, key pair, certificates, platform ARN
-and environment properties naming primary resources are regional. :func:`dr_option_settings`
-rewrites what the plan maps and flags what it cannot.
+How a primary configuration is made regional, and which saved configuration a failover launches
+from, is in :mod:`lambdas.beanstalk_config`. The application version's source bundle is copied to
+the plan's DR bucket, whose policy lets the environment's instance-profile role read it (the
+default instance profile reads only ``elasticbeanstalk-*`` buckets).
 """
 
 from __future__ import annotations
 
-import re
+import datetime as dt
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambdas.common import Registry, client, raise_mapped
-from lambdas.errors import PreconditionFailed, ResourceNotFound
+from lambdas.beanstalk_access import grant_bundle_read, instance_profile_of, instance_profile_roles
+
+# ENV_PROPERTIES ... settable are used through this module by lambdas/readiness.py: re-exported.
+from lambdas.beanstalk_config import ENV_PROPERTIES as ENV_PROPERTIES
+from lambdas.beanstalk_config import LAUNCH as LAUNCH
+from lambdas.beanstalk_config import (
+    describe_template,
+    dr_option_settings,
+    dr_platform_arn,
+    find_template,
+    option_key,
+    read_template,
+    staging_template_name,
+    template_name,
+    version_of_template,
+)
+from lambdas.beanstalk_config import option_drift as option_drift
+from lambdas.beanstalk_config import settable as settable
+from lambdas.common import CONNECTION_ERRORS, Registry, aws_errors, client, raise_mapped
+from lambdas.errors import EnvironmentUnhealthy, PreconditionFailed, ResourceNotFound
 
 registry = Registry("beanstalk")
 handler = registry.handler
-
-ENV_PROPERTIES = "aws:elasticbeanstalk:application:environment"
-LAUNCH = "aws:autoscaling:launchconfiguration"
-VPC = "aws:ec2:vpc"
-# Namespaces Beanstalk reports but refuses as input (derived from the other options).
-READ_ONLY_NAMESPACES = {"aws:cloudformation:template:parameter"}
-# Single options that are reported but not settable.
-READ_ONLY_OPTIONS = {("aws:elasticbeanstalk:environment", "EnvironmentType_ReadOnly")}
-_ID = re.compile(r"\b(ami|vpc|subnet|sg)-[0-9a-f]{8,17}\b")
-
-
-def template_name(plan: str, environment: str) -> str:
-    """The stable name of an environment's DR saved configuration."""
-    return f"pilotlight-{plan}-{environment}"
-
-
-_VERSION_IN_DESCRIPTION = re.compile(r"; application version (\S+)$")
-
-
-def describe_template(environment: str, version_label: str | None) -> str:
-    """The saved configuration's description; it records the application version to launch with, so a
-    failover needs nothing from the primary region."""
-    text = f"pilotlight DR configuration of {environment}"
-    return f"{text}; application version {version_label}" if version_label else text
-
-
-def version_of_template(description: str | None) -> str | None:
-    match = _VERSION_IN_DESCRIPTION.search(description or "")
-    return match.group(1) if match else None
-
-
-def dr_platform_arn(arn: str | None, dr_region: str) -> str | None:
-    if not arn or not arn.startswith("arn:"):
-        return arn
-    parts = arn.split(":")
-    parts[3] = dr_region
-    return ":".join(parts)
-
-
-def dr_option_settings(
-    options: list[dict[str, Any]],
-    *,
-    primary_region: str,
-    image_id: str,
-    network: dict[str, Any],
-    replacements: dict[str, str],
-) -> tuple[list[dict[str, str]], list[str]]:
-    """The DR option settings for a primary configuration, and what could not be made regional.
-
-    ``replacements`` maps primary values (DB endpoints, bucket names) to their DR counterparts
-    inside environment properties. Flags name every remaining value that mentions the primary
-    region or a primary resource id.
-    """
-    subnets = ",".join(network["subnets"])
-    elb_subnets = ",".join(network.get("elb_subnets") or network["subnets"])
-    groups = ",".join(network["security_groups"])
-    certs: dict[str, str] = network.get("certificate_arns") or {}
-    fixed = {
-        (LAUNCH, "ImageId"): image_id,
-        (LAUNCH, "SecurityGroups"): groups,
-        (VPC, "VPCId"): network["vpc_id"],
-        (VPC, "Subnets"): subnets,
-        (VPC, "ELBSubnets"): elb_subnets,
-    }
-    primary_ids: set[str] = set()
-    out: list[dict[str, str]] = []
-    flags: list[str] = []
-    for opt in options:
-        ns, name, value = opt.get("Namespace", ""), opt.get("OptionName", ""), opt.get("Value")
-        primary_ids.update(m.group(0) for m in _ID.finditer(value or ""))
-        if ns in READ_ONLY_NAMESPACES or (ns, name) in READ_ONLY_OPTIONS or value is None:
-            continue
-        if (ns, name) in fixed:
-            value = fixed[(ns, name)]
-        elif (ns, name) == (LAUNCH, "EC2KeyName"):
-            if not network.get("key_name"):
-                flags.append(f"{ns}:{name}: key pair {value!r} exists only in {primary_region}; dropped")
-                continue
-            value = network["key_name"]
-        elif value in certs:
-            value = certs[value]
-        elif ns == ENV_PROPERTIES:
-            for old, new in sorted(replacements.items(), key=lambda kv: -len(kv[0])):
-                value = value.replace(old, new)
-        setting = {"Namespace": ns, "OptionName": name, "Value": value}
-        if opt.get("ResourceName"):
-            setting["ResourceName"] = opt["ResourceName"]
-        out.append(setting)
-    for setting in out:
-        value = setting["Value"]
-        stale = sorted(i for i in primary_ids if i in value)
-        if primary_region in value or stale:
-            what = ", ".join(stale) or primary_region
-            flags.append(f"{setting['Namespace']}:{setting['OptionName']}: still refers to {what}")
-    return out, flags
-
-
-def _key(settings: list[dict[str, Any]]) -> set[tuple[str, str, str, str]]:
-    return {(s["Namespace"], s["OptionName"], s.get("Value", ""), s.get("ResourceName", "")) for s in settings}
-
-
-def settable(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The options that can be set (what a saved configuration is made of): read-only ones dropped."""
-    return [
-        o
-        for o in options
-        if o.get("Namespace") not in READ_ONLY_NAMESPACES
-        and (o.get("Namespace"), o.get("OptionName")) not in READ_ONLY_OPTIONS
-        and o.get("Value") is not None
-    ]
-
-
-def option_drift(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
-    """One line per option whose value differs between what replicate would save and what is saved.
-
-    Uses the same identity as the "unchanged" test of :func:`save_configuration`, so an option that
-    replicate would rewrite is never reported here, and one reported here is one replicate would update.
-    """
-
-    def by_option(settings: list[dict[str, Any]]) -> dict[tuple[str, str, str], str]:
-        return {(s["Namespace"], s["OptionName"], s.get("ResourceName", "")): s.get("Value", "") for s in settings}
-
-    want, have = by_option(expected), by_option(actual)
-    out = []
-    for key in sorted(set(want) | set(have)):
-        if want.get(key) != have.get(key):
-            ns, name, resource = key
-            label = f"{ns}:{name}" + (f" ({resource})" if resource else "")
-            if key not in have:
-                out.append(f"{label}: missing from the saved configuration (primary implies {want[key]!r})")
-            elif key not in want:
-                out.append(f"{label}: {have[key]!r} is not in the primary configuration")
-            else:
-                out.append(f"{label}: saved {have[key]!r}, primary implies {want[key]!r}")
-    return out
 
 
 def _ensure_application(eb: Any, application: str, region: str) -> None:
@@ -216,6 +100,19 @@ def _endpoints(rds: Any, identifiers: list[str]) -> dict[str, str]:
     return out
 
 
+def _bundle_access(eb: Any, s3: Any, application: str, environment: str, bucket: str) -> dict[str, Any]:
+    """Grant the environment's instance-profile role read access to the bundle copies; what was done."""
+    with aws_errors(f"read configuration of {environment}"):
+        settings = eb.describe_configuration_settings(ApplicationName=application, EnvironmentName=environment)
+    profile = instance_profile_of(settings["ConfigurationSettings"][0])
+    roles = instance_profile_roles(profile)
+    if not roles:
+        raise PreconditionFailed(f"instance profile {profile} of {environment} has no role")
+    status = grant_bundle_read(s3, bucket, roles)
+    return {"status": status, "bucket": bucket, "instance_profile": profile,
+            "roles": [r.rsplit("/", 1)[-1] for r in roles]}
+
+
 def newest_dr_image(region: str, plan: str, environment: str) -> str:
     from lambdas import ami
 
@@ -238,9 +135,18 @@ def newest_dr_image(region: str, plan: str, environment: str) -> str:
         "s3:PutObject",
         "s3:CreateBucket",
         "s3:ListBucket",
+        # The bucket policy that lets the environment's instance-profile role read the copies.
+        "elasticbeanstalk:DescribeConfigurationSettings",
+        "iam:GetInstanceProfile",
+        "s3:GetBucketPolicy",
+        "s3:PutBucketPolicy",
     ],
     resource={
         "elasticbeanstalk:DescribeEnvironments": "source_environment",
+        "elasticbeanstalk:DescribeConfigurationSettings": "source_environment",
+        "iam:GetInstanceProfile": "instance_profile",
+        "s3:GetBucketPolicy": "bundle_bucket",
+        "s3:PutBucketPolicy": "bundle_bucket",
         "elasticbeanstalk:DescribeApplicationVersions": "applicationversion",
         "elasticbeanstalk:CreateApplicationVersion": "applicationversion",
         "elasticbeanstalk:CreateApplication": "application",
@@ -254,7 +160,21 @@ def newest_dr_image(region: str, plan: str, environment: str) -> str:
 def copy_app_version(
     primary_region: str, dr_region: str, application: str, environment: str, bucket: str
 ) -> dict[str, Any]:
-    """Make the environment's running version available in the DR region (bundle copied to a DR bucket)."""
+    """Make the environment's running version available in the DR region (bundle copied to a DR bucket),
+    readable by the environment's instance-profile role (the bucket's policy grants it)."""
+    out = _copy_version(primary_region, dr_region, application, environment, bucket)
+    eb, s3 = client("elasticbeanstalk", primary_region), client("s3", dr_region)
+    access = _bundle_access(eb, s3, application, environment, bucket)
+    record = {**out["record"], "bundle_access": access}
+    if record["status"] == "unchanged" and access["status"] != "unchanged":
+        record["status"] = "updated"  # the version was there; its bundle became readable
+        record["changes"] = [f"bundle read access {access['status']} for {', '.join(access['roles'])}"]
+    return {**out, "record": record}
+
+
+def _copy_version(
+    primary_region: str, dr_region: str, application: str, environment: str, bucket: str
+) -> dict[str, Any]:
     eb = client("elasticbeanstalk", primary_region)
     label = _environment(eb, environment, primary_region).get("VersionLabel")
     if not label:
@@ -325,7 +245,8 @@ def copy_app_version(
         "elasticbeanstalk:DeleteConfigurationTemplate": "configurationtemplate",
         "elasticbeanstalk:DescribeApplications": "application",
         "elasticbeanstalk:CreateApplication": "application",
-        "rds:DescribeDBInstances": "db",
+        # The DB host option is rewritten from the primary's endpoint to the DR replica's: both are read.
+        "rds:DescribeDBInstances": ("db", "source_db"),
     },
 )
 def save_configuration(
@@ -342,6 +263,10 @@ def save_configuration(
     """Create or replace the environment's DR saved configuration; unchanged when it already matches.
 
     The ImageId is the newest available DR copy of the environment's AMI unless ``image_id`` is given.
+    A replacement never leaves the DR region without a saved configuration: the new one is created
+    under the staging name, the old one is deleted only once it exists, the new one is then created
+    under the stable name and the staging copy deleted. A run stopped anywhere in between leaves one
+    that :func:`lambdas.beanstalk_config.find_template` finds (the newest), and the next run converges.
     """
     if not image_id:
         image_id = newest_dr_image(dr_region, plan, environment)
@@ -361,34 +286,12 @@ def save_configuration(
         replacements=replacements,
     )
     platform = dr_platform_arn(current.get("PlatformArn") or env.get("PlatformArn"), dr_region)
-    name = template_name(plan, environment)
+    name, staging = template_name(plan, environment), staging_template_name(plan, environment)
     resource = f"saved configuration {application}/{name} ({dr_region})"
     dr_eb = client("elasticbeanstalk", dr_region)
     _ensure_application(dr_eb, application, dr_region)
-    status = "created"
-    try:
-        existing = dr_eb.describe_configuration_settings(ApplicationName=application, TemplateName=name)
-        old = existing["ConfigurationSettings"][0]
-        same_version = old.get("Description") == describe_template(environment, env.get("VersionLabel"))
-        if (
-            _key(old.get("OptionSettings") or []) == _key(options)
-            and old.get("PlatformArn") == platform
-            and same_version
-        ):
-            return {
-                "template": name,
-                "image_id": image_id,
-                "flags": flags,
-                "record": {"resource": resource, "status": "unchanged", "flags": flags},
-            }
-        dr_eb.delete_configuration_template(ApplicationName=application, TemplateName=name)
-        status = "updated"
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "InvalidParameterValue":  # no such template yet
-            raise_mapped(exc, f"read saved configuration {name}")
     create: dict[str, Any] = {
         "ApplicationName": application,
-        "TemplateName": name,
         "OptionSettings": options,
         "Description": describe_template(environment, env.get("VersionLabel")),
     }
@@ -396,10 +299,35 @@ def save_configuration(
         create["PlatformArn"] = platform
     else:
         create["SolutionStackName"] = current.get("SolutionStackName") or env["SolutionStackName"]
-    try:
-        dr_eb.create_configuration_template(**create)
-    except ClientError as exc:
-        raise_mapped(exc, f"create saved configuration {name}")
+
+    def matches(saved: dict[str, Any] | None) -> bool:
+        return (
+            saved is not None
+            and option_key(saved.get("OptionSettings") or []) == option_key(options)
+            and saved.get("PlatformArn") == platform
+            and saved.get("Description") == create["Description"]
+        )
+
+    old, pending = read_template(dr_eb, application, name), read_template(dr_eb, application, staging)
+    if matches(old):
+        status = "unchanged"
+    elif old is None:
+        # Nothing under the stable name (first run, or a replacement stopped before re-creating it):
+        # create it; a staging copy, if any, stays the fallback until this one exists.
+        _create_template(dr_eb, create, name)
+        status = "created" if pending is None else "updated"
+    else:
+        if not matches(pending):
+            if pending is not None:
+                _delete_template(dr_eb, application, staging)  # stale; the stable one still exists
+            _create_template(dr_eb, create, staging)
+            pending = create
+        # The new configuration exists (staging): only now does the old one go.
+        _delete_template(dr_eb, application, name)
+        _create_template(dr_eb, create, name)
+        status = "updated"
+    if pending is not None:
+        _delete_template(dr_eb, application, staging)  # the stable name holds the same configuration now
     return {
         "template": name,
         "image_id": image_id,
@@ -408,9 +336,84 @@ def save_configuration(
     }
 
 
+def _create_template(eb: Any, params: dict[str, Any], name: str) -> None:
+    with aws_errors(f"create saved configuration {name}"):
+        eb.create_configuration_template(**params, TemplateName=name)
+
+
+def _delete_template(eb: Any, application: str, name: str) -> None:
+    """Delete a saved configuration; one already gone is fine (a re-run)."""
+    with aws_errors(f"delete saved configuration {name}"):
+        try:
+            eb.delete_configuration_template(ApplicationName=application, TemplateName=name)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "InvalidParameterValue":
+                raise
+
+
 # -- failover: launch the standby environment from the DR saved configuration ---------------------
 
 _LIVE = ("Launching", "Updating", "Ready")
+
+# CreateEnvironment is built by Beanstalk with the caller's permissions (AdministratorAccess-AWSElasticBeanstalk,
+# "Managing Elastic Beanstalk user policies"; AWSElasticBeanstalkService lists the resource operations): a
+# CloudFormation stack that creates the Auto Scaling group and its launch template or configuration, security
+# groups, the load balancer, scaling alarms and log groups, rolled back with the same permissions when the
+# launch fails; Beanstalk reads the source bundle, writes to its storage bucket and passes the service role and
+# the instance profile's role. IAM action -> resource kinds (infra/iam.py says how each is scoped and why);
+# "*" only for reads AWS authorizes on "*" alone (infra.iam.NO_RESOURCE_LEVEL).
+ENVIRONMENT_BUILD: dict[str, str | tuple[str, ...]] = {
+    "elasticbeanstalk:AddTags": "environment",  # the environment's tags, passed with CreateEnvironment
+    **dict.fromkeys(("cloudformation:CreateStack", "cloudformation:DescribeStacks",
+                     "cloudformation:DescribeStackEvents", "cloudformation:DescribeStackResource",
+                     "cloudformation:DescribeStackResources", "cloudformation:GetTemplate",
+                     "cloudformation:ListStackResources"), "eb_stack"),
+    **dict.fromkeys(("autoscaling:CreateAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup",
+                     "autoscaling:DeleteAutoScalingGroup", "autoscaling:CreateLaunchConfiguration",
+                     "autoscaling:DeleteLaunchConfiguration", "autoscaling:CreateOrUpdateTags",
+                     "autoscaling:PutScalingPolicy", "autoscaling:DeletePolicy",
+                     "autoscaling:PutNotificationConfiguration", "autoscaling:SuspendProcesses",
+                     "autoscaling:ResumeProcesses", "autoscaling:SetDesiredCapacity",
+                     "autoscaling:PutScheduledUpdateGroupAction", "autoscaling:DeleteScheduledAction"),
+                    "eb_autoscaling"),
+    # Reads AWS authorizes on "*" only.
+    **dict.fromkeys(("autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLaunchConfigurations",
+                     "autoscaling:DescribeScalingActivities", "autoscaling:DescribeAutoScalingInstances",
+                     "autoscaling:DescribeNotificationConfigurations", "autoscaling:DescribeScheduledActions",
+                     "autoscaling:DescribeAccountLimits", "ec2:DescribeAccountAttributes",
+                     "ec2:DescribeAvailabilityZones", "ec2:DescribeImages", "ec2:DescribeInstances",
+                     "ec2:DescribeKeyPairs", "ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions",
+                     "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeAddresses",
+                     "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTargetGroups",
+                     "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeLoadBalancerAttributes",
+                     "elasticloadbalancing:DescribeTargetGroupAttributes", "elasticloadbalancing:DescribeTargetHealth",
+                     "logs:DescribeLogGroups"), "*"),
+    **dict.fromkeys(("cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms"),
+                    "eb_alarm"),
+    "ec2:CreateSecurityGroup": ("eb_security_group", "eb_vpc"),
+    **dict.fromkeys(("ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress",
+                     "ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress", "ec2:DeleteSecurityGroup"),
+                    "eb_security_group"),
+    **dict.fromkeys(("ec2:CreateLaunchTemplate", "ec2:CreateLaunchTemplateVersion", "ec2:DeleteLaunchTemplate"),
+                    "eb_launch_template"),
+    "ec2:RunInstances": "eb_run_instances",
+    "ec2:CreateTags": "eb_ec2_tagging",
+    **dict.fromkeys(("ec2:AllocateAddress", "ec2:ReleaseAddress"), "eb_elastic_ip"),
+    "ec2:AssociateAddress": ("eb_elastic_ip", "eb_instance"),
+    **dict.fromkeys(("elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:DeleteLoadBalancer",
+                     "elasticloadbalancing:CreateTargetGroup", "elasticloadbalancing:DeleteTargetGroup",
+                     "elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener",
+                     "elasticloadbalancing:ModifyListener", "elasticloadbalancing:ModifyLoadBalancerAttributes",
+                     "elasticloadbalancing:ModifyTargetGroup", "elasticloadbalancing:ModifyTargetGroupAttributes",
+                     "elasticloadbalancing:SetSecurityGroups", "elasticloadbalancing:ConfigureHealthCheck",
+                     "elasticloadbalancing:ApplySecurityGroupsToLoadBalancer"), "eb_load_balancer"),
+    "elasticloadbalancing:AddTags": "eb_load_balancer_tagging",
+    **dict.fromkeys(("logs:CreateLogGroup", "logs:PutRetentionPolicy"), "eb_log_group"),
+    "s3:GetObject": ("bundle_object", "eb_storage_object"),  # the source bundle; Beanstalk's copies
+    "s3:PutObject": "eb_storage_object",
+    **dict.fromkeys(("s3:CreateBucket", "s3:ListBucket"), "eb_storage_bucket"),
+    "iam:PassRole": "eb_passed_role",
+}
 
 
 @registry.action(
@@ -419,6 +422,7 @@ _LIVE = ("Launching", "Updating", "Ready")
         "elasticbeanstalk:DescribeEnvironments",
         "elasticbeanstalk:DescribeConfigurationSettings",
         "elasticbeanstalk:CreateEnvironment",
+        *ENVIRONMENT_BUILD,
     ],
     resource={
         "elasticbeanstalk:DescribeEnvironments": "environment",
@@ -429,6 +433,7 @@ _LIVE = ("Launching", "Updating", "Ready")
             "applicationversion",
             "application",
         ),
+        **ENVIRONMENT_BUILD,
     },
 )
 def launch_environment(
@@ -450,16 +455,15 @@ def launch_environment(
     if live:
         env = live[0]
         return {"done": _ready(env), "attempt": 0, "launched_now": False, "environment": _env_facts(env)}
-    name = template_name(plan, environment)
-    try:
-        template = eb.describe_configuration_settings(ApplicationName=application, TemplateName=name)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "InvalidParameterValue":
-            raise PreconditionFailed(
-                f"saved configuration {application}/{name} does not exist in {region}; run replicate first"
-            ) from exc
-        raise_mapped(exc, f"read saved configuration {name}")
-    label = version_of_template(template["ConfigurationSettings"][0].get("Description"))
+    # The newest saved configuration: a replacement stopped midway leaves it under the staging name.
+    found = find_template(eb, application, plan, environment, newest=True)
+    if found is None:
+        name = template_name(plan, environment)
+        raise PreconditionFailed(
+            f"saved configuration {application}/{name} does not exist in {region}; run replicate first"
+        )
+    name, template = found
+    label = version_of_template(template.get("Description"))
     params: dict[str, Any] = {
         "ApplicationName": application,
         "EnvironmentName": dr_environment,
@@ -470,21 +474,67 @@ def launch_environment(
     }
     if label:
         params["VersionLabel"] = label
-    try:
+    with aws_errors(f"launch {dr_environment} from {name}"):
         env = eb.create_environment(**params)
-    except ClientError as exc:
-        raise_mapped(exc, f"launch {dr_environment} from {name}")
-    return {"done": False, "attempt": 0, "launched_now": True, "environment": _env_facts(env)}
+    return {"done": False, "attempt": 0, "launched_now": True, "environment": _env_facts(env),
+            "template": name}
 
 
-@registry.action("check_environment", permissions=["elasticbeanstalk:DescribeEnvironments"], resource="environment")
+# How long an environment may stay Ready with health Red before the launch is given up: enhanced health
+# reports Red while the first health checks of new instances come in, so a launch gets this much to recover.
+UNHEALTHY_GRACE_SECONDS = 300
+
+
+@registry.action(
+    "check_environment",
+    permissions=["elasticbeanstalk:DescribeEnvironments", "elasticbeanstalk:DescribeEnvironmentHealth"],
+    resource="environment",
+)
 def check_environment(region: str, application: str, dr_environment: str, attempt: int = 0) -> dict[str, Any]:
-    """Done when the DR environment is Ready and Green; a launch that ended terminated fails for good."""
+    """Done when the DR environment is Ready and Green; a launch that ended terminated fails for good, and
+    one Ready but Red for longer than :data:`UNHEALTHY_GRACE_SECONDS` fails with its health causes.
+
+    How long it has been Ready is read from the environment itself: ``DateUpdated`` is when its launch
+    completed (the last change to it), against the clock of this check (modeled time in the sandbox).
+    Stateless, so a resumed failover judges the same way; it needs one more call only while Red.
+    """
     eb = client("elasticbeanstalk", region)
     env = _environment(eb, dr_environment, region)
     if env.get("Status") in ("Terminating", "Terminated"):
         raise PreconditionFailed(f"environment {dr_environment} is {env['Status']}: its launch failed")
-    return {"done": _ready(env), "attempt": attempt + 1, "environment": _env_facts(env)}
+    facts = _env_facts(env)
+    if env.get("Status") == "Ready" and env.get("Health") == "Red":
+        red_for = _seconds_since(env.get("DateUpdated"))
+        facts["red_for_seconds"] = red_for
+        if red_for is not None and red_for >= UNHEALTHY_GRACE_SECONDS:
+            causes = _health_causes(eb, dr_environment)
+            raise EnvironmentUnhealthy(
+                f"environment {dr_environment} in {region} has been Ready with health Red for {red_for:.0f} s "
+                f"(its grace is {UNHEALTHY_GRACE_SECONDS} s): " + ("; ".join(causes) or "no causes reported")
+            )
+    return {"done": _ready(env), "attempt": attempt + 1, "environment": facts}
+
+
+def _seconds_since(moment: Any) -> float | None:
+    if not hasattr(moment, "timestamp"):  # a datetime (duck-typed: the sandbox patches this module's class)
+        return None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    return max(0.0, dt.datetime.now(dt.UTC).timestamp() - moment.timestamp())
+
+
+def _health_causes(eb: Any, environment: str) -> list[str]:
+    """Enhanced health's causes of the environment's colour; what could not be read says so (the launch fails
+    either way, and with its own reason rather than this call's)."""
+    try:
+        health = eb.describe_environment_health(EnvironmentName=environment,
+                                                AttributeNames=["Color", "HealthStatus", "Causes"])
+    except ClientError as exc:  # e.g. basic health: no enhanced health to describe
+        return [f"health causes not available ({exc.response['Error'].get('Code')})"]
+    except CONNECTION_ERRORS as exc:
+        return [f"health causes not available ({type(exc).__name__})"]
+    causes = [str(c) for c in health.get("Causes") or []]
+    status = health.get("HealthStatus")
+    return [f"{status}: {c}" for c in causes] if status and causes else causes
 
 
 def _ready(env: dict[str, Any]) -> bool:

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from lambdas.errors import (
     AccessDenied,
@@ -76,7 +84,12 @@ class Registry:
         started = time.monotonic()
         request_id = getattr(context, "aws_request_id", None)
         try:
-            result = self.actions[name].func(**args)
+            try:
+                result = self.actions[name].func(**args)
+            except CONNECTION_ERRORS as exc:
+                # A call the action did not map itself (an endpoint that cannot be reached is not a
+                # ClientError): still retryable, under the name the workflows retry.
+                raise unavailable(exc, f"{self.service}.{name}") from exc
         except PilotLightError as exc:
             _log(self.service, name, request_id, started, error=type(exc).__name__, message=str(exc))
             raise
@@ -108,8 +121,47 @@ _THROTTLED = {"Throttling", "ThrottlingException", "TooManyRequestsException", "
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure"}
 
 
-def raise_mapped(exc: ClientError, what: str) -> None:
-    """Re-raise an AWS error as the pilotlight error class the workflows retry or catch by name."""
+# Connect and read timeouts, refused or dropped connections: botocore raises these (BotoCoreError, not
+# ClientError) once its own retries are spent. The endpoint may answer on the next attempt: retryable.
+CONNECTION_ERRORS: tuple[type[BotoCoreError], ...] = (
+    ConnectTimeoutError,
+    ReadTimeoutError,
+    EndpointConnectionError,
+    ConnectionClosedError,
+)
+
+
+def unavailable(exc: BaseException, what: str) -> AwsUnavailable:
+    """The retryable error for an endpoint that could not be reached (connect/read timeout, refused)."""
+    return AwsUnavailable(f"{what}: {type(exc).__name__}: {exc}")
+
+
+@contextlib.contextmanager
+def aws_errors(what: str) -> Iterator[None]:
+    """Map whatever an AWS call raises to the pilotlight error class, ``what`` naming the call::
+
+        with aws_errors(f"describe {name}"):
+            eb.describe_environments(...)
+
+    A ClientError goes through :func:`raise_mapped`; a connection or read timeout becomes AwsUnavailable.
+    """
+    try:
+        yield
+    except ClientError as exc:
+        raise_mapped(exc, what)
+    except CONNECTION_ERRORS as exc:
+        raise unavailable(exc, what) from exc
+
+
+def raise_mapped(exc: ClientError | BotoCoreError, what: str) -> None:
+    """Re-raise an AWS error as the pilotlight error class the workflows retry or catch by name.
+
+    Takes a ClientError or one of :data:`CONNECTION_ERRORS` (an endpoint that could not be reached).
+    """
+    if not isinstance(exc, ClientError):
+        if isinstance(exc, CONNECTION_ERRORS):
+            raise unavailable(exc, what) from exc
+        raise exc
     error = exc.response.get("Error", {})
     code = str(error.get("Code", ""))
     message = f"{what}: {code}: {error.get('Message', '')}"

@@ -28,7 +28,7 @@ class Throttled(RetryableError):
 
 
 class AwsUnavailable(RetryableError):
-    """An AWS endpoint answered with a server-side error."""
+    """An AWS endpoint answered with a server-side error, or could not be reached (connect or read timeout)."""
 
 
 class PreconditionFailed(TerminalError):
@@ -63,6 +63,10 @@ class Aborted(TerminalError):
     """An operator aborted the failover while it waited for approval."""
 
 
+class EnvironmentUnhealthy(TerminalError):
+    """A launched environment stayed Ready with health Red past its grace period (its causes in the message)."""
+
+
 def _subclasses(root: type) -> list[type]:
     out = []
     for cls in root.__subclasses__():
@@ -75,3 +79,13 @@ TERMINAL = _subclasses(TerminalError)
 # Refusals by the guard rails: the CLI reports them as "precondition not met" (exit 4).
 GUARD_ERRORS = [PrimaryHealthy, AlreadyRunning, TooSoon]
 ALL_ERROR_NAMES = {cls.__name__ for cls in [PilotLightError, RetryableError, TerminalError, *RETRYABLE, *TERMINAL]}
+
+
+class DnsCutoverFailed(TerminalError):
+    """Route 53 refused or failed the records-mode cutover after the DR database was promoted; the
+    message is the manual step (the record, the value to set) for the operator."""
+
+
+# Appended after the lists above were built (appended here to keep edits to this module append-only).
+TERMINAL.append(DnsCutoverFailed)
+ALL_ERROR_NAMES.add(DnsCutoverFailed.__name__)

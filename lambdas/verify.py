@@ -8,20 +8,32 @@ Three facts, each read from the AWS API of the resource itself:
   ``health_check`` mode, where the answer depends on the health check).
 
 The workflow calls :func:`verify_service` in a bounded loop, so a fact that is still settling
-(a health colour, a DNS answer) gets a few more checks before the failover reports failure.
+(a health colour, a DNS answer) gets a few more checks before the failover reports failure. An
+endpoint that cannot be reached (connect or read timeout) makes its check fail for this round, with
+the reason, rather than the step: the next round asks again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from lambdas import dns, rds
-from lambdas.common import Registry, client, raise_mapped
+from lambdas.common import CONNECTION_ERRORS, Registry, client, raise_mapped
 
 registry = Registry("verify")
 handler = registry.handler
+
+
+def _checked(check: str, resource: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run one check; an endpoint that cannot be reached is a failed check (checked again next round)."""
+    try:
+        return run()
+    except CONNECTION_ERRORS as exc:
+        return {"check": check, "resource": resource, "ok": False,
+                "detail": f"not verified: {type(exc).__name__}: {exc}"}
 
 
 def _environment(region: str, env: dict[str, str]) -> dict[str, Any]:
@@ -46,7 +58,7 @@ def _database(region: str, identifier: str) -> dict[str, Any]:
         return {"check": "database", "resource": identifier, "ok": False,
                 "detail": f"{identifier} does not exist in {region}"}
     source = db.get("ReadReplicaSourceDBInstanceIdentifier")
-    ok = db.get("DBInstanceStatus") == "available" and not source
+    ok = rds.serving(db)  # available, or taking the first backup after promotion (it accepts connections)
     detail = f"{db.get('DBInstanceStatus')}, " + (f"still a replica of {source}" if source else "writable")
     return {"check": "database", "resource": identifier, "ok": ok, "detail": detail}
 
@@ -83,8 +95,9 @@ def verify_service(
     attempt: int = -1,
 ) -> dict[str, Any]:
     """Check the restored service; ``done`` when every check passes (``checks`` lists each with its detail)."""
-    checks = [_environment(region, e) for e in environments or []]
-    checks += [_database(region, d) for d in databases or []]
+    checks = [_checked("environment", e["dr_environment"], lambda e=e: _environment(region, e))
+              for e in environments or []]
+    checks += [_checked("database", d, lambda d=d: _database(region, d)) for d in databases or []]
     if dns_record:
-        checks.append(_dns(dns_record))
+        checks.append(_checked("dns", dns_record["name"], lambda: _dns(dns_record)))
     return {"done": all(c["ok"] for c in checks), "attempt": attempt + 1, "checks": checks}

@@ -7,6 +7,12 @@ health or termination. This module keeps that state itself, answers those operat
 answers (which also ignore their filters). Validation follows what Beanstalk refuses in AWS:
 read-only options, a template or version that does not exist, an AMI, subnet or security group
 of another region, a platform ARN of another region, a source bundle in another region.
+
+Health: an environment is Green once Ready unless a test forces another colour with
+:func:`force_health` (e.g. Red with its causes, as enhanced health reports a failing application);
+``DateUpdated`` is when the environment was first seen Ready (the end of its launch). Creating the
+first environment also creates Beanstalk's default service role and instance profile, as the
+console does (``sandbox/adapters_iam.py``).
 """
 
 from __future__ import annotations
@@ -20,14 +26,14 @@ from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from sandbox import responses
+from sandbox import adapters_iam, clock, responses
 
 READ_ONLY_NAMESPACES = {"aws:cloudformation:template:parameter"}
 _IDS = re.compile(r"\b(ami|vpc|subnet|sg)-[0-9a-f]{8,17}\b")
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return clock.datetime_now()  # modeled time in the sandbox, like every other service's timestamps
 
 
 def platform_arn(region: str, solution_stack: str) -> str:
@@ -90,6 +96,16 @@ class EnvState:
     cname: str
     options: list[dict[str, Any]]
     created: dt.datetime = field(default_factory=_now)
+    ready_at: dt.datetime | None = None  # first seen Ready: AWS's DateUpdated at the end of the launch
+
+
+@dataclass(frozen=True)
+class Health:
+    """A health a test forces on an environment once it is Ready (enhanced health's view)."""
+
+    color: str  # Green, Yellow, Red, Grey
+    status: str  # Ok, Warning, Degraded, Severe, ...
+    causes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -97,10 +113,29 @@ class Store:
     envs: dict[tuple[str, str], EnvState] = field(default_factory=dict)
     templates: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     versions: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    health: dict[tuple[str, str], Health] = field(default_factory=dict)  # (region, environment name)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 STORE = Store()
+
+
+def force_health(region: str, environment: str, color: str = "Red", status: str = "Severe",
+                 causes: list[str] | None = None) -> None:
+    """Make ``environment`` (now or once launched) report this health when Ready, until cleared."""
+    default = ["100.0 % of the requests are failing with HTTP 5xx.",
+               "ELB health is failing or not available for all instances."]
+    with STORE.lock:
+        STORE.health[(region, environment)] = Health(color, status, tuple(default if causes is None else causes))
+
+
+def clear_health(region: str, environment: str) -> None:
+    with STORE.lock:
+        STORE.health.pop((region, environment), None)
+
+
+def _health(region: str, name: str) -> Health:
+    return STORE.health.get((region, name)) or Health("Green", "Ok")
 
 
 class Refused(Exception):
@@ -397,10 +432,10 @@ def _environment_description(region: str, env: EnvState, status: str = "Ready") 
         "EndpointURL": f"awseb-{env.environment_id}.{region}.elb.amazonaws.com",
         "CNAME": env.cname,
         "DateCreated": env.created,
-        "DateUpdated": _now(),
+        "DateUpdated": env.ready_at or env.created,
         "Status": status,
         "AbortableOperationInProgress": False,
-        "Health": "Grey" if status != "Ready" else "Green",
+        "Health": "Grey" if status != "Ready" else _health(region, env.name).color,
         "Tier": {"Name": "WebServer", "Type": "Standard", "Version": "1.0"},
         "EnvironmentArn": f"arn:aws:elasticbeanstalk:{region}:{DEFAULT_ACCOUNT_ID}:environment/"
         f"{env.application}/{env.name}",
@@ -422,22 +457,16 @@ def terminate_environment(region: str, p: dict[str, Any]) -> dict[str, Any]:
 
 def describe_environment_health(region: str, p: dict[str, Any]) -> dict[str, Any]:
     env = _env_named(region, p)
+    health = _health(region, env.name)
+    instances = dict.fromkeys(("NoData", "Unknown", "Pending", "Ok", "Info", "Warning", "Degraded", "Severe"), 0)
+    instances[health.status if health.status in instances else "Ok"] = 1
     return {
         "EnvironmentName": env.name,
-        "HealthStatus": "Ok",
+        "HealthStatus": health.status,
         "Status": "Ready",
-        "Color": "Green",
-        "Causes": [],
-        "InstancesHealth": {
-            "NoData": 0,
-            "Unknown": 0,
-            "Pending": 0,
-            "Ok": 1,
-            "Info": 0,
-            "Warning": 0,
-            "Degraded": 0,
-            "Severe": 0,
-        },
+        "Color": health.color,
+        "Causes": list(health.causes),
+        "InstancesHealth": instances,
         "RefreshedAt": _now(),
     }
 
@@ -508,6 +537,7 @@ def after_create_environment(http_response: Any, parsed: dict[str, Any], context
     with STORE.lock:
         STORE.envs[(region, env.name)] = env
     parsed.update(_environment_description(region, env, status="Launching"))
+    adapters_iam.ensure_beanstalk_default_roles()
 
 
 def after_describe_environments(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -531,6 +561,21 @@ def after_describe_environments(parsed: dict[str, Any], context: dict[str, Any],
     parsed["Environments"] = out
 
 
+def settle_environments(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """Last on DescribeEnvironments (after the latency model): note when each environment is first seen
+    Ready, which AWS reports as DateUpdated, and show a forced health only once it is Ready."""
+    region = context.get("client_region", "")
+    for item in parsed.get("Environments", []):
+        env = STORE.envs.get((region, item.get("EnvironmentName", "")))
+        if env is None:
+            continue
+        if item.get("Status") == "Ready":
+            if env.ready_at is None:
+                env.ready_at = _now()
+            item["Health"] = _health(region, env.name).color
+        item["DateUpdated"] = env.ready_at or env.created
+
+
 def after_describe_applications(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
     region = context.get("client_region", "")
     names = responses.api_params(context).get("ApplicationNames")
@@ -552,6 +597,10 @@ HANDLERS: list[tuple[str, Any]] = [
     ("after-call.elastic-beanstalk.DescribeEnvironments", after_describe_environments),
     ("after-call.elastic-beanstalk.DescribeApplications", after_describe_applications),
 ]
+# Registered last, so they see what the latency model made of the answer.
+LAST_HANDLERS: list[tuple[str, Any]] = [
+    ("after-call.elastic-beanstalk.DescribeEnvironments", settle_environments),
+]
 
 
 def install(events: Any) -> None:
@@ -559,8 +608,14 @@ def install(events: Any) -> None:
     STORE = Store()
     for event, handler in HANDLERS:
         events.register(event, handler, unique_id=f"pilotlight-eb-{event}")
+    for event, handler in LAST_HANDLERS:
+        events.register_last(event, handler, unique_id=f"pilotlight-eb-last-{event}")
+    adapters_iam.install(events)
 
 
 def uninstall(events: Any) -> None:
     for event, _ in HANDLERS:
         events.unregister(event, unique_id=f"pilotlight-eb-{event}")
+    for event, _ in LAST_HANDLERS:
+        events.unregister(event, unique_id=f"pilotlight-eb-last-{event}")
+    adapters_iam.uninstall(events)
