@@ -100,14 +100,15 @@ def render(plan: str, out_dir: str) -> None:
 
 # -- failover ---------------------------------------------------------------------------------
 
-def _progress_printer(as_json: bool) -> Callable[[Any], None]:
+def _progress_printer(as_json: bool, offset: float = 0.0) -> Callable[[Any], None]:
+    """Live progress lines; ``offset``: seconds to add to each (the demo counts from the outage's start)."""
     symbols = {"started": "▶", "update": "…", "done": "✓", "failed": "✗"}
 
     def show(p: Any) -> None:
         from workflows.executions import fmt_duration
 
         detail = f"  {p.detail}" if p.detail else ""
-        click.echo(f"[{fmt_duration(p.at):>8}] {symbols.get(p.kind, ' ')} {p.step}{detail}", err=as_json)
+        click.echo(f"[{fmt_duration(p.at + offset):>8}] {symbols.get(p.kind, ' ')} {p.step}{detail}", err=as_json)
 
     return show
 
@@ -116,15 +117,24 @@ def _minutes(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / 60, 1)
 
 
-def _rto_report(plan: Plan, result: Any, modeled: bool) -> dict[str, Any]:
-    """RTO = start of the execution to verified service; RPO = replica lag read just before promotion."""
+def _rto_report(plan: Plan, result: Any, modeled: bool, outage: dict[str, Any] | None = None) -> dict[str, Any]:
+    """RTO = start of the execution to verified service; RPO = replica lag read just before promotion.
+
+    ``outage`` (the demo): the result's steps count from the outage's start, and so does the RTO;
+    its detection and failover start times are reported beside it.
+    """
     restored, hardened = result.restored_at, result.duration if result.status == "SUCCEEDED" else None
     lags = {}
     for db in ((result.output or {}).get("restore") or {}).get("databases") or []:
         lags[db["identifier"]] = (db.get("rpo") or {}).get("lag_seconds")
     known = [v for v in lags.values() if v is not None]
     rpo_seconds = max(known) if known else None
+    counted = {"counted_from": "execution start"}
+    if outage is not None:
+        counted = {"counted_from": "outage start", "detection_seconds": outage["detection_seconds"],
+                   "failover_started_seconds": outage["failover_started_seconds"]}
     return {
+        **counted,
         "seconds": None if restored is None else round(restored, 1),
         "minutes": _minutes(restored),
         "objective_minutes": plan.objectives.rto_minutes,
@@ -154,8 +164,12 @@ def _print_result(plan: Plan, result: Any, report: dict[str, Any], as_json: bool
     label = "Modeled " if report["modeled"] else ""
     if report["seconds"] is not None:
         verdict = "within" if report["met"] else "OVER"
-        click.echo(f"{label}RTO: {fmt_duration(report['seconds'])} to verified service ({report['minutes']} min), "
-                   f"{verdict} the objective of {plan.objectives.rto_minutes} min")
+        since = ""
+        if report["counted_from"] == "outage start":
+            since = (f" counted from the outage's start (detected at {fmt_duration(report['detection_seconds'])}, "
+                     f"failover started at {fmt_duration(report['failover_started_seconds'])}),")
+        click.echo(f"{label}RTO: {fmt_duration(report['seconds'])} to verified service ({report['minutes']} min),"
+                   f"{since} {verdict} the objective of {plan.objectives.rto_minutes} min")
     rpo = report["rpo"]
     if rpo["lag_seconds"] is not None:
         verdict = "within" if rpo["met"] else "OVER"
@@ -362,7 +376,114 @@ def replicate(plan: str, sandbox: bool, as_json: bool, profile: str | None, regi
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout.")
 def demo(plan_path: str, pace: float, as_json: bool) -> None:
     """Run a failover of the reference estate in the embedded sandbox; no AWS account needed."""
-    sys.exit(run_sandbox_failover(_load(plan_path, as_json), pace or None, as_json, demo=True))
+    sys.exit(run_sandbox_demo(_load(plan_path, as_json), pace or None, as_json))
+
+
+# The demo waits this long (modeled) for the outage's alarms to start a failover before giving up.
+DEMO_DETECTION_LIMIT = 3600.0
+
+
+def run_sandbox_demo(plan: Plan, pace: float | None, as_json: bool) -> int:
+    """The reference estate failing over as deployed: nobody starts the failover.
+
+    The primary's alarm metrics breach (an outage), the alarms enter ALARM after their evaluation
+    periods, CloudWatch's event reaches the plan's rules (forwarded to the DR region) and EventBridge
+    starts the failover. A plan with ``triggers.failover: approval`` (the reference) then waits for
+    approval; the demo approves as the on-call operator would, through the code path of
+    ``pilotlight approve`` (``workflows.executions.answer_approval``). The timeline and the RTO count
+    from the outage's start; detection is its own line.
+    """
+    import dataclasses
+    import getpass
+
+    import boto3
+
+    from sandbox import Sandbox, clock
+    from workflows.executions import Follower, Step, answer_approval, fmt_duration, pending_approval_token
+
+    say = functools.partial(click.echo, err=as_json)
+    started = time.monotonic()
+    with Sandbox(pace=pace) as sb:
+        built = _sandbox_estate(sb, plan, say, _progress_printer(as_json), source="pilotlight demo")
+        say(_replicate_line(built))
+        if built.status != "SUCCEEDED" or not (built.output or {}).get("ok"):
+            say(f"replicate {built.status}: {built.error or ''} {built.cause or ''}".rstrip())
+            return EXIT_FAILED
+        if not plan.triggers.alarms:
+            say(f"{plan.name} names no trigger alarm: nothing would start a failover on an outage")
+            return EXIT_PRECONDITION
+        sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
+        machine = sb.state_machine_arn(plan, "failover")
+        outage = sb.start_outage(plan)
+        t0 = outage.started_at
+        say(f"[{fmt_duration(0):>8}] ✗ Outage of {plan.primary_region} starts: "
+            + "; ".join(f"{m.namespace}/{m.name} = {m.value:g} every {m.period} s" for m in outage.metrics)
+            + f" (alarms {', '.join(a for _, a in outage.alarms)})")
+        try:
+            # Small steps: this poll is the only thing driving modeled time once the failover waits for
+            # approval, so the approval comes within a tenth of a modeled second of its request.
+            clock.wait_until(lambda: sb.eventbridge.started(machine), timeout=DEMO_DETECTION_LIMIT, step=0.1,
+                             what="a failover started by the plan's alarm rule")
+        except TimeoutError as exc:
+            say(f"No failover started: {exc}")
+            return EXIT_FAILED
+        detected = min(e.at for e in sb.eventbridge.alarm_events(state="ALARM") if e.at >= t0) - t0
+        for e in sb.eventbridge.alarm_events(state="ALARM"):
+            say(f"[{fmt_duration(e.at - t0):>8}] ! Alarm {e.event['detail']['alarmName']} ({e.region}) -> ALARM: "
+                f"{e.event['detail']['state']['reason']}")
+        runs = sorted(sb.eventbridge.started(machine), key=lambda d: (d.at, d.result))
+        for run in runs:
+            source = run.event["region"]
+            forwarded = f" (the event forwarded from {source})" if source != run.region else ""
+            say(f"[{fmt_duration(run.at - t0):>8}] ▶ EventBridge rule {run.rule} in {run.region}{forwarded} started "
+                f"failover {run.result.rsplit(':', 1)[-1]}, the alarm event as its input")
+        # The guard rails keep the oldest running failover and stop the others (one per alarm here).
+        described = sorted((sfn.describe_execution(executionArn=r.result) for r in runs),
+                           key=lambda d: (d["startDate"], d["executionArn"]))
+        arn = described[0]["executionArn"]
+        offset = described[0]["startDate"].timestamp() - t0
+        progress, follower = _progress_printer(as_json, offset), Follower(sfn, arn)
+        approval: dict[str, Any] | None = None
+        while True:
+            # On the wall: while the approval request waits for a person, modeled time holds.
+            status = sfn.describe_execution(executionArn=arn)["status"]
+            for line in follower.poll():
+                progress(line)
+            if status != "RUNNING":
+                break
+            if plan.triggers.failover == "approval" and approval is None and pending_approval_token(sfn, arn):
+                who = getpass.getuser()
+                answered = answer_approval(sfn, machine, approve=True, who=who)
+                approval = {"by": who, "at_seconds": round(clock.now() - t0, 1), "execution_arn": answered,
+                            "via": "pilotlight approve (workflows.executions.answer_approval)"}
+                say(f"[{fmt_duration(clock.now() - t0):>8}] ✓ Approval requested on the plan's topic; approved by "
+                    f"{who}, as `pilotlight approve` does")
+            time.sleep(0.02)
+        result = follower.result(sfn.describe_execution(executionArn=arn), ended=True)
+        others = []
+        for d in described[1:]:
+            other = sfn.describe_execution(executionArn=d["executionArn"])
+            others.append({"execution_arn": other["executionArn"], "status": other["status"],
+                           "error": other.get("error")})
+            say(f"Failover {other['name']}: {other['status']} {other.get('error') or ''} (guard rails: one failover "
+                "at a time)".replace("  ", " "))
+        timeline = [Step("Outage: primary alarm metrics breaching", 0.0, detected, "done"),
+                    Step("Alarm ALARM (detection)", detected, max(offset, detected), "done")]
+        timeline += [dataclasses.replace(s, start=s.start + offset, end=None if s.end is None else s.end + offset)
+                     for s in result.steps]
+        shifted = dataclasses.replace(result, steps=timeline,
+                                      duration=None if result.duration is None else result.duration + offset)
+        window = {"detection_seconds": round(detected, 1), "failover_started_seconds": round(offset, 1)}
+        report = _rto_report(plan, shifted, modeled=True, outage=window)
+        extra = {"plan": plan.name, "mode": "sandbox", "trigger": "alarm", "pace": pace,
+                 "wall_seconds": round(time.monotonic() - started, 1),
+                 "pilot_light": {"status": built.status, "modeled_seconds": round(built.duration or 0, 1),
+                                 "counts": (built.output or {}).get("counts")},
+                 "outage": {**window, "region": plan.primary_region, "alarms": [a for _, a in outage.alarms],
+                            "executions_started": len(runs), "other_executions": others, "approval": approval}}
+        _print_result(plan, shifted, report, as_json, extra)
+    return _exit_code(result)
+
 
 
 # -- readiness --------------------------------------------------------------------------------

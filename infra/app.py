@@ -16,8 +16,9 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 import infra  # noqa: F401  (sets the jsii environment before aws_cdk loads)
-from infra.stacks import AlarmForwarderStack, DrStack, alarm_regions, code_staging, stage_lambda_code
+from infra.stacks import AlarmForwarderStack, DrStack, code_staging, stage_lambda_code
 from workflows.plan import Plan, load_plan
+from workflows.triggers import forwarded_regions
 
 
 @dataclass
@@ -33,9 +34,8 @@ def build(app: cdk.App, plan: Plan, code_dir: Path, builders: dict[str, str] | N
     """Add the plan's stacks to ``app`` (``builders``: rendered ASL to deploy instead of render_all)."""
     dr = DrStack(app, plan, code_dir=code_dir, builders=builders)
     stacks: list[cdk.Stack] = [dr]
-    for region, names in alarm_regions(plan).items():
-        if region != plan.dr_region:
-            stacks.append(AlarmForwarderStack(app, plan, region, names))
+    for region, names in forwarded_regions(plan).items():
+        stacks.append(AlarmForwarderStack(app, plan, region, names))
     cdk.Tags.of(app).add("pilotlight:plan", plan.name)
     cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     return stacks

@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.common import Registry, client, raise_mapped
-from lambdas.errors import InvalidRequest, PreconditionFailed, ResourceNotFound
+from lambdas.errors import DnsCutoverFailed, InvalidRequest, PreconditionFailed, ResourceNotFound
 
 registry = Registry("dns")
 handler = registry.handler
@@ -91,6 +91,59 @@ def check_change(change_id: str | None, attempt: int = 0) -> dict[str, Any]:
     except ClientError as exc:
         raise_mapped(exc, f"get change {change_id}")
     return {"done": status == "INSYNC", "attempt": attempt + 1, "status": status, "change_id": change_id}
+
+
+def _failure_text(error: str | None, cause: str | None) -> str:
+    """What the failed step said: the Lambda error's message when the cause is one, else the cause."""
+    try:
+        doc = json.loads(cause or "")
+    except ValueError:
+        doc = None
+    message = doc.get("errorMessage") if isinstance(doc, dict) else None
+    return f"{error or 'error'}: {message or cause or 'no cause given'}"
+
+
+@registry.action("cutover_failed", permissions=[])
+def cutover_failed(
+    zone_id: str,
+    name: str,
+    record_type: str,
+    ttl: int,
+    value: str,
+    region: str,
+    error: str | None = None,
+    cause: str | None = None,
+    databases: list[dict[str, str]] | None = None,
+    environments: list[str] | None = None,
+) -> dict[str, Any]:
+    """End a records-mode failover whose Route 53 change failed, with the manual step as the cause.
+
+    Reached from the Catch of the ``upsert_record`` / ``check_change`` steps once their retries are
+    spent, after the restore (the DR replica promoted, the DR environment launched). Raises
+    :class:`DnsCutoverFailed`: what Route 53 said, the record and the value to set by hand, and that
+    the database is already promoted. Makes no AWS call.
+    """
+    fqdn = name.rstrip(".")
+    batch = json.dumps({"Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
+        "Name": fqdn, "Type": record_type, "TTL": ttl, "ResourceRecords": [{"Value": value}]}}]},
+        separators=(",", ":"))
+    done = []
+    for db in databases or []:
+        done.append(f"the database is already promoted: {db['identifier']} in {region} is a standalone, writable "
+                    f"instance (no longer a replica of {db.get('source') or 'the primary'}); do not send writes to "
+                    "the old primary")
+    if environments:
+        done.append(f"the DR environment{'s' if len(environments) > 1 else ''} {', '.join(environments)} "
+                    f"{'are' if len(environments) > 1 else 'is'} running in {region}")
+    raise DnsCutoverFailed(
+        f"DNS cutover failed: Route 53's control plane ({ROUTE53_REGION}) did not complete the change of "
+        f"{fqdn} ({_failure_text(error, cause)}). "
+        f"MANUAL STEP: set {record_type} record {fqdn} in hosted zone {zone_id} to {value} (TTL {ttl}), e.g. "
+        f"aws route53 change-resource-record-sets --hosted-zone-id {zone_id} --change-batch '{batch}'. "
+        + (("Already done: " + "; ".join(done) + ". ") if done else "")
+        + "Once the record is set or Route 53 answers again, start the failover again: it finds the promotion "
+        "and the environment done, completes the cutover, verifies and hardens."
+    )
 
 
 @registry.action("describe_record", permissions=["route53:ListResourceRecordSets"], resource="hostedzone")

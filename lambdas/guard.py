@@ -1,7 +1,8 @@
 """Guard rails before a failover acts, and the human approval step.
 
 - only one failover of a plan at a time (the oldest running execution wins; the others stop);
-- an automatic (alarm-triggered) run within ``min_interval_minutes`` of the previous run is refused;
+- an automatic (alarm-triggered) run within ``min_interval_minutes`` of a previous run (one started
+  before it) is refused;
 - refused while every trigger alarm is OK, unless forced (no trigger alarms: health unknown, allowed);
 - ``request_approval`` publishes the task token to the plan's SNS topic; ``pilotlight approve``
   or ``pilotlight abort`` answer it.
@@ -71,8 +72,13 @@ def check(
     automatic = is_automatic(trigger)
     if automatic and min_interval_minutes > 0:
         now = datetime.now(UTC)
+        mine = (me["startDate"], me["executionArn"]) if me is not None else None
         for e in recent:
             if e["executionArn"] == execution_arn:
+                continue
+            if mine is not None and (e["startDate"], e["executionArn"]) > mine:
+                # Only a previous run counts: two alarms of one outage start two runs at once; the
+                # younger stops as AlreadyRunning, and must not make the older one TooSoon.
                 continue
             age = (now - e["startDate"]).total_seconds() / 60
             if age < min_interval_minutes:

@@ -4,10 +4,16 @@ What moto does not do, and this module adds on the same event system as the othe
 
 - **Alarm evaluation.** moto stores metric data but never evaluates an alarm. Here a datum that
   arrives (``PutMetricData``) for an alarm's metric (namespace, name, exact dimensions) is compared
-  with the alarm's threshold, and the alarm moves to ALARM or OK once the modeled evaluation delay
-  (``cloudwatch.alarm_evaluation``) has passed. Missing data never changes a state (no periodic
-  evaluation is modeled, so TreatMissingData is not). ``SetAlarmState`` takes effect at once.
-  Transitions are applied when the alarm is next read (``DescribeAlarms``), with no timer thread.
+  with the alarm's threshold and kept as the datapoint of its period (the latest datum of a period
+  stands for it; statistics are not aggregated). The alarm's evaluation range is its last
+  ``EvaluationPeriods`` periods: ALARM when at least ``DatapointsToAlarm`` (default: all of them)
+  breach, OK otherwise; the new state takes effect once the modeled evaluation delay
+  (``cloudwatch.alarm_evaluation``) has passed. So an alarm of 3 x 60 s enters ALARM after three
+  breaching minutes plus the delay. Missing data never changes a state (no periodic evaluation is
+  modeled, so TreatMissingData is not). ``SetAlarmState`` takes effect at once. Transitions are
+  applied when the alarm is next read (``DescribeAlarms``); listeners (``World.listeners``, e.g. the
+  sandbox's EventBridge in ``sandbox/triggers.py``) hear of each one when it is noted, with its
+  modeled time.
 - **CLOUDWATCH_METRIC health checks.** moto drops ``AlarmIdentifier`` and
   ``InsufficientDataHealthStatus``; they are kept here and shown in ``CreateHealthCheck``,
   ``GetHealthCheck``, ``ListHealthChecks`` and ``UpdateHealthCheck`` answers with the alarm's
@@ -48,6 +54,13 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "LessThanThreshold": lambda v, t: v < t,
     "LessThanOrEqualToThreshold": lambda v, t: v <= t,
 }
+# How CloudWatch's state reason words each comparison.
+_WORDS = {
+    "GreaterThanOrEqualToThreshold": "greater than or equal to",
+    "GreaterThanThreshold": "greater than",
+    "LessThanThreshold": "less than",
+    "LessThanOrEqualToThreshold": "less than or equal to",
+}
 # Where a region's resolvers are, for latency routing between records of different regions.
 _CONTINENT = {"us": "NA", "ca": "NA", "mx": "NA", "sa": "SA", "eu": "EU", "af": "AF", "me": "AS", "il": "AS",
               "ap": "AS"}
@@ -70,6 +83,12 @@ class World:
     resolvers: dict[str, Location] = field(default_factory=dict)  # ResolverIP -> location
     history: dict[tuple[str, str], list[tuple[float, str, str]]] = field(default_factory=dict)
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)  # health check id -> kept config
+    # (region, alarm) -> period index -> (breaching, value): the datapoints in each alarm's evaluation range.
+    datapoints: dict[tuple[str, str], dict[int, tuple[bool, float]]] = field(default_factory=dict)
+    # (region, alarm) -> the state moto gave the alarm when it was created, before any modeled transition.
+    initial: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Called as listener(region, alarm, at, state, reason) for every transition noted (at: modeled time).
+    listeners: list[Callable[[str, str, float, str, str], None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def place_resolver(self, region: str, continent: str | None = None, country: str | None = None) -> None:
@@ -85,6 +104,13 @@ class World:
             entries = self.history.setdefault((region, alarm), [])
             entries.append((at, state, reason))
             entries.sort(key=lambda e: e[0])
+        for listener in list(self.listeners):
+            listener(region, alarm, at, state, reason)
+
+    def reason_at(self, region: str, alarm: str, at: float) -> str | None:
+        with self.lock:
+            entries = [e for e in self.history.get((region, alarm), []) if e[0] <= at]
+        return entries[-1][2] if entries else None
 
     def state_at(self, region: str, alarm: str, at: float) -> str | None:
         """The alarm's state at wall time ``at`` per the modeled transitions (None: none happened yet)."""
@@ -117,7 +143,8 @@ class World:
         if value is None:
             return
         dims = sorted((d["Name"], str(d["Value"])) for d in datum.get("Dimensions") or [])
-        at = clock.now() + self.evaluation_delay()
+        now = clock.now()
+        at = now + self.evaluation_delay()
         for alarm in list(_cloudwatch(region).alarms.values()):
             if alarm.namespace != namespace or alarm.metric_name != datum.get("MetricName"):
                 continue
@@ -127,10 +154,28 @@ class World:
             if compare is None or alarm.threshold is None:
                 continue
             breaching = compare(value, float(alarm.threshold))
-            state = "ALARM" if breaching else "OK"
-            op = alarm.comparison_operator
-            reason = (f"Threshold Crossed: 1 datapoint [{value:g}] was {'' if breaching else 'not '}"
-                      f"{op.removesuffix('Threshold')} the threshold ({float(alarm.threshold):g}).")
+            periods = max(1, int(alarm.evaluation_periods or 1))
+            needed = max(1, min(periods, int(alarm.datapoints_to_alarm or periods)))
+            bucket = int(now // max(1, int(alarm.period or 60)))
+            with self.lock:
+                points = self.datapoints.setdefault((region, alarm.name), {})
+                points[bucket] = (breaching, value)
+                for old in [b for b in points if b <= bucket - periods]:
+                    del points[old]
+                window = [points[b] for b in sorted(points) if b > bucket - periods]
+            crossing = sum(1 for b, _ in window if b)
+            state = "ALARM" if crossing >= needed else "OK"
+            op = alarm.comparison_operator.removesuffix("Threshold")
+            threshold = float(alarm.threshold)
+            if periods == 1:
+                reason = (f"Threshold Crossed: 1 datapoint [{value:g}] was {'' if breaching else 'not '}"
+                          f"{op} the threshold ({threshold:g}).")
+            else:
+                values = ", ".join(f"{v:g}" for _, v in reversed(window))
+                words = _WORDS.get(alarm.comparison_operator, op)
+                reason = (f"Threshold Crossed: {crossing} out of the last {len(window)} datapoints [{values}] "
+                          f"{'were' if crossing != 1 else 'was'} {words} the threshold ({threshold:g}) (minimum "
+                          f"{needed} datapoint{'s' if needed != 1 else ''} for OK -> ALARM transition).")
             self.note(region, alarm.name, at, state, reason)
 
     # -- health checks -------------------------------------------------------------------------
@@ -213,6 +258,8 @@ class Adapters:
         name = responses.api_params(context).get("AlarmName", "")
         state = self.world.state_at(region, name, clock.now())
         alarm = _cloudwatch(region).alarms.get(name)
+        if alarm is not None:
+            self.world.initial.setdefault((region, name), alarm.state_value)
         if state and alarm is not None and alarm.state_value != state:
             alarm.update_state("configuration updated; state kept", "{}", state)
 

@@ -34,6 +34,7 @@ from sandbox import (
     adapters_s3,
     clock,
     seed,
+    triggers,
 )
 from sandbox.faults import Faults
 from sandbox.iam_enforce import Enforcer
@@ -74,6 +75,8 @@ class Sandbox:
         self._saved_env: dict[str, str | None] = {}
         self._events: Any = None
         self._started: list[str] = []
+        # EventBridge: the plan's rules (deploy), fed by alarm and execution events (sandbox/triggers.py).
+        self.eventbridge = triggers.EventBridge(self.account_id, on_start=self._started.append)
         self.faults: Faults
         self.dns: adapters_route53.World
 
@@ -103,6 +106,7 @@ class Sandbox:
         adapters_ec2.install(self._events)
         adapters_s3.install(self._events, self.latency.delay("s3.replicate"))
         self.dns = adapters_route53.install(self._events, self.latency)
+        self.eventbridge.install(self.dns)
         adapters_quotas.install(self._events)
         self._events.register_first("before-call.rds.ModifyDBInstance", snapshot_before_modify,
                                     unique_id="pilotlight-snapshot-modify")
@@ -111,9 +115,11 @@ class Sandbox:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.eventbridge.close()
         self.stop_executions()
         self.faults.clear()
         self.latency.uninstall(self._events)
+        self.eventbridge.uninstall()
         adapters_route53.uninstall(self._events)
         adapters_quotas.uninstall(self._events)
         adapters_s3.uninstall(self._events)
@@ -178,17 +184,32 @@ class Sandbox:
         adapters_quotas.set_quota(region, service_code, quota_code, value)
 
     def simulate_disaster(self, plan: Plan) -> list[str]:
-        """Put every trigger alarm of the plan into ALARM, as an outage of the primary would."""
-        for alarm in plan.triggers.alarms:
-            boto3.client("cloudwatch", region_name=alarm.region or plan.primary_region).set_alarm_state(
-                AlarmName=alarm.name, StateValue="ALARM", StateReason="sandbox: simulated outage of the primary")
+        """Put every trigger alarm of the plan into ALARM at once, for a failover an operator starts.
+
+        The alarms are set by hand (``SetAlarmState``) and EventBridge is not told, so the plan's
+        alarm rule starts nothing: the caller starts the failover (``pilotlight failover --sandbox``,
+        the failover's own tests). The outage as deployed, alarm-driven, is :meth:`start_outage`.
+        """
+        with self.eventbridge.quiet():
+            for alarm in plan.triggers.alarms:
+                boto3.client("cloudwatch", region_name=alarm.region or plan.primary_region).set_alarm_state(
+                    AlarmName=alarm.name, StateValue="ALARM", StateReason="sandbox: simulated outage of the primary")
         return [a.name for a in plan.triggers.alarms]
+
+    def start_outage(self, plan: Plan, **kwargs: Any) -> triggers.Outage:
+        """The primary starts failing now, as its trigger alarms see it: their metrics breach, one datum
+        per period (no alarm state is set by hand). Each alarm enters ALARM after its evaluation
+        periods; CloudWatch's state-change event reaches the plan's rules (forwarded to the DR region
+        when the alarm lives elsewhere) and the failover rule starts the failover with the event as
+        input. ``kwargs``: see :class:`sandbox.triggers.Outage`."""
+        return triggers.Outage(plan, self.dns, **kwargs)
 
     def function_arn(self, plan: Plan, service: str) -> str:
         return f"arn:aws:lambda:{plan.dr_region}:{self.account_id}:function:{render.function_name(plan, service)}"
 
     def deploy(self, plan: Plan) -> dict[str, str]:
-        """Register the Lambda functions and create every state machine from the rendered ASL."""
+        """Register the Lambda functions, create every state machine from the rendered ASL, and the
+        plan's EventBridge rules (alarm trigger, forwarding, failure notification)."""
         from infra import iam as plan_iam
 
         for service in render.services_used(plan):
@@ -223,6 +244,8 @@ class Sandbox:
             except sfn.exceptions.StateMachineDoesNotExist:
                 arns[workflow] = sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn)[
                     "stateMachineArn"]
+        # The plan's EventBridge rules, as the CDK app deploys them (workflows/triggers.py).
+        triggers.deploy_rules(plan, self.account_id, arns, self.topic_arn(plan))
         return arns
 
     def run_replicate(

@@ -31,8 +31,9 @@ from workflows.plan import Plan
 # (promote 15 min, environment launch 10 min, Multi-AZ 40 min, resize 30 min, Route 53 INSYNC ~1 min).
 PROMOTE_FIRST, PROMOTE_POLL, PROMOTE_MAX = 150, 10, 256  # p50 5 min; checks until 45 min
 LAUNCH_FIRST, LAUNCH_POLL, LAUNCH_MAX = 150, 10, 256  # p50 5 min; 45 min
-MULTI_AZ_FIRST, MULTI_AZ_POLL, MULTI_AZ_MAX = 450, 30, 166  # p50 15 min; 90 min (after service is restored)
-RESIZE_FIRST, RESIZE_POLL, RESIZE_MAX = 300, 30, 141  # p50 10-20 min; 75 min
+# Hardening runs after service is restored: a minute between checks is precise enough there.
+MULTI_AZ_FIRST, MULTI_AZ_POLL, MULTI_AZ_MAX = 450, 60, 83  # p50 15 min; 90 min
+RESIZE_FIRST, RESIZE_POLL, RESIZE_MAX = 300, 60, 71  # p50 10-20 min; 75 min
 DNS_FIRST, DNS_POLL, DNS_MAX = 30, 5, 115  # p50 60 s; 10 min
 VERIFY_POLL, VERIFY_MAX = 5, 60  # 5 min
 MACHINE_TIMEOUT = 6 * 3600
@@ -41,6 +42,8 @@ APPROVAL_TIMEOUT = 4 * 3600  # an unanswered approval request fails the executio
 # Step labels (state Comments): the timeline and the RTO figures are read from them.
 RESTORE_STEPS = ("Promote DR replica", "Launch DR environment", "Repoint DNS", "Verify service")
 RESTORED_STATE = "ServiceRestored"
+# Records mode: where a failed Route 53 change ends the run, with the manual step (error DnsCutoverFailed).
+DNS_FAILED_STATE = "DnsCutoverFailed"
 
 
 def plan_document(plan: Plan) -> dict[str, Any]:
@@ -400,6 +403,35 @@ def build(plan: Plan) -> dict[str, Any]:
                 what="Route 53 change",
             )
         )
+        # Route 53's control plane failing (after the retries) must not end the run with a bare AWS
+        # error: the database is promoted by now, so the operator gets the record to set by hand.
+        for name in ("RepointDns", "RepointDnsCheck"):
+            states[name]["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.dns_error",
+                                      "Next": DNS_FAILED_STATE}]
+        states[DNS_FAILED_STATE] = {
+            **asl.task(
+                "Repoint DNS",
+                "dns",
+                "cutover_failed",
+                {
+                    **dns,
+                    "ttl.$": "$.plan.dns.ttl",
+                    "value.$": "$.plan.dns.target",
+                    "region": plan.dr_region,
+                    "error.$": "$.dns_error.Error",
+                    "cause.$": "$.dns_error.Cause",
+                    "databases": [{"identifier": d.dr_replica_identifier, "source": d.identifier}
+                                  for d in plan.databases],
+                    "environments": [e.dr_environment_name for e in plan.environments],
+                },
+                result_path=None,
+                next_state=None,
+                retry=False,
+            ),
+            # It always fails, with DnsCutoverFailed; only the Lambda service's own errors are retried.
+            "Retry": [{"ErrorEquals": asl.LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 3,
+                       "BackoffRate": 2.0}],
+        }
     verify = _verify_params(plan)
     states.update(
         asl.poll_loop(
