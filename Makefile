@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint render synth clean bench
+.PHONY: demo test lint render synth clean bench docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ lint: $(STAMP)
 
 render: $(STAMP)
 	$(BIN)/pilotlight render examples/reference.yaml -o asl/reference
+
+docs: $(STAMP)
+	$(BIN)/python -m infra.iam_doc > docs/iam.md
 
 synth: $(STAMP)
 	$(BIN)/python -m infra.app examples/reference.yaml cdk.out

@@ -24,35 +24,34 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambdas import ami, beanstalk, dns, rds
+from lambdas import ami, beanstalk, beanstalk_access, dns, iam, rds, readiness_report
 from lambdas import s3 as s3_steps
 from lambdas.common import Registry, client, raise_mapped
 from lambdas.errors import ResourceNotFound
+from lambdas.readiness_report import (  # noqa: F401 - the result shape and names the checks share, re-exported
+    METRICS_NAMESPACE,
+    NOT_READY,
+    READY,
+    UNKNOWN,
+    flatten,
+    overall,
+    parameter_name,
+    result,
+    summary,
+)
 
 registry = Registry("readiness")
 handler = registry.handler
 
-READY, NOT_READY, UNKNOWN = "READY", "NOT_READY", "UNKNOWN"
-METRICS_NAMESPACE = "pilotlight"  # infra/iam.py METRICS_NAMESPACE; lambdas cannot import infra
 EC2_VCPU_QUOTA = ("ec2", "L-1216C47A")  # Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances
 RDS_INSTANCE_QUOTA = ("rds", "L-7B6409FD")  # DB instances
 STANDARD_FAMILIES = set("acdhimrtz")  # instance families that count against L-1216C47A
 BEANSTALK_DEFAULT_MAX_SIZE = 4  # aws:autoscaling:asg MaxSize when a configuration does not set it
 CANARY_LOOKBACK = dt.timedelta(days=7)  # replicate writes a canary every run; older ones are not listed
-PARAMETER_LIMIT = 4096  # characters in a standard-tier SSM parameter
-
-
-def parameter_name(plan: str) -> str:
-    """Where the last readiness result of a plan is kept (SSM Parameter Store, DR region)."""
-    return f"/pilotlight/{plan}/readiness"
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def result(check: str, resource: str, status: str, reason: str, /, **evidence: Any) -> dict[str, Any]:
-    return {"check": check, "resource": resource, "status": status, "reason": reason, "evidence": evidence}
+    return readiness_report.now()
 
 
 # -- the failover definition's fingerprint ---------------------------------------------------------
@@ -81,17 +80,6 @@ def _option(settings: dict[str, Any] | None, namespace: str, name: str) -> str |
     for opt in (settings or {}).get("OptionSettings") or []:
         if opt.get("Namespace") == namespace and opt.get("OptionName") == name:
             return opt.get("Value")
-    return None
-
-
-def _template(eb: Any, application: str, name: str) -> dict[str, Any] | None:
-    try:
-        return eb.describe_configuration_settings(ApplicationName=application, TemplateName=name)[
-            "ConfigurationSettings"][0]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "InvalidParameterValue":  # no such template (or application)
-            return None
-        raise_mapped(exc, f"read saved configuration {name}")
     return None
 
 
@@ -198,7 +186,16 @@ def _configuration_check(
                   f"({len(expected)} options, regional values rewritten)", **evidence)
 
 
-def _version_check(ctx: dict[str, Any], item: dict[str, Any], primary_env: dict[str, Any]) -> dict[str, Any]:
+def _dr_template(ctx: dict[str, Any], eb: Any, application: str, env: str) -> tuple[str, dict[str, Any] | None]:
+    """The DR saved configuration a failover would launch (its name; the stable name when there is none)."""
+    found = beanstalk.find_template(eb, application, ctx["plan"], env, newest=False)
+    return found if found else (beanstalk.template_name(ctx["plan"], env), None)
+
+
+def _version_check(ctx: dict[str, Any], item: dict[str, Any], primary_env: dict[str, Any],
+                   settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The running version exists in DR, and the instances of the DR environment (``settings``: its saved
+    configuration) may read its source bundle."""
     env, app, dr = item["resource"], item["application"], ctx["dr_region"]
     label = primary_env.get("VersionLabel")
     if not label:
@@ -216,15 +213,21 @@ def _version_check(ctx: dict[str, Any], item: dict[str, Any], primary_env: dict[
         return result("app-version", env, NOT_READY, f"application version {app}/{label} in {dr} is FAILED",
                       version=label, status=status)
     bundle = found[0].get("SourceBundle") or {}
-    return result("app-version", env, READY, f"{app}/{label} (running in {env}) exists in {dr}", version=label,
-                  status=status, bundle=f"s3://{bundle.get('S3Bucket')}/{bundle.get('S3Key')}")
+    location = f"s3://{bundle.get('S3Bucket')}/{bundle.get('S3Key')}"
+    denial, access = beanstalk_access.bundle_read_denial(dr, bundle, settings)
+    if denial:
+        return result("app-version", env, NOT_READY, f"{app}/{label} exists in {dr} but its bundle {location} is "
+                      f"not readable by the DR environment's instances: {denial}", version=label, status=status,
+                      bundle=location, access=access)
+    return result("app-version", env, READY, f"{app}/{label} (running in {env}) exists in {dr}, its bundle readable "
+                  f"by instance profile {access['instance_profile']}", version=label, status=status, bundle=location,
+                  access=access)
 
 
 def check_environment(ctx: dict[str, Any], item: dict[str, Any]) -> list[dict[str, Any]]:
     env, app = item["resource"], item["application"]
     primary = ctx["primary_region"]
-    tpl_name = beanstalk.template_name(ctx["plan"], env)
-    template = _template(client("elasticbeanstalk", ctx["dr_region"]), app, tpl_name)
+    tpl_name, template = _dr_template(ctx, client("elasticbeanstalk", ctx["dr_region"]), app, env)
     eb = client("elasticbeanstalk", primary)
     try:
         envs = eb.describe_environments(ApplicationName=app, EnvironmentNames=[env])["Environments"]
@@ -240,7 +243,7 @@ def check_environment(ctx: dict[str, Any], item: dict[str, Any]) -> list[dict[st
     except ClientError as exc:
         raise_mapped(exc, f"read configuration of {env}")
     checks.append(_configuration_check(ctx, item, tpl_name, template, current))
-    checks.append(_version_check(ctx, item, envs[0]))
+    checks.append(_version_check(ctx, item, envs[0], template or current))
     return checks
 
 
@@ -284,6 +287,8 @@ def check_database(ctx: dict[str, Any], item: dict[str, Any]) -> list[dict[str, 
     rpo, primary = ctx["rpo_minutes"], ctx["primary_region"]
     checks = [_replica_check("dr-replica", ctx["dr_region"], item["dr_replica_identifier"], item["resource"],
                              primary, rpo)]
+    if item.get("dr_network"):
+        checks.append(rds.network_check(ctx["dr_region"], item["dr_replica_identifier"], item["dr_network"]))
     if item.get("az2"):
         checks.append(_replica_check("az2-replica", primary, item["az2"]["identifier"], item["resource"], primary,
                                      rpo, availability_zone=item["az2"]["availability_zone"]))
@@ -463,8 +468,7 @@ def _ec2_capacity(ctx: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
     launches: dict[str, tuple[str, int]] = {}
     missing: list[str] = []
     for env in item["environments"]:
-        tpl_name = beanstalk.template_name(ctx["plan"], env["name"])
-        template = _template(eb, env["application"], tpl_name)
+        tpl_name, template = _dr_template(ctx, eb, env["application"], env["name"])
         instance_type = _option(template, beanstalk.LAUNCH, "InstanceType")
         if template is None or not instance_type:
             missing.append(tpl_name)
@@ -563,87 +567,31 @@ _KINDS = {"environment": check_environment, "database": check_database, "bucket"
                  "elasticbeanstalk:DescribeApplicationVersions", "rds:DescribeDBInstances",
                  "cloudwatch:GetMetricStatistics", "s3:GetReplicationConfiguration", "s3:GetBucketVersioning",
                  "s3:ListBucket", "s3:GetObject", "route53:ListResourceRecordSets", "servicequotas:GetServiceQuota",
-                 "states:DescribeStateMachine"],
+                 "states:DescribeStateMachine", *rds.NETWORK_PERMISSIONS, *iam.PERMISSIONS,
+                 *beanstalk_access.READ_CHECK_PERMISSIONS],
     resource={"elasticbeanstalk:DescribeConfigurationSettings": ("source_environment", "configurationtemplate"),
               "elasticbeanstalk:DescribeEnvironments": "source_environment",
               "elasticbeanstalk:DescribeApplicationVersions": "applicationversion",
               # Listing the DR region's instances (the quota check) needs the region's db:* resources.
-              "rds:DescribeDBInstances": "*",
+              "rds:DescribeDBInstances": "*", "rds:DescribeDBSubnetGroups": "dr_subnet_group",
               "s3:GetReplicationConfiguration": "bucket", "s3:GetBucketVersioning": "bucket",
               "s3:ListBucket": "bucket", "s3:GetObject": "canary_object",
-              "route53:ListResourceRecordSets": "hostedzone", "states:DescribeStateMachine": "statemachine"},
+              "route53:ListResourceRecordSets": "hostedzone", "states:DescribeStateMachine": "statemachine",
+              **iam.RESOURCES, **beanstalk_access.READ_CHECK_RESOURCES,
+              # Simulated: the failover functions' roles and the DR instance profile's role (bundle access).
+              "iam:SimulatePrincipalPolicy": (iam.RESOURCES["iam:SimulatePrincipalPolicy"], "instance_role")},
 )
 def check(item: dict[str, Any], context: dict[str, Any], run: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the checks of one plan item; one result per check (READY / NOT_READY / UNKNOWN)."""
     kind = item["kind"]
     if kind == "failover":
         return {"checks": check_failover(context, item, run or {})}
+    if kind == "permissions":
+        return iam.check_permissions(context["dr_region"], item["function"], item["checks"])
     return {"checks": _KINDS[kind](context, item)}
 
 
 # -- report ---------------------------------------------------------------------------------------
-
-def _readable_cause(cause: Any) -> str:
-    if isinstance(cause, str) and cause.startswith("{"):
-        try:
-            return str(json.loads(cause).get("errorMessage", cause))
-        except ValueError:
-            return cause
-    return str(cause)
-
-
-def flatten(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The check results of every item; an item whose Lambda failed counts as one UNKNOWN check."""
-    out: list[dict[str, Any]] = []
-    for item in results or []:
-        if "checks" in item:
-            out.extend(item["checks"])
-        elif "failed" in item:
-            f = item["failed"]
-            out.append(result(f"{f.get('kind')}-checks", str(f.get("resource")), UNKNOWN,
-                              f"checks of {f.get('resource')} could not run: {f.get('error')}: "
-                              f"{_readable_cause(f.get('cause'))}"))
-    return out
-
-
-def overall(checks: list[dict[str, Any]]) -> str:
-    statuses = {c["status"] for c in checks}
-    if NOT_READY in statuses:
-        return NOT_READY
-    if UNKNOWN in statuses or not checks:
-        return UNKNOWN
-    return READY
-
-
-def _metrics(plan: str, checks: list[dict[str, Any]], score: float) -> list[dict[str, Any]]:
-    dims = [{"Name": "Plan", "Value": plan}]
-    data = [{"MetricName": "ReadinessScore", "Dimensions": dims, "Value": round(score * 100, 2), "Unit": "Percent"},
-            {"MetricName": "NotReadyChecks", "Dimensions": dims, "Unit": "Count",
-             "Value": float(sum(c["status"] == NOT_READY for c in checks))}]
-    lags = [c["evidence"]["lag_seconds"] for c in checks if c["check"] in ("dr-replica", "az2-replica")
-            and c["evidence"].get("lag_seconds") is not None]
-    if lags:
-        data.append({"MetricName": "ReplicaLagSeconds", "Dimensions": dims, "Value": float(max(lags)),
-                     "Unit": "Seconds"})
-    ages = [c["evidence"]["age_hours"] for c in checks if c["check"] == "dr-ami"
-            and c["evidence"].get("age_hours") is not None]
-    if ages:
-        data.append({"MetricName": "AmiAgeHours", "Dimensions": dims, "Value": float(max(ages)), "Unit": "None"})
-    return data
-
-
-def summary(doc: dict[str, Any]) -> str:
-    """The last result as kept in SSM: small enough for a standard parameter (not-ready reasons shortened)."""
-    keep = {k: doc[k] for k in ("plan", "status", "score", "ready", "total", "at", "execution")}
-    keep["not_ready"] = [{"check": c["check"], "resource": c["resource"], "status": c["status"],
-                          "reason": c["reason"][:200]} for c in doc["checks"] if c["status"] != READY]
-    text = json.dumps(keep, separators=(",", ":"))
-    while len(text) > PARAMETER_LIMIT and keep["not_ready"]:
-        keep["not_ready"].pop()
-        keep["truncated"] = True
-        text = json.dumps(keep, separators=(",", ":"))
-    return text
-
 
 @registry.action(
     "report",
@@ -653,42 +601,4 @@ def summary(doc: dict[str, Any]) -> str:
 def report(plan: str, region: str, topic_arn: str, results: list[dict[str, Any]],
            execution: str | None = None) -> dict[str, Any]:
     """Score the checks, publish the metrics, keep the result, notify when the overall status changed."""
-    checks = flatten(results)
-    ready = sum(c["status"] == READY for c in checks)
-    score = ready / len(checks) if checks else 0.0
-    status = overall(checks)
-    doc: dict[str, Any] = {"plan": plan, "status": status, "score": round(score, 4), "ready": ready,
-                           "total": len(checks), "at": _now().isoformat(timespec="seconds"),
-                           "execution": execution, "checks": checks}
-    metric_data = _metrics(plan, checks, score)
-    try:
-        client("cloudwatch", region).put_metric_data(Namespace=METRICS_NAMESPACE, MetricData=metric_data)
-    except ClientError as exc:
-        raise_mapped(exc, f"publish readiness metrics of {plan}")
-    ssm = client("ssm", region)
-    name = parameter_name(plan)
-    try:
-        previous = json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"]).get("status")
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ParameterNotFound":
-            raise_mapped(exc, f"read {name}")
-        previous = None
-    changed = previous != status
-    if changed:
-        # Publish before saving: if the save fails, the next run notifies again rather than never.
-        message = {"plan": plan, "status": status, "previous_status": previous, "score": doc["score"],
-                   "at": doc["at"], "execution": execution,
-                   "not_ready": [f"{c['check']} {c['resource']}: {c['reason']}"
-                                 for c in checks if c["status"] != READY]}
-        try:
-            client("sns", region).publish(TopicArn=topic_arn, Message=json.dumps(message, indent=2),
-                                          Subject=f"pilotlight: {plan} readiness {previous or 'new'} -> {status}"[:100])
-        except ClientError as exc:
-            raise_mapped(exc, f"publish readiness change of {plan} to {topic_arn}")
-    try:
-        ssm.put_parameter(Name=name, Value=summary(doc), Type="String", Overwrite=True, Tier="Standard",
-                          Description=f"pilotlight {plan}: last readiness result")
-    except ClientError as exc:
-        raise_mapped(exc, f"save {name}")
-    return {**doc, "previous_status": previous, "notified": changed,
-            "metrics": {m["MetricName"]: m["Value"] for m in metric_data}}
+    return readiness_report.publish(plan, region, topic_arn, results, execution)

@@ -33,6 +33,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from sandbox import responses
+
 # botocore's event service name -> IAM service prefix, where they differ.
 _PREFIX = {"elastic-beanstalk": "elasticbeanstalk", "sfn": "states", "service-quotas": "servicequotas",
            "elastic-load-balancing-v2": "elasticloadbalancing", "route-53": "route53", "eventbridge": "events"}
@@ -95,7 +97,11 @@ class Enforcer:
         self.policies[function_name] = statements
 
     def role_arn(self, function_name: str) -> str:
+        """The function's role (workflows.render.function_role_name: the function's name + ``-role``)."""
         return f"arn:{self.partition}:iam::{self.account}:role/{function_name}-role"
+
+    def function_of_role(self, role_arn: str) -> str | None:
+        return next((f for f in self.policies if self.role_arn(f) == role_arn), None)
 
     @contextlib.contextmanager
     def acting_as(self, function_name: str) -> Iterator[None]:
@@ -106,11 +112,56 @@ class Enforcer:
         finally:
             self._local.function = previous
 
+    def _handlers(self) -> list[tuple[str, Any]]:
+        return [
+            ("before-parameter-build", self._check),
+            ("before-parameter-build.iam.SimulatePrincipalPolicy", responses.stash_api_params),
+            ("before-call.iam.SimulatePrincipalPolicy", self._simulate_principal_policy),
+            ("before-parameter-build.lambda.GetFunctionConfiguration", responses.stash_api_params),
+            ("before-call.lambda.GetFunctionConfiguration", self._get_function_configuration),
+        ]
+
     def install(self, events: Any) -> None:
-        events.register("before-parameter-build", self._check, unique_id="pilotlight-iam-enforce")
+        for event, handler in self._handlers():
+            events.register(event, handler, unique_id=f"pilotlight-iam-{event}")
 
     def uninstall(self, events: Any) -> None:
-        events.unregister("before-parameter-build", unique_id="pilotlight-iam-enforce")
+        for event, _ in self._handlers():
+            events.unregister(event, unique_id=f"pilotlight-iam-{event}")
+
+    # -- what moto lacks: the policy simulator, and the functions' configuration ----------------
+    def _simulate_principal_policy(self, context: dict[str, Any], **_: Any) -> Any:
+        p = responses.api_params(context)
+        function = self.function_of_role(p.get("PolicySourceArn", ""))
+        if function is None:
+            return None  # not a function's role: the roles moto holds are simulated by sandbox/adapters_iam.py
+        ctx = {e["ContextKeyName"]: (e.get("ContextKeyValues") or [""])[0] for e in p.get("ContextEntries") or []}
+        results = []
+        for action in p.get("ActionNames") or []:
+            per = []
+            for resource in p.get("ResourceArns") or ["*"]:
+                ok = self.allowed(self.policies[function], action, None if resource == "*" else resource, ctx)
+                per.append({"EvalResourceName": resource, "EvalResourceDecision": "allowed" if ok else "implicitDeny",
+                            "MatchedStatements": [], "MissingContextValues": []})
+            decision = "allowed" if all(r["EvalResourceDecision"] == "allowed" for r in per) else "implicitDeny"
+            results.append({"EvalActionName": action, "EvalResourceName": per[0]["EvalResourceName"],
+                            "EvalDecision": decision, "MatchedStatements": [], "MissingContextValues": [],
+                            "ResourceSpecificResults": per})
+        return responses.ok({"EvaluationResults": results, "IsTruncated": False})
+
+    def _get_function_configuration(self, context: dict[str, Any], **_: Any) -> Any:
+        name = str(responses.api_params(context).get("FunctionName", "")).rsplit(":function:", 1)[-1].split(":")[0]
+        if name not in self.policies:
+            return responses.error("ResourceNotFoundException", f"Function not found: {name}", 404)
+        region = context.get("client_region") or "us-east-1"
+        return responses.ok({
+            "FunctionName": name,
+            "FunctionArn": f"arn:{self.partition}:lambda:{region}:{self.account}:function:{name}",
+            "Role": self.role_arn(name),
+            "Runtime": "python3.12",
+            "Handler": f"lambdas.{name.rsplit('-', 1)[-1]}.handler",
+            "State": "Active",
+        })
 
     # -- evaluation ----------------------------------------------------------------------------
     def allowed(self, statements: list[dict[str, Any]], action: str, resource: str | None,

@@ -132,3 +132,9 @@ def test_render_command_writes_every_workflow(tmp_path):
     result = CliRunner().invoke(cli, ["render", str(REFERENCE), "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert Path(tmp_path / "failover.asl.json").read_text() == (COMMITTED / "failover.asl.json").read_text()
+
+
+def test_iam_doc_is_current():
+    from infra import iam_doc
+
+    assert (ROOT / "docs" / "iam.md").read_text() == iam_doc.render_markdown(), "run `make docs`"

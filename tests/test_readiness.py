@@ -61,9 +61,12 @@ def test_a_freshly_replicated_estate_is_all_ready(estate: tuple[Sandbox, Plan]) 
     out = readiness(sb, plan)
     assert out["status"] == "READY" and out["score"] == 1.0, [c for c in out["checks"] if c["status"] != "READY"]
     assert {c["check"] for c in out["checks"]} == {
-        "dr-ami", "saved-configuration", "app-version", "dr-replica", "az2-replica", "s3-replication",
-        "s3-versioning", "s3-canary", "dns-record", "ec2-capacity", "rds-capacity", "failover-definition"}
-    assert out["total"] == 15  # 3 per environment, 2 per database, 3 per bucket pair, DNS, 2 quotas, failover
+        "dr-ami", "saved-configuration", "app-version", "dr-replica", "dr-db-network", "az2-replica", "s3-replication",
+        "s3-versioning", "s3-canary", "dns-record", "ec2-capacity", "rds-capacity", "failover-definition",
+        "permissions"}
+    # 3 per environment, 3 per database, 3 per bucket pair, DNS, 2 quotas, failover, and the permissions of the
+    # failover's 5 functions.
+    assert out["total"] == 21
     by = {(c["check"], c["resource"]): c for c in out["checks"]}
     (copy,) = dr_copies(plan, "shop-prod")
     assert by[("dr-ami", "shop-prod")]["evidence"]["image_id"] == copy["ImageId"]
@@ -75,6 +78,7 @@ def test_one_task_per_plan_item_keeps_transitions_at_items_plus_three(estate: tu
     sb, plan = estate
     out = readiness(sb, plan)
     items = len(plan.environments) + len(plan.databases) + len(plan.buckets) + 1 + 1 + 1  # dns, capacity, failover
+    items += 5  # the permissions of each function the failover uses
     assert out["_transitions"] == items + 3
 
 
@@ -164,7 +168,8 @@ def test_a_deleted_dr_replica_is_not_ready(estate: tuple[Sandbox, Plan]) -> None
     finally:
         rds.create_db_instance_read_replica(
             DBInstanceIdentifier=db.dr_replica_identifier, SourceDBInstanceIdentifier=source_arn,
-            DBInstanceClass=db.replica_instance_class, SourceRegion=plan.primary_region)
+            DBInstanceClass=db.replica_instance_class, SourceRegion=plan.primary_region,
+            DBSubnetGroupName=db.dr_network.subnet_group, VpcSecurityGroupIds=list(db.dr_network.security_groups))
         _wait_available(rds, db.dr_replica_identifier)
     check = not_ready_only(out, "dr-replica", db.dr_replica_identifier)
     assert check["reason"] == f"replica {db.dr_replica_identifier} does not exist in {plan.dr_region}"
@@ -320,10 +325,10 @@ def test_status_shows_the_last_readiness_result(estate: tuple[Sandbox, Plan]) ->
         sb.latency.replica_lag_overrides.pop("shop-db-az2")
     runner = CliRunner()
     doc = json.loads(runner.invoke(cli, ["status", str(REFERENCE), "--json"]).stdout)
-    assert doc["readiness"]["status"] == "NOT_READY" and doc["readiness"]["total"] == 15
+    assert doc["readiness"]["status"] == "NOT_READY" and doc["readiness"]["total"] == 21
     assert doc["readiness"]["not_ready"][0]["check"] == "az2-replica"
     human = runner.invoke(cli, ["status", str(REFERENCE)])
     assert human.exit_code == 0, human.output
-    assert "Readiness: NOT_READY (14/15 checks, score 93%)" in human.output
+    assert "Readiness: NOT_READY (20/21 checks, score 95%)" in human.output
     assert "NOT_READY  az2-replica  shop-db-az2: replica shop-db-az2 lags 900 s" in human.output
     readiness(sb, plan)  # leave the estate READY for whatever runs next

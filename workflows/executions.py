@@ -176,7 +176,7 @@ class Follower:
             stop = self.events[-1]["timestamp"]  # the last event ended it (stopDate is absent on some ends)
         failed_state = failed_step = None
         if status not in ("RUNNING", "SUCCEEDED"):
-            failed_state, failed_step = self.failure()
+            failed_state, failed_step = self.failure(described.get("error"))
         if ended:
             for step in self.steps.values():
                 if status == "SUCCEEDED":
@@ -197,18 +197,28 @@ class Follower:
             events=self.events,
         )
 
-    def failure(self) -> tuple[str | None, str | None]:
-        """The state (and its step) where the execution failed, following the event chain back."""
+    def failure(self, error: str | None = None) -> tuple[str | None, str | None]:
+        """The state (and its step) where the execution failed, following the event chain back.
+
+        The last failure whose error is the execution's own: when one Parallel branch fails, the
+        others are cancelled and may record failures of their own after it.
+        """
+        fallback: tuple[str | None, str | None] = (None, None)
         for event in reversed(self.events):
             if event["type"] in ("LambdaFunctionFailed", "TaskFailed", "LambdaFunctionTimedOut", "TaskTimedOut",
                                  "FailStateEntered"):
                 node: dict[str, Any] | None = event
                 while node is not None and not node["type"].endswith("StateEntered"):
                     node = self._by_id.get(node.get("previousEventId", 0))
-                if node is not None:
-                    name = node["stateEnteredEventDetails"]["name"]
+                if node is None:
+                    continue
+                name = node["stateEnteredEventDetails"]["name"]
+                details = next((v for k, v in event.items() if k.endswith("EventDetails")), {}) or {}
+                if error is None or details.get("error") == error:
                     return name, self.labels.get(name, name)
-        return None, None
+                if fallback == (None, None):
+                    fallback = (name, self.labels.get(name, name))
+        return fallback
 
 
 def _loads(text: str | None) -> Any:

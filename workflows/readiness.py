@@ -45,6 +45,8 @@ def items(plan: Plan) -> list[dict[str, Any]]:
     for db in plan.databases:
         out.append({
             "kind": "database", "resource": db.identifier, "dr_replica_identifier": db.dr_replica_identifier,
+            "dr_network": {"subnet_group": db.dr_network.subnet_group,
+                           "security_groups": list(db.dr_network.security_groups)},
             "az2": ({"identifier": db.az2_replica.identifier, "availability_zone": db.az2_replica.availability_zone}
                     if db.az2_replica else None),
         })
@@ -64,6 +66,60 @@ def items(plan: Plan) -> list[dict[str, Any]]:
 
     out.append({"kind": "failover", "resource": render.state_machine_name(plan, "failover"),
                 "sha256": failover_sha256(plan)})
+    out.extend(permission_items(plan))
+    return out
+
+
+def failover_actions(plan: Plan) -> dict[str, set[str]]:
+    """Service -> the actions of lambdas/<service>.py the failover's Task states call."""
+    used: dict[str, set[str]] = {}
+    for _, state in asl.iter_states(failover.build(plan)["States"]):
+        if state.get("Type") != "Task":
+            continue
+        params = state.get("Parameters") or {}
+        target = str(params.get("FunctionName") or state.get("Resource", ""))
+        action = params.get("action") or (params.get("Payload") or {}).get("action")
+        if target.startswith("${") and target.endswith("FunctionArn}") and action:
+            used.setdefault(target[2:-len("FunctionArn}")].lower(), set()).add(action)
+    return used
+
+
+def permission_items(plan: Plan) -> list[dict[str, Any]]:
+    """One item per function the failover uses: every IAM action its steps need, on every resource.
+
+    Resources are the plan's own ARNs (as the role is granted them), with ``{account}`` for the
+    account the readiness function fills in; a grant narrowed by a condition is simulated with it.
+    """
+    # infra.iam holds the resource kinds -> ARNs rules the roles are built from; imported here, not at
+    # the top, because it reads workflows.render for the plan's state machine and function names.
+    from infra import iam as plan_iam
+    from workflows import render
+
+    extra = {"topic": [asl.NOTIFICATION_TOPIC], "key": []}
+    out = []
+    for service, actions in sorted(failover_actions(plan).items()):
+        registry = plan_iam.registry_for(service)
+        needs: dict[str, set[str]] = {}
+        context: dict[str, dict[str, list[str]]] = {}
+        for name in sorted(actions):
+            action = registry.actions[name]
+            for perm in action.permissions:
+                kinds = action.resource_for(perm)
+                if perm in plan_iam.UNSCOPED_WITH_CONDITION:
+                    for entries in plan_iam.UNSCOPED_WITH_CONDITION[perm].values():
+                        context[perm] = {k: plan_iam.as_values(v) for k, v in entries.items()}
+                    needs.setdefault(perm, set()).add("*")
+                    continue
+                if "*" in kinds or (not plan_iam.is_mutating(perm) and plan_iam.no_resource_level(perm)):
+                    needs.setdefault(perm, set()).add("*")
+                    continue
+                for kind in kinds:
+                    for arn in plan_iam.resource_arns(plan, kind, account="{account}", extra=extra):
+                        needs.setdefault(perm, set()).update(arn.arns if isinstance(arn, plan_iam.Scoped) else [arn])
+        checks = [{"action": perm, "resources": sorted(arns), **({"context": context[perm]} if perm in context else {})}
+                  for perm, arns in sorted(needs.items())]
+        name = render.function_name(plan, service)
+        out.append({"kind": "permissions", "resource": name, "function": name, "checks": checks})
     return out
 
 

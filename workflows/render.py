@@ -30,6 +30,11 @@ def function_name(plan: Plan, service: str) -> str:
     return f"pilotlight-{plan.name}-{service}"
 
 
+def function_role_name(plan: Plan, service: str) -> str:
+    """The IAM role of a function: named, so readiness can be granted policy simulation on exactly these."""
+    return f"{function_name(plan, service)}-role"
+
+
 def services_used(plan: Plan) -> set[str]:
     """The Lambda services (lambdas/<service>.py) the plan's workflows call."""
     return set().union(*(asl.services_called(json.loads(text)) for text in render_all(plan).values()))
