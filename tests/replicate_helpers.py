@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from typing import Any
 
 import boto3
 
-from sandbox import Sandbox
+from sandbox import Sandbox, clock
 from workflows.plan import Plan
 
 
@@ -31,3 +32,20 @@ def dr_copies(plan: Plan, environment: str) -> list[dict[str, Any]]:
         {"Name": "tag:pilotlight:environment", "Values": [environment]},
         {"Name": "tag:pilotlight:role", "Values": ["copy"]},
     ])["Images"]
+
+
+def old_copies(plan: Plan, env_name: str, count: int) -> list[str]:
+    """Copies a previous run would have left, days old by their created-at tag."""
+    ec2 = boto3.client("ec2", region_name=plan.dr_region)
+    base = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    instance = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ids = []
+    for age in range(count):
+        image = ec2.create_image(InstanceId=instance, Name=f"old-copy-{age}")["ImageId"]
+        stamp = (clock.datetime_now() - dt.timedelta(days=age + 1)).isoformat(timespec="seconds")
+        ec2.create_tags(Resources=[image], Tags=[
+            {"Key": "pilotlight:plan", "Value": plan.name}, {"Key": "pilotlight:environment", "Value": env_name},
+            {"Key": "pilotlight:role", "Value": "copy"}, {"Key": "pilotlight:source-ami", "Value": f"ami-old{age}"},
+            {"Key": "pilotlight:created-at", "Value": stamp}])
+        ids.append(image)
+    return ids

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -23,7 +22,7 @@ import pytest
 from infra import iam
 from lambdas import s3 as s3_steps
 from sandbox import Sandbox, clock
-from tests.replicate_helpers import dr_copies, run
+from tests.replicate_helpers import dr_copies, old_copies, run
 from tests.test_adapter_shapes import shape_problems
 from workflows import render
 from workflows.plan import Plan, load_plan
@@ -159,29 +158,13 @@ def test_an_image_not_yet_visible_after_its_creation_is_retryable() -> None:
 
 # -- 9. pruning deletes the snapshots with the image ----------------------------------------------------
 
-def _old_copies(plan: Plan, env_name: str, count: int) -> list[str]:
-    ec2 = boto3.client("ec2", region_name=plan.dr_region)
-    base = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    instance = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
-    ids = []
-    for age in range(count):
-        image = ec2.create_image(InstanceId=instance, Name=f"old-copy-{age}")["ImageId"]
-        stamp = (clock.datetime_now() - dt.timedelta(days=age + 1)).isoformat(timespec="seconds")
-        ec2.create_tags(Resources=[image], Tags=[
-            {"Key": "pilotlight:plan", "Value": plan.name}, {"Key": "pilotlight:environment", "Value": env_name},
-            {"Key": "pilotlight:role", "Value": "copy"}, {"Key": "pilotlight:source-ami", "Value": f"ami-old{age}"},
-            {"Key": "pilotlight:created-at", "Value": stamp}])
-        ids.append(image)
-    return ids
-
-
 def test_pruning_leaves_no_snapshot_of_a_pruned_image() -> None:
     plan = load_plan("examples/reference.yaml")
     env = plan.environments[0]
     with Sandbox() as sb:
         sb.seed(plan, pilot_light=False)
         sb.latency.enabled = False
-        old = _old_copies(plan, env.name, plan.ami.retention + 2)
+        old = old_copies(plan, env.name, plan.ami.retention + 2)
         sb.latency.enabled = True
         dr = boto3.client("ec2", region_name=plan.dr_region)
         snapshots = {i["ImageId"]: [m["Ebs"]["SnapshotId"] for m in i["BlockDeviceMappings"] if "Ebs" in m]

@@ -8,25 +8,8 @@ import boto3
 
 from lambdas.ami import choose_prunable
 from sandbox import Sandbox, clock
-from tests.replicate_helpers import dr_copies, run
+from tests.replicate_helpers import dr_copies, old_copies, run
 from workflows.plan import load_plan
-
-
-def _old_copies(plan, env_name: str, count: int) -> list[str]:
-    """Copies a previous run would have left, days old by their created-at tag."""
-    ec2 = boto3.client("ec2", region_name=plan.dr_region)
-    base = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    instance = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
-    ids = []
-    for age in range(count):
-        image = ec2.create_image(InstanceId=instance, Name=f"old-copy-{age}")["ImageId"]
-        stamp = (clock.datetime_now() - dt.timedelta(days=age + 1)).isoformat(timespec="seconds")
-        ec2.create_tags(Resources=[image], Tags=[
-            {"Key": "pilotlight:plan", "Value": plan.name}, {"Key": "pilotlight:environment", "Value": env_name},
-            {"Key": "pilotlight:role", "Value": "copy"}, {"Key": "pilotlight:source-ami", "Value": f"ami-old{age}"},
-            {"Key": "pilotlight:created-at", "Value": stamp}])
-        ids.append(image)
-    return ids
 
 
 def test_pruning_keeps_exactly_the_retention_count() -> None:
@@ -35,7 +18,7 @@ def test_pruning_keeps_exactly_the_retention_count() -> None:
     with Sandbox() as sb:
         sb.seed(plan, pilot_light=False)
         sb.latency.enabled = False
-        old = _old_copies(plan, env.name, plan.ami.retention + 2)
+        old = old_copies(plan, env.name, plan.ami.retention + 2)
         sb.latency.enabled = True
         sb.deploy(plan)
         out = run(sb, plan)

@@ -79,6 +79,14 @@ ScheduleExpr = Annotated[
 ]
 
 
+def unique_values(value: list[str]) -> list[str]:
+    """A list validator: each value at most once."""
+    dupes = sorted({v for v in value if value.count(v) > 1})
+    if dupes:
+        raise ValueError(f"listed more than once: {', '.join(dupes)}")
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -103,10 +111,7 @@ class DrNetwork(_Model):
     @field_validator("subnets", "elb_subnets", "security_groups")
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
-        dupes = sorted({v for v in value if value.count(v) > 1})
-        if dupes:
-            raise ValueError(f"listed more than once: {', '.join(dupes)}")
-        return value
+        return unique_values(value)
 
 
 class Environment(_Model):
@@ -181,10 +186,7 @@ class DbNetwork(_Model):
     @field_validator("security_groups")
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
-        dupes = sorted({v for v in value if value.count(v) > 1})
-        if dupes:
-            raise ValueError(f"listed more than once: {', '.join(dupes)}")
-        return value
+        return unique_values(value)
 
 
 class Database(_Model):
