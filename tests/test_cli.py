@@ -39,13 +39,6 @@ def test_failover_human_output_shows_progress_timeline_and_rto():
     assert "to verified service" in result.output and "RPO: replica lag" in result.output
 
 
-def test_demo_runs_the_reference_failover():
-    result = CliRunner().invoke(cli, ["demo", "--pace", "0"])
-    assert result.exit_code == 0, result.output
-    assert "Timeline (modeled time)" in result.output
-    assert "Modeled RTO:" in result.output
-
-
 def test_failover_on_invalid_plan_exits_3(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(REFERENCE.read_text().replace("dr_region: us-west-2", "dr_region: us-east-1"))
