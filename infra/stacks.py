@@ -293,6 +293,10 @@ class DrStack(Stack):
         reasons[f"Resource::arn:<AWS::Partition>:kms:{self.plan.dr_region}:<AWS::AccountId>:key/*"] = (
             "A DR key the plan names by alias: key/* is narrowed by a kms:ResourceAliases condition to that alias."
         )
+        reasons[f"Resource::arn:<AWS::Partition>:kms:{self.plan.primary_region}:<AWS::AccountId>:key/*"] = (
+            "CopyImage decrypts an encrypted source image's snapshots with their own keys, which the plan does not "
+            "name: key/* in the primary region is narrowed by kms:ViaService to EC2 there."
+        )
         # What Beanstalk builds with the failover's permissions when it creates the DR environment: names and
         # ids are minted during the launch (infra/iam.py explains each kind's wildcard and its narrowing).
         for kind, why in _ENVIRONMENT_BUILD_WILDCARDS.items():

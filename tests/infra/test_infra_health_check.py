@@ -37,3 +37,17 @@ def test_health_check_plan_synthesizes_with_scoped_dns_grants(tmp_path):
     assert all(r.startswith("arn:aws:cloudwatch:us-west-2:123456789012:alarm:") for r in by_resource), by_resource
     (create,) = grants["route53:CreateHealthCheck"]
     assert create["Resource"] == "*" and create["Condition"] == {"StringEquals": {"aws:RequestedRegion": "us-east-1"}}
+
+
+def test_encrypted_plan_synthesizes_with_every_finding_reasoned(tmp_path):
+    """examples/second.yaml copies encrypted AMIs and replicas: the source-key wildcard carries its reason."""
+    from infra import app
+
+    plan = load_plan(REPO / "examples" / "second.yaml")
+    result = app.synthesize(plan, tmp_path / "cdk.out")
+    assert result.errors == []
+    rows = []
+    for report in sorted(Path(result.out_dir).glob("AwsSolutions-*-NagReport.csv")):
+        with report.open(newline="") as fh:
+            rows += list(csv.DictReader(fh))
+    assert rows and [r for r in rows if r["Compliance"] == "Non-Compliant"] == []
