@@ -465,8 +465,9 @@ def run_sandbox_demo(plan: Plan, pace: float | None, as_json: bool) -> int:
             other = sfn.describe_execution(executionArn=d["executionArn"])
             others.append({"execution_arn": other["executionArn"], "status": other["status"],
                            "error": other.get("error")})
-            say(f"Failover {other['name']}: {other['status']} {other.get('error') or ''} (guard rails: one failover "
-                "at a time)".replace("  ", " "))
+            # Both trigger alarms went to ALARM, so EventBridge started a run for each; the later one stops itself.
+            say(f"A second trigger started failover {other['name']}; the guard rails stopped it as designed "
+                f"({other['status']} {other.get('error') or ''}: one failover of a plan at a time)".replace(" :", ":"))
         timeline = [Step("Outage: primary alarm metrics breaching", 0.0, detected, "done"),
                     Step("Alarm ALARM (detection)", detected, max(offset, detected), "done")]
         timeline += [dataclasses.replace(s, start=s.start + offset, end=None if s.end is None else s.end + offset)
