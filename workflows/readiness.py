@@ -177,13 +177,16 @@ def build(plan: Plan) -> dict[str, Any]:
                     },
                 },
             },
+            # Only the results go on: the plan document (large for a large plan) is not carried into the
+            # report's input, which keeps a 200-resource plan well under the 256 KB payload limit.
             "ResultPath": "$.results",
+            "OutputPath": "$.results",
             "Next": "Report",
         },
         "Report": asl.task(
             "Score and report", "readiness", "report",
-            {"plan.$": "$.plan.name", "region": plan.dr_region, "topic_arn": asl.NOTIFICATION_TOPIC,
-             "results.$": "$.results", "execution.$": "$$.Execution.Id"},
+            {"plan": plan.name, "region": plan.dr_region, "topic_arn": asl.NOTIFICATION_TOPIC,
+             "results.$": "$", "execution.$": "$$.Execution.Id"},
             result_path="$", next_state=None,
         ),
     }
