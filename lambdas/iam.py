@@ -55,22 +55,24 @@ def check_permissions(
     iam = client("iam", region)
     denied: list[dict[str, str]] = []
     simulated = 0
-    # One request per distinct set of resources (and context): the simulator evaluates every action
-    # named against every resource, so actions on the same resources share a call.
-    groups: dict[tuple[tuple[str, ...], str], list[str]] = {}
+    # One request per context (almost always one per function): the simulator evaluates every action
+    # named against every resource named, and only the pairs the failover needs are read from the answer.
+    wanted: dict[str, set[tuple[str, str]]] = {}
     contexts: dict[str, dict[str, list[str]]] = {}
     for entry in checks:
-        resources = tuple(sorted(r.replace("{account}", acct) for r in entry.get("resources") or ["*"]))
         ctx = entry.get("context") or {}
         key = repr(sorted(ctx.items()))
         contexts[key] = ctx
-        groups.setdefault((resources, key), []).append(entry["action"])
-    for (resources, key), actions in groups.items():
+        for resource in entry.get("resources") or ["*"]:
+            wanted.setdefault(key, set()).add((entry["action"], resource.replace("{account}", acct)))
+    for key, pairs in wanted.items():
+        actions = sorted({a for a, _ in pairs})
+        resources = sorted({r for _, r in pairs})
         for i in range(0, len(resources), _MAX_RESOURCES):
-            batch = list(resources[i : i + _MAX_RESOURCES])
+            batch = resources[i : i + _MAX_RESOURCES]
             try:
                 out = iam.simulate_principal_policy(
-                    PolicySourceArn=role, ActionNames=sorted(actions), ResourceArns=batch,
+                    PolicySourceArn=role, ActionNames=actions, ResourceArns=batch,
                     ContextEntries=_context_entries(region, contexts[key]),
                 )
             except ClientError as exc:
@@ -80,6 +82,8 @@ def check_permissions(
                     {"EvalResourceName": evaluation.get("EvalResourceName", "*"),
                      "EvalResourceDecision": evaluation["EvalDecision"]}]
                 for res in per_resource:
+                    if (evaluation["EvalActionName"], res["EvalResourceName"]) not in pairs:
+                        continue  # a resource another action needs: not this action's to have
                     simulated += 1
                     if res["EvalResourceDecision"] != "allowed":
                         denied.append({"action": evaluation["EvalActionName"], "resource": res["EvalResourceName"],
