@@ -50,8 +50,7 @@ BEANSTALK_DEFAULT_MAX_SIZE = 4  # aws:autoscaling:asg MaxSize when a configurati
 CANARY_LOOKBACK = dt.timedelta(days=7)  # replicate writes a canary every run; older ones are not listed
 
 
-def _now() -> dt.datetime:
-    return readiness_report.now()
+_now = readiness_report.now
 
 
 # -- the failover definition's fingerprint ---------------------------------------------------------

@@ -77,10 +77,6 @@ class _Waiter:
 
 
 # -- reading the clock ------------------------------------------------------------------------------
-def installed() -> bool:
-    return _state["installed"] > 0
-
-
 def now() -> float:
     """Modeled time (seconds since the epoch) while the sandbox runs; wall time otherwise."""
     return _state["now"] if _state["installed"] else _time.time()
@@ -94,10 +90,6 @@ def datetime_now() -> _datetime.datetime:
 def utcnow() -> _datetime.datetime:
     """Modeled time as a naive UTC datetime (moto's ``utcnow`` convention)."""
     return _datetime.datetime.fromtimestamp(now(), _datetime.UTC).replace(tzinfo=None)
-
-
-def pace() -> float | None:
-    return _state["pace"]
 
 
 def set_pace(value: float | None) -> None:

@@ -144,10 +144,6 @@ class Sandbox:
         clock.set_pace(pace)
         self.pace = pace
 
-    def now(self) -> float:
-        """Modeled time, seconds since the epoch."""
-        return clock.now()
-
     def seed(self, plan: Plan, *, pilot_light: bool = False) -> dict[str, Any]:
         """Create the plan's primary estate, instantly: seeding takes no modeled time.
 

@@ -181,10 +181,6 @@ class Enforcer:
             return True
         return False
 
-    def simulate(self, function_name: str, action: str, resource: str | None, region: str) -> bool:
-        statements = self.policies.get(function_name, [])
-        return self.allowed(statements, action, resource, {"aws:RequestedRegion": region})
-
     def _check(self, params: dict[str, Any], model: Any, context: dict[str, Any], event_name: str,
                **_: Any) -> None:
         function = getattr(self._local, "function", None)

@@ -34,8 +34,9 @@ def dr_copies(plan: Plan, environment: str) -> list[dict[str, Any]]:
     ])["Images"]
 
 
-def old_copies(plan: Plan, env_name: str, count: int) -> list[str]:
+def old_copies(sb: Sandbox, plan: Plan, env_name: str, count: int) -> list[str]:
     """Copies a previous run would have left, days old by their created-at tag."""
+    enabled, sb.latency.enabled = sb.latency.enabled, False  # left behind by earlier runs: no modeled time
     ec2 = boto3.client("ec2", region_name=plan.dr_region)
     base = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     instance = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
@@ -48,4 +49,5 @@ def old_copies(plan: Plan, env_name: str, count: int) -> list[str]:
             {"Key": "pilotlight:role", "Value": "copy"}, {"Key": "pilotlight:source-ami", "Value": f"ami-old{age}"},
             {"Key": "pilotlight:created-at", "Value": stamp}])
         ids.append(image)
+    sb.latency.enabled = enabled
     return ids

@@ -163,9 +163,7 @@ def test_pruning_leaves_no_snapshot_of_a_pruned_image() -> None:
     env = plan.environments[0]
     with Sandbox() as sb:
         sb.seed(plan, pilot_light=False)
-        sb.latency.enabled = False
-        old = old_copies(plan, env.name, plan.ami.retention + 2)
-        sb.latency.enabled = True
+        old = old_copies(sb, plan, env.name, plan.ami.retention + 2)
         dr = boto3.client("ec2", region_name=plan.dr_region)
         snapshots = {i["ImageId"]: [m["Ebs"]["SnapshotId"] for m in i["BlockDeviceMappings"] if "Ebs" in m]
                      for i in dr.describe_images(ImageIds=old)["Images"]}

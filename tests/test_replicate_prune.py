@@ -17,9 +17,7 @@ def test_pruning_keeps_exactly_the_retention_count() -> None:
     env = plan.environments[0]
     with Sandbox() as sb:
         sb.seed(plan, pilot_light=False)
-        sb.latency.enabled = False
-        old = old_copies(plan, env.name, plan.ami.retention + 2)
-        sb.latency.enabled = True
+        old = old_copies(sb, plan, env.name, plan.ami.retention + 2)
         sb.deploy(plan)
         out = run(sb, plan)
         kept = dr_copies(plan, env.name)

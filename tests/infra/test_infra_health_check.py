@@ -12,11 +12,10 @@ from workflows.plan import load_plan
 EXAMPLE = REPO / "examples" / "health-check.yaml"
 
 
-def test_health_check_plan_synthesizes_with_scoped_dns_grants(tmp_path):
+def _synthesized_clean(plan, tmp_path):
+    """Synthesize the plan: no cfn-lint error, and every cdk-nag finding suppressed with a reason."""
     from infra import app
-    from infra.stacks import dr_stack_name
 
-    plan = load_plan(EXAMPLE)
     result = app.synthesize(plan, tmp_path / "cdk.out")
     assert result.errors == []
     rows = []
@@ -24,6 +23,14 @@ def test_health_check_plan_synthesizes_with_scoped_dns_grants(tmp_path):
         with report.open(newline="") as fh:
             rows += list(csv.DictReader(fh))
     assert rows and [r for r in rows if r["Compliance"] == "Non-Compliant"] == []
+    return result
+
+
+def test_health_check_plan_synthesizes_with_scoped_dns_grants(tmp_path):
+    from infra.stacks import dr_stack_name
+
+    plan = load_plan(EXAMPLE)
+    result = _synthesized_clean(plan, tmp_path)
     dr = Template(result.templates[dr_stack_name(plan)], plan.dr_region)
     grants: dict[str, list] = {}
     for policy in dr.of_type("AWS::IAM::Policy").values():
@@ -41,13 +48,5 @@ def test_health_check_plan_synthesizes_with_scoped_dns_grants(tmp_path):
 
 def test_encrypted_plan_synthesizes_with_every_finding_reasoned(tmp_path):
     """examples/second.yaml copies encrypted AMIs and replicas: the source-key wildcard carries its reason."""
-    from infra import app
-
     plan = load_plan(REPO / "examples" / "second.yaml")
-    result = app.synthesize(plan, tmp_path / "cdk.out")
-    assert result.errors == []
-    rows = []
-    for report in sorted(Path(result.out_dir).glob("AwsSolutions-*-NagReport.csv")):
-        with report.open(newline="") as fh:
-            rows += list(csv.DictReader(fh))
-    assert rows and [r for r in rows if r["Compliance"] == "Non-Compliant"] == []
+    _synthesized_clean(plan, tmp_path)
