@@ -25,14 +25,15 @@ MAX_CONCURRENCY = 10  # items checked at once: bounded so a large plan does not 
 MACHINE_TIMEOUT = 30 * 60  # never outlives the 30-minute schedule
 
 
-def failover_sha256(plan: Plan) -> str:
+def failover_sha256(plan: Plan, definition: dict[str, Any] | None = None) -> str:
     """The fingerprint of the failover definition this plan renders (see lambdas.readiness.definition_sha256)."""
-    return checks.definition_sha256(asl.dumps(failover.build(plan)), plan=plan.name)
+    return checks.definition_sha256(asl.dumps(definition or failover.build(plan)), plan=plan.name)
 
 
 def items(plan: Plan) -> list[dict[str, Any]]:
     """One entry per thing to check; the Map runs one Task per entry."""
     out: list[dict[str, Any]] = []
+    definition = failover.build(plan)  # fingerprinted, and read for the calls its functions make
     for env in plan.environments:
         net = env.dr_network
         out.append({
@@ -65,15 +66,15 @@ def items(plan: Plan) -> list[dict[str, Any]]:
     from workflows import render  # render imports this module for its BUILDERS
 
     out.append({"kind": "failover", "resource": render.state_machine_name(plan, "failover"),
-                "sha256": failover_sha256(plan)})
-    out.extend(permission_items(plan))
+                "sha256": failover_sha256(plan, definition)})
+    out.extend(permission_items(plan, definition))
     return out
 
 
-def failover_actions(plan: Plan) -> dict[str, set[str]]:
+def failover_actions(definition: dict[str, Any]) -> dict[str, set[str]]:
     """Service -> the actions of lambdas/<service>.py the failover's Task states call."""
     used: dict[str, set[str]] = {}
-    for _, state in asl.iter_states(failover.build(plan)["States"]):
+    for _, state in asl.iter_states(definition["States"]):
         if state.get("Type") != "Task":
             continue
         params = state.get("Parameters") or {}
@@ -84,7 +85,7 @@ def failover_actions(plan: Plan) -> dict[str, set[str]]:
     return used
 
 
-def permission_items(plan: Plan) -> list[dict[str, Any]]:
+def permission_items(plan: Plan, definition: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One item per function the failover uses: every IAM action its steps need, on every resource.
 
     Resources are the plan's own ARNs (as the role is granted them), with ``{account}`` for the
@@ -97,7 +98,7 @@ def permission_items(plan: Plan) -> list[dict[str, Any]]:
 
     extra = {"topic": [asl.NOTIFICATION_TOPIC], "key": []}
     out = []
-    for service, actions in sorted(failover_actions(plan).items()):
+    for service, actions in sorted(failover_actions(definition or failover.build(plan)).items()):
         registry = plan_iam.registry_for(service)
         needs: dict[str, set[str]] = {}
         context: dict[str, dict[str, list[str]]] = {}
