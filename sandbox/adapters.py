@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.stepfunctions.parser.asl.eval.environment import Environment
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.backend import execution as execution_module
 
 
@@ -64,6 +66,32 @@ def after_create_replica(http_response: Any, parsed: dict[str, Any], context: di
                                                  "VpcId": db.db_subnet_group.vpc_id}
 
 
+def after_restore(http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """moto restores a snapshot of a read replica as a replica of the same source, publicly accessible and with
+    the source's Multi-AZ setting; AWS restores a standalone instance with what the request asks for."""
+    if http_response.status_code >= 300:
+        return
+    region = context["client_region"]
+    db = _rds(region).databases.get(parsed["DBInstance"]["DBInstanceIdentifier"])
+    if db is None:
+        return
+    request = context.get("pilotlight_params") or {}
+    source_id = db.source_db_instance_identifier
+    if source_id:
+        source_region = source_id.split(":")[3] if source_id.startswith("arn:") else region
+        source = _rds(source_region).databases.get(source_id.rsplit(":", 1)[-1])
+        for ref in (db.db_instance_arn, db.db_instance_identifier):
+            if source is not None and ref in source.replicas:
+                source.replicas.remove(ref)
+        db.source_db_instance_identifier = None
+        db.is_replica = False
+        parsed["DBInstance"].pop("ReadReplicaSourceDBInstanceIdentifier", None)
+    db.multi_az = str(request.get("MultiAZ", "false")).lower() == "true"
+    db.publicly_accessible = str(request.get("PubliclyAccessible", "false")).lower() == "true"
+    parsed["DBInstance"]["MultiAZ"] = db.multi_az
+    parsed["DBInstance"]["PubliclyAccessible"] = db.publicly_accessible
+
+
 def before_delete(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
     """moto lists a cross-region replica in its source by ARN but removes it by identifier (and fails)."""
     from sandbox.responses import request_params
@@ -112,6 +140,8 @@ HANDLERS: list[tuple[str, Any]] = [
     ("before-call.rds.DeleteDBInstance", before_delete),
     ("after-call.rds.PromoteReadReplica", after_promote),
     ("after-call.rds.CreateDBInstanceReadReplica", after_create_replica),
+    ("before-call.rds.RestoreDBInstanceFromDBSnapshot", stash_params),
+    ("after-call.rds.RestoreDBInstanceFromDBSnapshot", after_restore),
 ]
 
 
@@ -132,13 +162,57 @@ def _history_output(self: Any) -> Any:
     return out
 
 
+# StopExecution's error and cause: AWS keeps them (DescribeExecution, the ExecutionAborted event, the status-change
+# event EventBridge gets); moto drops them. Kept here by execution ARN from the request, applied when moto stops it.
+_stop_requests: dict[str, tuple[str | None, str | None]] = {}
+_original_stop = execution_module.Execution.stop
+
+
+def before_stop(params: dict[str, Any], **_: Any) -> None:
+    """``before-parameter-build``: ``params`` are the API parameters."""
+    _stop_requests[str(params.get("executionArn"))] = (params.get("error"), params.get("cause"))
+
+
+HANDLERS.append(("before-parameter-build.sfn.StopExecution", before_stop))
+
+
+def _stop(self: Any, stop_date: Any, error: str | None, cause: str | None) -> None:
+    error, cause = _stop_requests.pop(self.exec_arn, (error, cause))
+    if self.exec_status is not None and getattr(self.exec_status, "value", "") == "RUNNING":
+        self.error, self.cause = error or None, cause or None
+    _original_stop(self, stop_date=stop_date, error=error, cause=cause)
+    # A task waiting for its token (an approval) is let go at once, as AWS ends the execution at once;
+    # moto leaves it waiting until its timeout, which in modeled time only comes when something else waits.
+    worker = getattr(self, "exec_worker", None)
+    pool = getattr(getattr(getattr(worker, "env", None), "callback_pool_manager", None), "_pool", None) or {}
+    for endpoint in list(pool.values()):
+        endpoint.interrupt_all()
+
+
+# A stopped execution is ABORTED in AWS, whatever its branches do next. moto's interpreter lets the error a
+# Map iteration raises as it is aborted (inside a Parallel branch) overwrite the stop, so the execution
+# ends FAILED with States.Runtime; the stop is kept here.
+_original_set_error = Environment.set_error
+
+
+def _set_error(self: Any, error: Any) -> None:
+    if isinstance(self._program_state, ProgramStopped):
+        return
+    _original_set_error(self, error)
+
+
 def install(events: Any) -> None:
     for event, handler in HANDLERS:
         events.register_first(event, handler, unique_id=f"pilotlight-adapter-{event}")
     execution_module.Execution.to_history_output = _history_output  # type: ignore[method-assign]
+    Environment.set_error = _set_error  # type: ignore[method-assign]
+    execution_module.Execution.stop = _stop  # type: ignore[method-assign]
 
 
 def uninstall(events: Any) -> None:
     for event, _ in HANDLERS:
         events.unregister(event, unique_id=f"pilotlight-adapter-{event}")
     execution_module.Execution.to_history_output = _original_history  # type: ignore[method-assign]
+    Environment.set_error = _original_set_error  # type: ignore[method-assign]
+    execution_module.Execution.stop = _original_stop  # type: ignore[method-assign]
+    _stop_requests.clear()

@@ -2,224 +2,71 @@
 
 moto 5.2 keeps applications and environments (without configuration, version label or
 platform) and has no configuration templates, application versions, environment resources,
-health or termination. This module keeps that state itself, answers those operations from
-``before-call`` handlers, and completes moto's ``DescribeEnvironments``/``DescribeApplications``
-answers (which also ignore their filters). Validation follows what Beanstalk refuses in AWS:
-read-only options, a template or version that does not exist, an AMI, subnet or security group
-of another region, a platform ARN of another region, a source bundle in another region.
+health or termination. The sandbox keeps that state itself (:mod:`sandbox.adapters_beanstalk_store`:
+the store, the termination lifecycle and the checks); this module answers those operations from
+``before-call`` handlers, completes moto's ``DescribeEnvironments``/``DescribeApplications``
+answers (which also ignore their filters), and installs the hooks (:func:`install`, :func:`uninstall`).
+Validation follows what Beanstalk refuses in AWS: read-only options, a template or version that does
+not exist, an AMI, subnet or security group of another region, a platform ARN of another region, a
+source bundle in another region.
 
 Health: an environment is Green once Ready unless a test forces another colour with
 :func:`force_health` (e.g. Red with its causes, as enhanced health reports a failing application);
 ``DateUpdated`` is when the environment was first seen Ready (the end of its launch). Creating the
 first environment also creates Beanstalk's default service role and instance profile, as the
 console does (``sandbox/adapters_iam.py``).
+
+Termination: ``TerminateEnvironment`` holds an environment ``Terminating`` (health Grey) for its
+modeled duration, then ``Terminated``: ``DescribeEnvironments`` lists it only while deleted ones are
+included (``IncludeDeleted``, true by default), its name and tags are gone from moto (so the name can
+be launched again) and the other operations no longer find it. Tags given to ``CreateEnvironment``
+are moto's (``ListTagsForResource``), with the ``elasticbeanstalk:environment-name`` and
+``elasticbeanstalk:environment-id`` tags Beanstalk adds to every environment.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
-import threading
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID
 
+from sandbox import adapters_beanstalk_store as store
 from sandbox import adapters_iam, clock, responses
 
-READ_ONLY_NAMESPACES = {"aws:cloudformation:template:parameter"}
-_IDS = re.compile(r"\b(ami|vpc|subnet|sg)-[0-9a-f]{8,17}\b")
+# Other modules (sandbox.iam_enforce, tests) use these through this module: re-exported. The state itself is
+# read as ``store.STORE`` (install() replaces it); ``adapters_beanstalk.STORE`` still names the current one.
+from sandbox.adapters_beanstalk_store import TERMINATE_SECONDS as TERMINATE_SECONDS
+from sandbox.adapters_beanstalk_store import (
+    EnvState,
+    Refused,
+    app_exists,
+    check_platform,
+    default_options,
+    derived_options,
+    eb_backend,
+    ec2_backend,
+    env_named,
+    health_of,
+    invalid,
+    merge,
+    now,
+    platform_arn,
+    s3_backend,
+    settle,
+    validate_options,
+)
+from sandbox.adapters_beanstalk_store import clear_health as clear_health
+from sandbox.adapters_beanstalk_store import environment_of as environment_of
+from sandbox.adapters_beanstalk_store import force_health as force_health
 
 
-def _now() -> dt.datetime:
-    return clock.datetime_now()  # modeled time in the sandbox, like every other service's timestamps
-
-
-def platform_arn(region: str, solution_stack: str) -> str:
-    """``64bit Amazon Linux 2023 v4.3.0 running Python 3.11`` -> its platform ARN in ``region``."""
-    m = re.match(r"64bit (Amazon Linux \d+) v([\d.]+) running (.+)$", solution_stack or "")
-    name = f"{m.group(3)} running on 64bit {m.group(1)}/{m.group(2)}" if m else (solution_stack or "unknown")
-    return f"arn:aws:elasticbeanstalk:{region}::platform/{name}"
-
-
-def default_options(region: str) -> list[dict[str, str]]:
-    """Options every environment reports besides the ones it was created with."""
-    return [
-        {"Namespace": "aws:autoscaling:asg", "OptionName": "MinSize", "Value": "1"},
-        {"Namespace": "aws:autoscaling:asg", "OptionName": "MaxSize", "Value": "4"},
-        {"Namespace": "aws:autoscaling:launchconfiguration", "OptionName": "InstanceType", "Value": "t3.small"},
-        {
-            "Namespace": "aws:autoscaling:launchconfiguration",
-            "OptionName": "IamInstanceProfile",
-            "Value": "aws-elasticbeanstalk-ec2-role",
-        },
-        {"Namespace": "aws:elasticbeanstalk:environment", "OptionName": "EnvironmentType", "Value": "LoadBalanced"},
-        {"Namespace": "aws:elasticbeanstalk:environment", "OptionName": "LoadBalancerType", "Value": "application"},
-        {
-            "Namespace": "aws:elasticbeanstalk:environment",
-            "OptionName": "ServiceRole",
-            "Value": "aws-elasticbeanstalk-service-role",
-        },
-        {"Namespace": "aws:elasticbeanstalk:healthreporting:system", "OptionName": "SystemType", "Value": "enhanced"},
-    ]
-
-
-def derived_options(options: list[dict[str, str]]) -> list[dict[str, str]]:
-    """The read-only options Beanstalk derives from the others (and reports back)."""
-    props = [o for o in options if o["Namespace"] == "aws:elasticbeanstalk:application:environment"]
-    return [
-        {
-            "Namespace": "aws:cloudformation:template:parameter",
-            "OptionName": "EnvironmentVariables",
-            "Value": ",".join(f"{o['OptionName']}={o.get('Value', '')}" for o in props),
-        },
-        {"Namespace": "aws:cloudformation:template:parameter", "OptionName": "InstancePort", "Value": "80"},
-    ]
-
-
-def merge(base: list[dict[str, Any]], over: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = {(o["Namespace"], o["OptionName"], o.get("ResourceName", "")): dict(o) for o in base}
-    for o in over:
-        out[(o["Namespace"], o["OptionName"], o.get("ResourceName", ""))] = dict(o)
-    return list(out.values())
-
-
-@dataclass
-class EnvState:
-    application: str
-    name: str
-    environment_id: str
-    version_label: str | None
-    solution_stack: str
-    platform_arn: str
-    cname: str
-    options: list[dict[str, Any]]
-    created: dt.datetime = field(default_factory=_now)
-    ready_at: dt.datetime | None = None  # first seen Ready: AWS's DateUpdated at the end of the launch
-
-
-@dataclass(frozen=True)
-class Health:
-    """A health a test forces on an environment once it is Ready (enhanced health's view)."""
-
-    color: str  # Green, Yellow, Red, Grey
-    status: str  # Ok, Warning, Degraded, Severe, ...
-    causes: tuple[str, ...] = ()
-
-
-@dataclass
-class Store:
-    envs: dict[tuple[str, str], EnvState] = field(default_factory=dict)
-    templates: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
-    versions: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
-    health: dict[tuple[str, str], Health] = field(default_factory=dict)  # (region, environment name)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-STORE = Store()
-
-
-def force_health(region: str, environment: str, color: str = "Red", status: str = "Severe",
-                 causes: list[str] | None = None) -> None:
-    """Make ``environment`` (now or once launched) report this health when Ready, until cleared."""
-    default = ["100.0 % of the requests are failing with HTTP 5xx.",
-               "ELB health is failing or not available for all instances."]
-    with STORE.lock:
-        STORE.health[(region, environment)] = Health(color, status, tuple(default if causes is None else causes))
-
-
-def clear_health(region: str, environment: str) -> None:
-    with STORE.lock:
-        STORE.health.pop((region, environment), None)
-
-
-def _health(region: str, name: str) -> Health:
-    return STORE.health.get((region, name)) or Health("Green", "Ok")
-
-
-class Refused(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _invalid(message: str) -> Refused:
-    return Refused("InvalidParameterValue", message)
-
-
-# -- moto lookups --------------------------------------------------------------------------------
-def _eb(region: str) -> Any:
-    from moto.elasticbeanstalk.models import eb_backends
-
-    return eb_backends[DEFAULT_ACCOUNT_ID][region]
-
-
-def _ec2(region: str) -> Any:
-    from moto.ec2.models import ec2_backends
-
-    return ec2_backends[DEFAULT_ACCOUNT_ID][region]
-
-
-def _s3() -> Any:
-    from moto.s3.models import s3_backends
-
-    return s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
-
-
-def _app_exists(region: str, application: str) -> None:
-    if application not in _eb(region).applications:
-        raise _invalid(f"No Application named '{application}' found.")
-
-
-def _id_regions(value: str) -> dict[str, str]:
-    """Resource ids in ``value`` -> the region where they exist ('' when nowhere in the sandbox)."""
-    from moto.ec2.models import ec2_backends
-
-    found: dict[str, str] = {}
-    for match in _IDS.finditer(value):
-        ident, kind = match.group(0), match.group(1)
-        found[ident] = ""
-        for region, backend in ec2_backends[DEFAULT_ACCOUNT_ID].items():
-            pools = {"ami": backend.amis, "vpc": backend.vpcs, "sg": None, "subnet": None}
-            if kind == "sg":
-                hit = any(ident in groups for groups in backend.groups.values())
-            elif kind == "subnet":
-                hit = any(ident in subnets for subnets in backend.subnets.values())
-            else:
-                hit = ident in pools[kind]
-            if hit:
-                found[ident] = region
-                break
-    return found
-
-
-def validate_options(region: str, options: list[dict[str, Any]]) -> None:
-    for opt in options:
-        ns, name = opt.get("Namespace", ""), opt.get("OptionName", "")
-        if ns in READ_ONLY_NAMESPACES:
-            raise _invalid(
-                f"Invalid option specification (Namespace: '{ns}', OptionName: '{name}'): "
-                "the option is read-only and cannot be set"
-            )
-    for opt in options:
-        ns, name, value = opt.get("Namespace", ""), opt.get("OptionName", ""), opt.get("Value") or ""
-        for ident, where in _id_regions(value).items():
-            if ident.startswith("ami-") and where != region:
-                raise _invalid(
-                    f"Invalid option value: '{value}' (Namespace: '{ns}', OptionName: '{name}'): "
-                    f"No AMI with ID '{ident}' in region {region}"
-                )
-            if where and where != region:
-                raise _invalid(
-                    f"Invalid option value: '{value}' (Namespace: '{ns}', OptionName: '{name}'): "
-                    f"'{ident}' does not exist in region {region}"
-                )
-
-
-def _check_platform(region: str, arn: str | None) -> None:
-    if arn and arn.split(":")[3] != region:
-        raise _invalid(f"Invalid platform ARN '{arn}': not a platform of region {region}")
+def __getattr__(name: str) -> Any:
+    """``STORE``: the state the sandbox's Beanstalk holds now (it lives in :mod:`sandbox.adapters_beanstalk_store`)."""
+    if name == "STORE":
+        return store.STORE
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- answers -------------------------------------------------------------------------------------
@@ -240,8 +87,8 @@ def _settings_description(
         "PlatformArn": arn,
         "ApplicationName": application,
         "DeploymentStatus": "deployed" if environment else None,
-        "DateCreated": created or _now(),
-        "DateUpdated": _now(),
+        "DateCreated": created or now(),
+        "DateUpdated": now(),
         "OptionSettings": [dict(o) for o in options],
     }
     if template:
@@ -253,22 +100,13 @@ def _settings_description(
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _env_named(region: str, params: dict[str, Any]) -> EnvState:
-    name = params.get("EnvironmentName")
-    ident = params.get("EnvironmentId")
-    for (r, n), env in STORE.envs.items():
-        if r == region and (n == name or (ident and env.environment_id == ident)):
-            return env
-    raise _invalid(f"No Environment found for EnvironmentName = '{name or ident}'.")
-
-
 def describe_configuration_settings(region: str, p: dict[str, Any]) -> dict[str, Any]:
     app = p["ApplicationName"]
-    _app_exists(region, app)
+    app_exists(region, app)
     if p.get("TemplateName"):
-        tpl = STORE.templates.get((region, app, p["TemplateName"]))
+        tpl = store.STORE.templates.get((region, app, p["TemplateName"]))
         if tpl is None:
-            raise _invalid(f"No Configuration Template named '{app}/{p['TemplateName']}' found.")
+            raise invalid(f"No Configuration Template named '{app}/{p['TemplateName']}' found.")
         desc = _settings_description(
             region,
             application=app,
@@ -280,7 +118,7 @@ def describe_configuration_settings(region: str, p: dict[str, Any]) -> dict[str,
             created=tpl["created"],
         )
     else:
-        env = _env_named(region, p)
+        env = env_named(region, p)
         options = env.options + derived_options(env.options)
         desc = _settings_description(
             region,
@@ -296,31 +134,31 @@ def describe_configuration_settings(region: str, p: dict[str, Any]) -> dict[str,
 
 def create_configuration_template(region: str, p: dict[str, Any]) -> dict[str, Any]:
     app, name = p["ApplicationName"], p["TemplateName"]
-    _app_exists(region, app)
-    if (region, app, name) in STORE.templates:
-        raise _invalid(f"Configuration Template {name} already exists.")
+    app_exists(region, app)
+    if (region, app, name) in store.STORE.templates:
+        raise invalid(f"Configuration Template {name} already exists.")
     options = list(p.get("OptionSettings") or [])
     validate_options(region, options)
     arn = p.get("PlatformArn")
-    _check_platform(region, arn)
+    check_platform(region, arn)
     stack = p.get("SolutionStackName") or ""
     source = p.get("SourceConfiguration") or {}
     if source.get("TemplateName"):
-        base = STORE.templates.get((region, source.get("ApplicationName") or app, source["TemplateName"]))
+        base = store.STORE.templates.get((region, source.get("ApplicationName") or app, source["TemplateName"]))
         if base is None:
-            raise _invalid(f"No Configuration Template named '{source['TemplateName']}' found.")
+            raise invalid(f"No Configuration Template named '{source['TemplateName']}' found.")
         options, arn, stack = merge(base["options"], options), arn or base["arn"], stack or base["stack"]
     elif p.get("EnvironmentId"):
-        env = _env_named(region, {"EnvironmentId": p["EnvironmentId"]})
+        env = env_named(region, {"EnvironmentId": p["EnvironmentId"]})
         options, arn, stack = merge(env.options, options), arn or env.platform_arn, stack or env.solution_stack
     if not (arn or stack):
         raise Refused("InvalidParameterCombination", "A platform ARN or solution stack name is required.")
     if arn and not stack:
         stack = arn.split("/", 1)[-1]
     arn = arn or platform_arn(region, stack)
-    tpl = {"options": options, "stack": stack, "arn": arn, "description": p.get("Description"), "created": _now()}
-    with STORE.lock:
-        STORE.templates[(region, app, name)] = tpl
+    tpl = {"options": options, "stack": stack, "arn": arn, "description": p.get("Description"), "created": now()}
+    with store.STORE.lock:
+        store.STORE.templates[(region, app, name)] = tpl
     return _settings_description(
         region,
         application=app,
@@ -335,9 +173,9 @@ def create_configuration_template(region: str, p: dict[str, Any]) -> dict[str, A
 
 def delete_configuration_template(region: str, p: dict[str, Any]) -> dict[str, Any]:
     key = (region, p["ApplicationName"], p["TemplateName"])
-    with STORE.lock:
-        if STORE.templates.pop(key, None) is None:
-            raise _invalid(f"No Configuration Template named '{p['ApplicationName']}/{p['TemplateName']}' found.")
+    with store.STORE.lock:
+        if store.STORE.templates.pop(key, None) is None:
+            raise invalid(f"No Configuration Template named '{p['ApplicationName']}/{p['TemplateName']}' found.")
     return {}
 
 
@@ -358,35 +196,35 @@ def _version_description(region: str, app: str, label: str, v: dict[str, Any]) -
 
 def create_application_version(region: str, p: dict[str, Any]) -> dict[str, Any]:
     app, label = p["ApplicationName"], p["VersionLabel"]
-    if app not in _eb(region).applications:
+    if app not in eb_backend(region).applications:
         if not p.get("AutoCreateApplication"):
-            raise _invalid(f"No Application named '{app}' found.")
-        _eb(region).create_application(app)
-    if (region, app, label) in STORE.versions:
-        raise _invalid(f"Application Version {label} already exists.")
+            raise invalid(f"No Application named '{app}' found.")
+        eb_backend(region).create_application(app)
+    if (region, app, label) in store.STORE.versions:
+        raise invalid(f"Application Version {label} already exists.")
     bundle = p.get("SourceBundle") or {}
     if bundle:
-        bucket = _s3().buckets.get(bundle.get("S3Bucket", ""))
+        bucket = s3_backend().buckets.get(bundle.get("S3Bucket", ""))
         if bucket is None:
-            raise _invalid(
+            raise invalid(
                 f"Unable to download from S3 location (Bucket: {bundle.get('S3Bucket')}): the bucket does not exist."
             )
         if bucket.region_name != region:
-            raise _invalid(
+            raise invalid(
                 f"S3 bucket {bundle['S3Bucket']} is in {bucket.region_name}; the source bundle must be in {region}."
             )
         if bundle.get("S3Key") not in bucket.keys:
-            raise _invalid(
+            raise invalid(
                 f"Unable to download from S3 location (Bucket: {bundle['S3Bucket']}, Key: {bundle.get('S3Key')})."
             )
     v = {
         "bundle": bundle,
         "description": p.get("Description"),
-        "created": _now(),
+        "created": now(),
         "status": "PROCESSED" if p.get("Process") else "UNPROCESSED",
     }
-    with STORE.lock:
-        STORE.versions[(region, app, label)] = v
+    with store.STORE.lock:
+        store.STORE.versions[(region, app, label)] = v
     return {"ApplicationVersion": _version_description(region, app, label, v)}
 
 
@@ -394,18 +232,18 @@ def describe_application_versions(region: str, p: dict[str, Any]) -> dict[str, A
     app, labels = p.get("ApplicationName"), p.get("VersionLabels")
     found = [
         _version_description(r, a, label, v)
-        for (r, a, label), v in sorted(STORE.versions.items(), key=lambda kv: kv[0])
+        for (r, a, label), v in sorted(store.STORE.versions.items(), key=lambda kv: kv[0])
         if r == region and (app is None or a == app) and (not labels or label in labels)
     ]
     return {"ApplicationVersions": found}
 
 
 def describe_environment_resources(region: str, p: dict[str, Any]) -> dict[str, Any]:
-    env = _env_named(region, p)
+    env = env_named(region, p)
     instances = []
-    for reservation in _ec2(region).all_reservations():
+    for reservation in ec2_backend(region).all_reservations():
         for inst in reservation.instances:
-            tags = {t["key"]: t["value"] for t in _ec2(region).describe_tags(filters={"resource-id": [inst.id]})}
+            tags = {t["key"]: t["value"] for t in ec2_backend(region).describe_tags(filters={"resource-id": [inst.id]})}
             if tags.get("elasticbeanstalk:environment-name") == env.name and inst.state != "terminated":
                 instances.append({"Id": inst.id})
     return {
@@ -423,6 +261,7 @@ def describe_environment_resources(region: str, p: dict[str, Any]) -> dict[str, 
 
 
 def _environment_description(region: str, env: EnvState, status: str = "Ready") -> dict[str, Any]:
+    status = env.termination() or status
     out = {
         "EnvironmentName": env.name,
         "EnvironmentId": env.environment_id,
@@ -432,10 +271,10 @@ def _environment_description(region: str, env: EnvState, status: str = "Ready") 
         "EndpointURL": f"awseb-{env.environment_id}.{region}.elb.amazonaws.com",
         "CNAME": env.cname,
         "DateCreated": env.created,
-        "DateUpdated": env.ready_at or env.created,
+        "DateUpdated": env.terminating_at or env.ready_at or env.created,
         "Status": status,
         "AbortableOperationInProgress": False,
-        "Health": "Grey" if status != "Ready" else _health(region, env.name).color,
+        "Health": "Grey" if status != "Ready" else health_of(region, env.name).color,
         "Tier": {"Name": "WebServer", "Type": "Standard", "Version": "1.0"},
         "EnvironmentArn": f"arn:aws:elasticbeanstalk:{region}:{DEFAULT_ACCOUNT_ID}:environment/"
         f"{env.application}/{env.name}",
@@ -446,18 +285,20 @@ def _environment_description(region: str, env: EnvState, status: str = "Ready") 
 
 
 def terminate_environment(region: str, p: dict[str, Any]) -> dict[str, Any]:
-    env = _env_named(region, p)
-    with STORE.lock:
-        STORE.envs.pop((region, env.name), None)
-        app = _eb(region).applications.get(env.application)
-        if app is not None:
-            app.environments.pop(env.name, None)
-    return _environment_description(region, env, status="Terminating")
+    """Terminating now, Terminated once its modeled duration has passed (TerminateResources: the stack and
+    what it built go with it; with false Beanstalk would leave them running, which the sandbox does not model)."""
+    env = env_named(region, p)
+    with store.STORE.lock:
+        if env.termination() is not None:
+            raise invalid(f"Environment named {env.name} is in an invalid state for this operation. Must be Ready.")
+        env.terminating_at = now()
+        env.terminated_at = clock.now() + store.terminate_delay()
+    return _environment_description(region, env)
 
 
 def describe_environment_health(region: str, p: dict[str, Any]) -> dict[str, Any]:
-    env = _env_named(region, p)
-    health = _health(region, env.name)
+    env = env_named(region, p)
+    health = health_of(region, env.name)
     instances = dict.fromkeys(("NoData", "Unknown", "Pending", "Ok", "Info", "Warning", "Degraded", "Severe"), 0)
     instances[health.status if health.status in instances else "Ok"] = 1
     return {
@@ -467,7 +308,7 @@ def describe_environment_health(region: str, p: dict[str, Any]) -> dict[str, Any
         "Color": health.color,
         "Causes": list(health.causes),
         "InstancesHealth": instances,
-        "RefreshedAt": _now(),
+        "RefreshedAt": now(),
     }
 
 
@@ -489,6 +330,7 @@ ANSWERS = {
 def before_call(model: Any, context: dict[str, Any], **_: Any) -> Any:
     region = context.get("client_region", "")
     p = responses.api_params(context)
+    settle(region)
     try:
         if model.name in ANSWERS:
             return responses.ok(ANSWERS[model.name](region, p))
@@ -501,13 +343,16 @@ def before_call(model: Any, context: dict[str, Any], **_: Any) -> Any:
 
 def _before_create_environment(region: str, p: dict[str, Any]) -> None:
     app = p.get("ApplicationName", "")
-    _app_exists(region, app)
-    if p.get("TemplateName") and (region, app, p["TemplateName"]) not in STORE.templates:
-        raise _invalid(f"No Configuration Template named '{app}/{p['TemplateName']}' found.")
-    if p.get("VersionLabel") and (region, app, p["VersionLabel"]) not in STORE.versions:
-        raise _invalid(f"No Application Version named '{p['VersionLabel']}' found.")
+    app_exists(region, app)
+    existing = store.STORE.envs.get((region, p.get("EnvironmentName", "")))
+    if existing is not None and existing.termination() != "Terminated":
+        raise invalid(f"Environment {p['EnvironmentName']} already exists.")
+    if p.get("TemplateName") and (region, app, p["TemplateName"]) not in store.STORE.templates:
+        raise invalid(f"No Configuration Template named '{app}/{p['TemplateName']}' found.")
+    if p.get("VersionLabel") and (region, app, p["VersionLabel"]) not in store.STORE.versions:
+        raise invalid(f"No Application Version named '{p['VersionLabel']}' found.")
     validate_options(region, list(p.get("OptionSettings") or []))
-    _check_platform(region, p.get("PlatformArn"))
+    check_platform(region, p.get("PlatformArn"))
 
 
 def after_create_environment(http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -519,7 +364,7 @@ def after_create_environment(http_response: Any, parsed: dict[str, Any], context
     options = default_options(region)
     stack, arn = p.get("SolutionStackName") or "", p.get("PlatformArn") or ""
     if p.get("TemplateName"):
-        tpl = STORE.templates[(region, app, p["TemplateName"])]
+        tpl = store.STORE.templates[(region, app, p["TemplateName"])]
         options, stack, arn = merge(options, tpl["options"]), stack or tpl["stack"], arn or tpl["arn"]
     options = merge(options, list(p.get("OptionSettings") or []))
     arn = arn or platform_arn(region, stack)
@@ -534,19 +379,33 @@ def after_create_environment(http_response: Any, parsed: dict[str, Any], context
         cname=f"{(p.get('CNAMEPrefix') or p['EnvironmentName']).lower()}.{region}.elasticbeanstalk.com",
         options=options,
     )
-    with STORE.lock:
-        STORE.envs[(region, env.name)] = env
+    with store.STORE.lock:
+        store.STORE.envs[(region, env.name)] = env
+        # Beanstalk's own tags on every environment, next to those the request gave (moto keeps those).
+        moto_env = eb_backend(region).applications[app].environments.get(env.name)
+        if moto_env is not None:
+            moto_env.tags.update({"elasticbeanstalk:environment-name": env.name,
+                                  "elasticbeanstalk:environment-id": env.environment_id})
     parsed.update(_environment_description(region, env, status="Launching"))
     adapters_iam.ensure_beanstalk_default_roles()
 
 
 def after_describe_environments(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """The environments the request asks for, from the store (moto ignores the filters, and forgets terminated
+    environments); ``MaxRecords``/``NextToken`` page through them."""
     region = context.get("client_region", "")
     p = responses.api_params(context)
+    listed = {item.get("EnvironmentName", ""): item for item in parsed.get("Environments", [])}
+    include_deleted = p.get("IncludeDeleted", True)  # AWS's default
+    deleted_since = _epoch(p.get("IncludedDeletedBackTo"))
     out = []
-    for item in parsed.get("Environments", []):
-        env = STORE.envs.get((region, item.get("EnvironmentName", "")))
-        if env is None:
+    for (r, name), env in sorted(store.STORE.envs.items(), key=lambda kv: (kv[1].created, kv[0][1])):
+        if r != region:
+            continue
+        if env.termination() == "Terminated" and (not include_deleted or (
+                deleted_since is not None and (env.terminated_at or 0) < deleted_since)):
+            continue
+        if env.termination() is None and name not in listed:
             continue
         if p.get("ApplicationName") and env.application != p["ApplicationName"]:
             continue
@@ -557,8 +416,24 @@ def after_describe_environments(parsed: dict[str, Any], context: dict[str, Any],
         if p.get("VersionLabel") and env.version_label != p["VersionLabel"]:
             continue
         # Health follows the status (Green once Ready); the latency model greys out a launch in progress.
-        out.append(_environment_description(region, env, status=item.get("Status") or "Ready"))
-    parsed["Environments"] = out
+        out.append(_environment_description(region, env, status=(listed.get(name) or {}).get("Status") or "Ready"))
+    start = int(p.get("NextToken") or 0)
+    size = int(p.get("MaxRecords") or len(out) or 1)
+    parsed["Environments"] = out[start:start + size]
+    parsed.pop("NextToken", None)
+    if start + size < len(out):
+        parsed["NextToken"] = str(start + size)
+
+
+def _epoch(moment: Any) -> float | None:
+    """A timestamp parameter as boto3 takes it (datetime, ISO text or epoch seconds), in epoch seconds."""
+    if moment is None or moment == "":
+        return None
+    if isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    if isinstance(moment, dt.datetime):
+        return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).timestamp()
+    return float(moment)
 
 
 def settle_environments(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -566,13 +441,17 @@ def settle_environments(parsed: dict[str, Any], context: dict[str, Any], **_: An
     Ready, which AWS reports as DateUpdated, and show a forced health only once it is Ready."""
     region = context.get("client_region", "")
     for item in parsed.get("Environments", []):
-        env = STORE.envs.get((region, item.get("EnvironmentName", "")))
+        env = store.STORE.envs.get((region, item.get("EnvironmentName", "")))
         if env is None:
+            continue
+        if env.termination() is not None:  # whatever the latency model held it in before
+            item["Status"], item["Health"] = env.termination(), "Grey"
+            item["DateUpdated"] = env.terminating_at
             continue
         if item.get("Status") == "Ready":
             if env.ready_at is None:
-                env.ready_at = _now()
-            item["Health"] = _health(region, env.name).color
+                env.ready_at = now()
+            item["Health"] = health_of(region, env.name).color
         item["DateUpdated"] = env.ready_at or env.created
 
 
@@ -584,8 +463,8 @@ def after_describe_applications(parsed: dict[str, Any], context: dict[str, Any],
         name = app.get("ApplicationName")
         if names and name not in names:
             continue
-        app["ConfigurationTemplates"] = sorted(t for r, a, t in STORE.templates if r == region and a == name)
-        app["Versions"] = sorted(v for r, a, v in STORE.versions if r == region and a == name)
+        app["ConfigurationTemplates"] = sorted(t for r, a, t in store.STORE.templates if r == region and a == name)
+        app["Versions"] = sorted(v for r, a, v in store.STORE.versions if r == region and a == name)
         apps.append(app)
     parsed["Applications"] = apps
 
@@ -603,9 +482,9 @@ LAST_HANDLERS: list[tuple[str, Any]] = [
 ]
 
 
-def install(events: Any) -> None:
-    global STORE
-    STORE = Store()
+def install(events: Any, terminate_delay: Any = None) -> None:
+    """``terminate_delay``: () -> modeled seconds a termination takes (default: its p50)."""
+    store.reset(terminate_delay)
     for event, handler in HANDLERS:
         events.register(event, handler, unique_id=f"pilotlight-eb-{event}")
     for event, handler in LAST_HANDLERS:

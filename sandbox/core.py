@@ -102,7 +102,7 @@ class Sandbox:
         self.lambdas.install(self._events)
         self.iam.install(self._events)
         adapters.install(self._events)
-        adapters_beanstalk.install(self._events)
+        adapters_beanstalk.install(self._events, self.latency.delay("beanstalk.terminate_environment"))
         adapters_ec2.install(self._events)
         adapters_s3.install(self._events, self.latency.delay("s3.replicate"))
         self.dns = adapters_route53.install(self._events, self.latency)

@@ -7,11 +7,19 @@ test and fails with AccessDenied on its first real run. Here each function deplo
 it: the IAM action of the operation, and the resource ARN where the request names it. A call
 outside the policy fails with the error AWS answers (``AccessDenied``, ``UnauthorizedOperation``
 for EC2, ``AccessDeniedException`` for JSON-protocol services), which the handlers map as they
-would on AWS.
+would on AWS. As in AWS, an S3 delete that names a version (DeleteObject with a ``VersionId``, each
+such object of DeleteObjects) is checked as ``s3:DeleteObjectVersion``, and an RDS call naming a DB
+snapshot against the snapshot's ARN (``snapshot:<id>``) as well as the instance's (``db:<id>``).
 
 Where AWS acts with the caller's permissions (Elastic Beanstalk building an environment through
-CloudFormation, Auto Scaling, EC2 and ELB; EC2 copying an encrypted image with KMS), the caller
-must also hold the permissions AWS documents for that work (``CALLER_PERMISSIONS``).
+CloudFormation, Auto Scaling, EC2 and ELB, and deleting it all when the environment is terminated;
+EC2 copying an encrypted image with KMS), the caller must also hold the permissions AWS documents
+for that work (``CALLER_PERMISSIONS``).
+
+Beanstalk's ``DescribeEnvironments`` is not refused: as in AWS, its answer leaves out the
+environments the caller may not describe. A Beanstalk request that names an environment but not its
+application (``TerminateEnvironment``, ``DescribeEnvironmentHealth``) is checked against the
+environment's ARN, its application read from the sandbox's Beanstalk.
 
 The same engine answers ``iam:SimulatePrincipalPolicy`` for the function roles (readiness asks it
 which of the actions a failover will call are allowed).
@@ -33,11 +41,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from sandbox import responses
+from sandbox import adapters_beanstalk, responses
 
 # botocore's event service name -> IAM service prefix, where they differ.
 _PREFIX = {"elastic-beanstalk": "elasticbeanstalk", "sfn": "states", "service-quotas": "servicequotas",
-           "elastic-load-balancing-v2": "elasticloadbalancing", "route-53": "route53", "eventbridge": "events"}
+           "elastic-load-balancing-v2": "elasticloadbalancing", "route-53": "route53", "eventbridge": "events",
+           "resource-groups-tagging-api": "tag"}
 
 # S3 operations authorize as differently named IAM actions.
 _S3_ACTIONS = {
@@ -47,6 +56,9 @@ _S3_ACTIONS = {
     "PutBucketReplication": "PutReplicationConfiguration", "DeleteBucketReplication": "PutReplicationConfiguration",
     "DeleteObjects": "DeleteObject", "GetObjectVersion": "GetObjectVersion",
 }
+# A delete that names a version is authorized as s3:DeleteObjectVersion (DeleteObject with a VersionId, and
+# each object of DeleteObjects that has one: S3 authorizes every key of the batch on its own).
+_S3_VERSION_DELETE = "s3:DeleteObjectVersion"
 _GLOBAL = {"route53", "iam", "cloudfront"}
 # Calls every identity may make.
 _ALWAYS_ALLOWED = {"sts:GetCallerIdentity"}
@@ -65,11 +77,23 @@ CALLER_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "iam:PassRole",
         "s3:GetObject",
     ),
+    # Terminating it (with its resources) makes Beanstalk delete that stack as the caller, and the stack what
+    # it built: instances, the Auto Scaling group, security groups, the load balancer.
+    "elasticbeanstalk:TerminateEnvironment": (
+        "cloudformation:DeleteStack",
+        "autoscaling:DeleteAutoScalingGroup",
+        "ec2:TerminateInstances",
+        "ec2:DeleteSecurityGroup",
+        "elasticloadbalancing:DeleteLoadBalancer",
+    ),
 }
+
+_DESCRIBE_ENVIRONMENTS = "after-call.elastic-beanstalk.DescribeEnvironments"
 
 _ERROR_CODES = {"ec2": "UnauthorizedOperation", "lambda": "AccessDeniedException", "states": "AccessDeniedException",
                 "ssm": "AccessDeniedException", "kms": "AccessDeniedException", "servicequotas":
-                "AccessDeniedException", "events": "AccessDeniedException", "sns": "AuthorizationError"}
+                "AccessDeniedException", "events": "AccessDeniedException", "sns": "AuthorizationError",
+                "tag": "AccessDeniedException"}
 
 
 def iam_action(service: str, operation: str) -> str:
@@ -124,10 +148,25 @@ class Enforcer:
     def install(self, events: Any) -> None:
         for event, handler in self._handlers():
             events.register(event, handler, unique_id=f"pilotlight-iam-{event}")
+        # Last: after the Beanstalk adapter has made the answer.
+        events.register_last(_DESCRIBE_ENVIRONMENTS, self._described_environments,
+                             unique_id=f"pilotlight-iam-{_DESCRIBE_ENVIRONMENTS}")
 
     def uninstall(self, events: Any) -> None:
         for event, _ in self._handlers():
             events.unregister(event, unique_id=f"pilotlight-iam-{event}")
+        events.unregister(_DESCRIBE_ENVIRONMENTS, unique_id=f"pilotlight-iam-{_DESCRIBE_ENVIRONMENTS}")
+
+    def _described_environments(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        """DescribeEnvironments "only returns information about environments that the calling principal has IAM
+        permissions to access" (its API reference): the others are left out of the answer, not refused."""
+        function = getattr(self._local, "function", None)
+        if not self.enabled or function is None or function not in self.policies:
+            return
+        ctx = {"aws:RequestedRegion": context.get("client_region") or "us-east-1"}
+        action, statements = "elasticbeanstalk:DescribeEnvironments", self.policies[function]
+        parsed["Environments"] = [e for e in parsed.get("Environments") or []
+                                  if self.allowed(statements, action, e.get("EnvironmentArn"), ctx)]
 
     # -- what moto lacks: the policy simulator, and the functions' configuration ----------------
     def _simulate_principal_policy(self, context: dict[str, Any], **_: Any) -> Any:
@@ -194,10 +233,9 @@ class Enforcer:
         ctx = {"aws:RequestedRegion": region, "cloudwatch:namespace": str(params.get("Namespace", "")),
                "kms:ViaService": ""}
         statements = self.policies[function]
-        resources = self.resources(service, operation, params, region) or [None]
-        for resource in resources:
-            if not self.allowed(statements, action, resource, ctx):
-                self._deny(function, service, operation, action, resource)
+        for needed_action, resource in self.requests(service, operation, params, region):
+            if not self.allowed(statements, needed_action, resource, ctx):
+                self._deny(function, service, operation, needed_action, resource)
         for needed in CALLER_PERMISSIONS.get(action, ()):
             if not self.allowed(statements, needed, None, ctx):
                 self._deny(function, service, operation, needed, None,
@@ -217,6 +255,24 @@ class Enforcer:
                            "ResponseMetadata": {"HTTPStatusCode": 403}}, operation)
 
     # -- resources named by a request ------------------------------------------------------------
+    def requests(self, service: str, operation: str, p: dict[str, Any], region: str) -> list[tuple[str, str | None]]:
+        """(IAM action, resource ARN or None) pairs a request is authorized on: the operation's action on each
+        resource it names, except where AWS authorizes part of it as another action (a versioned S3 delete)."""
+        action = iam_action(service, operation)
+        if action == "s3:DeleteObject" and p.get("Bucket"):
+            return self._s3_deletes(operation, p)
+        return [(action, r) for r in self.resources(service, operation, p, region) or [None]]
+
+    def _s3_deletes(self, operation: str, p: dict[str, Any]) -> list[tuple[str, str | None]]:
+        def one(obj: dict[str, Any]) -> tuple[str, str | None]:
+            arn = f"arn:{self.partition}:s3:::{p['Bucket']}/{obj['Key']}" if obj.get("Key") else None
+            return (_S3_VERSION_DELETE if obj.get("VersionId") else "s3:DeleteObject", arn)
+
+        if operation == "DeleteObjects":
+            objects = (p.get("Delete") or {}).get("Objects") or []
+            return [one(o) for o in objects] or [("s3:DeleteObject", None)]
+        return [one(p)]
+
     def _arn(self, service: str, region: str, resource: str, account: str | None = None) -> str:
         acct = self.account if account is None else account
         return f"arn:{self.partition}:{service}:{region}:{acct}:{resource}"
@@ -227,7 +283,7 @@ class Enforcer:
         if service == "rds":
             return self._rds(operation, p, region)
         if service == "elasticbeanstalk":
-            return self._beanstalk(p, region)
+            return self._beanstalk(operation, p, region)
         if service == "s3":
             return self._s3(operation, p)
         if service == "ec2":
@@ -252,6 +308,16 @@ class Enforcer:
 
     def _rds(self, operation: str, p: dict[str, Any], region: str) -> list[str]:
         out = []
+        snapshot = p.get("DBSnapshotIdentifier")
+        if isinstance(snapshot, str) and snapshot:
+            # CreateDBSnapshot (the new snapshot), DeleteDBSnapshot, DescribeDBSnapshots of one snapshot,
+            # RestoreDBInstanceFromDBSnapshot (its source): authorized on the snapshot's ARN.
+            out.append(snapshot if snapshot.startswith("arn:") else self._arn("rds", region, f"snapshot:{snapshot}"))
+        elif operation == "DescribeDBSnapshots" and not p.get("DBInstanceIdentifier"):
+            # Without an identifier the call lists the region's snapshots: it needs snapshot:* there.
+            out.append(self._arn("rds", region, "snapshot:*"))
+        if isinstance(p.get("ResourceName"), str) and p["ResourceName"].startswith("arn:"):
+            out.append(p["ResourceName"])  # ListTagsForResource, AddTagsToResource, RemoveTagsFromResource
         if p.get("DBInstanceIdentifier"):
             ident = p["DBInstanceIdentifier"]
             out.append(ident if ident.startswith("arn:") else self._arn("rds", region, f"db:{ident}"))
@@ -266,12 +332,21 @@ class Enforcer:
             out.append(source)
         return out
 
-    def _beanstalk(self, p: dict[str, Any], region: str) -> list[str]:
+    def _beanstalk(self, operation: str, p: dict[str, Any], region: str) -> list[str]:
+        if isinstance(p.get("ResourceArn"), str):  # tags of an application, version, template or environment
+            return [p["ResourceArn"]]
         app = p.get("ApplicationName")
+        names = p.get("EnvironmentNames") or ([p["EnvironmentName"]] if p.get("EnvironmentName") else [])
+        if not app and operation != "DescribeEnvironments":
+            # An operation naming one environment (TerminateEnvironment, DescribeEnvironmentHealth, ...) is
+            # authorized on its ARN, which names its application. DescribeEnvironments is not refused: AWS
+            # answers it with the environments the caller may describe.
+            found = adapters_beanstalk.environment_of(region, p.get("EnvironmentName"), p.get("EnvironmentId"))
+            if found is not None:
+                app, names = found[0], [found[1]]
         if not app:
             return []
         out = []
-        names = p.get("EnvironmentNames") or ([p["EnvironmentName"]] if p.get("EnvironmentName") else [])
         out.extend(self._arn("elasticbeanstalk", region, f"environment/{app}/{n}") for n in names)
         if p.get("TemplateName"):
             out.append(self._arn("elasticbeanstalk", region, f"configurationtemplate/{app}/{p['TemplateName']}"))

@@ -39,6 +39,20 @@ DURATIONS: dict[str, tuple[float, float]] = {
     "rds.modify_class_multi_az": (1200, 1800),
     "rds.modify_class_single_az": (600, 900),
     "rds.create_replica": (1200, 2700),
+    # A read replica in its source's region (the second-AZ replica, a drill's copy of the DR replica): RDS
+    # "takes a snapshot of the source DB instance and creates a read-only instance from the snapshot" (RDS
+    # User Guide, "Working with DB instance read replicas"), with no copy across regions. No figure is
+    # published: 15 min p50, 45 min p95 (size-dependent, as the cross-region figure).
+    "rds.create_replica_in_region": (900, 2700),
+    # A manual snapshot of an instance without automated backups (a drill snapshots the DR replica, which
+    # has none): the first snapshot of an instance is full ("The first snapshot of a DB instance contains
+    # the data for the full database", RDS User Guide, "Introduction to backups"), so the same figures as
+    # the first backup after a promotion (rds.first_backup).
+    "rds.create_snapshot": (600, 3600),
+    # RestoreDBInstanceFromDBSnapshot -> available: a new instance whose volume is loaded from the snapshot
+    # in the background (lazy loading: it serves before every block is loaded, RDS User Guide, "Restoring
+    # to a DB instance"). No figure is published: 15 min p50, 30 min p95, as for creating an instance.
+    "rds.restore_snapshot": (900, 1800),
     "route53.change": (60, 90),
     # A datum reaches a 60 s standard-resolution alarm and is evaluated when its period closes:
     # up to one period, plus ingestion, more when the datum lands early in the period.
@@ -49,6 +63,9 @@ DURATIONS: dict[str, tuple[float, float]] = {
     "ec2.create_image": (600, 1200),
     "ec2.copy_image": (900, 3000),
     "beanstalk.create_environment": (300, 600),
+    # Terminating an environment: CloudFormation deletes the stack (instances, load balancer, security
+    # groups); about 4 minutes for a small environment, up to 10 with a load balancer draining.
+    "beanstalk.terminate_environment": (240, 600),
     "s3.replicate": (15, 900),
 }
 
@@ -152,7 +169,14 @@ class LatencyModel:
             ("after-call.rds.PromoteReadReplica", self._after_promote),
             ("after-call.rds.ModifyDBInstance", self._after_modify),
             ("after-call.rds.CreateDBInstanceReadReplica", self._after_create_replica),
+            ("after-call.rds.RestoreDBInstanceFromDBSnapshot", self._after_restore),
             ("after-call.rds.DescribeDBInstances", self._describe_db_instances),
+            ("after-call.rds.DeleteDBInstance", self._after_delete_instance),
+            ("after-call.rds.CreateDBSnapshot", self._after_create_snapshot),
+            ("after-call.rds.DescribeDBSnapshots", self._describe_db_snapshots),
+            ("before-call.rds.RestoreDBInstanceFromDBSnapshot", self._refuse_while_snapshot_busy),
+            ("before-call.rds.DeleteDBSnapshot", self._refuse_while_snapshot_busy),
+            ("after-call.rds.DeleteDBSnapshot", self._after_delete_snapshot),
             ("after-call.ec2.CreateImage", self._after_create_image),
             ("after-call.ec2.CopyImage", self._after_copy_image),
             ("after-call.ec2.DescribeImages", self._describe_images),
@@ -236,9 +260,67 @@ class LatencyModel:
         if not self.enabled or http_response.status_code >= 300:
             return
         db = parsed["DBInstance"]
-        key = ("rds", context["client_region"], db["DBInstanceIdentifier"])
-        busy = self.hold(key, "rds.create_replica", "creating")
+        region = context["client_region"]
+        source = str(db.get("ReadReplicaSourceDBInstanceIdentifier") or "")
+        cross_region = source.startswith("arn:") and source.split(":")[3] != region
+        key = ("rds", region, db["DBInstanceIdentifier"])
+        busy = self.hold(key, "rds.create_replica" if cross_region else "rds.create_replica_in_region", "creating")
         _apply(db, busy)
+
+    def _after_restore(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if not self.enabled or http_response.status_code >= 300:
+            return
+        db = parsed["DBInstance"]
+        busy = self.hold(("rds", context["client_region"], db["DBInstanceIdentifier"]), "rds.restore_snapshot",
+                         "creating")
+        _apply(db, busy)
+
+    def _after_delete_instance(
+        self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        """moto deletes at once (no ``deleting`` phase is modeled); what the instance was doing ends with it."""
+        if http_response.status_code < 300:
+            self._drop(("rds", context["client_region"], parsed["DBInstance"]["DBInstanceIdentifier"]))
+
+    # A manual snapshot is `creating` until its modeled duration has passed; meanwhile it cannot be
+    # restored or deleted (InvalidDBSnapshotState, as RDS answers). moto makes it available at once.
+    def _after_create_snapshot(
+        self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        if not self.enabled or http_response.status_code >= 300:
+            return
+        snap = parsed["DBSnapshot"]
+        busy = self.hold(("rds_snapshot", context["client_region"], snap["DBSnapshotIdentifier"]),
+                         "rds.create_snapshot", "creating")
+        _apply_snapshot(snap, busy)
+
+    def _describe_db_snapshots(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if not self.enabled:
+            return
+        for snap in parsed.get("DBSnapshots", []):
+            busy = self.busy(("rds_snapshot", context.get("client_region", ""), snap["DBSnapshotIdentifier"]))
+            if busy:
+                _apply_snapshot(snap, busy)
+
+    def _refuse_while_snapshot_busy(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> Any:
+        if not self.enabled:
+            return None
+        ident = responses.request_params(params).get("DBSnapshotIdentifier", "")
+        busy = self.busy(("rds_snapshot", context.get("client_region", ""), ident))
+        if busy is not None:
+            return responses.error("InvalidDBSnapshotState",
+                                   f"Snapshot {ident} is not available (it is {busy.status}).")
+        return None
+
+    def _after_delete_snapshot(
+        self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        if http_response.status_code < 300:
+            self._drop(("rds_snapshot", context["client_region"], parsed["DBSnapshot"]["DBSnapshotIdentifier"]))
+
+    def _drop(self, key: tuple[str, str, str]) -> None:
+        with self._lock:
+            self._busy.pop(key, None)
 
     def _describe_db_instances(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         if not self.enabled:
@@ -334,6 +416,11 @@ def _apply(db: dict[str, Any], busy: Busy) -> None:
     db.update(busy.shown)
     if busy.pending:
         db["PendingModifiedValues"] = {**db.get("PendingModifiedValues", {}), **busy.pending}
+
+
+def _apply_snapshot(snap: dict[str, Any], busy: Busy) -> None:
+    snap["Status"] = busy.status
+    snap["PercentProgress"] = 0  # progress is not modeled: 0 until it is available (100)
 
 
 def snapshot_before_modify(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
