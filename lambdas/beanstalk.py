@@ -5,6 +5,12 @@ How a primary configuration is made regional, and which saved configuration a fa
 from, is in :mod:`lambdas.beanstalk_config`. The application version's source bundle is copied to
 the plan's DR bucket, whose policy lets the environment's instance-profile role read it (the
 default instance profile reads only ``elasticbeanstalk-*`` buckets).
+
+A drill launches an isolated copy of the DR environment (:func:`launch_environment` with ``drill``):
+its own name and CNAME, the drill's tags, and its environment properties pointed at the drill's
+database copies, never at the live DR replica or the primary. Its teardown terminates what is left
+(:func:`remove_drill_environments`). How a drill's copy is named, pointed at the database copies and
+torn down is in :mod:`lambdas.beanstalk_drill`; this module registers the actions that use it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from lambdas import beanstalk_drill
+from lambdas import drill as drill_lib
 from lambdas.beanstalk_access import grant_bundle_read, instance_profile_of, instance_profile_roles
 
 # ENV_PROPERTIES ... settable are used through this module by lambdas/readiness.py: re-exported.
@@ -69,8 +77,8 @@ def dr_replacements(
     replacements: dict[str, str] = {}
     unresolved: list[str] = []
     # One filtered call per region, not one per database: a plan with many databases stays cheap.
-    primary = _endpoints(client("rds", primary_region), [db["identifier"] for db in databases or []])
-    dr = _endpoints(client("rds", dr_region), [db["dr_replica_identifier"] for db in databases or []])
+    primary = beanstalk_drill.endpoints(client("rds", primary_region), [db["identifier"] for db in databases or []])
+    dr = beanstalk_drill.endpoints(client("rds", dr_region), [db["dr_replica_identifier"] for db in databases or []])
     for db in databases or []:
         old, new = primary.get(db["identifier"]), dr.get(db["dr_replica_identifier"])
         if old and new:
@@ -80,24 +88,6 @@ def dr_replacements(
     for pair in buckets or []:
         replacements[pair["source"]] = pair["destination"]
     return replacements, unresolved
-
-
-def _endpoints(rds: Any, identifiers: list[str]) -> dict[str, str]:
-    """Identifier -> endpoint address of those instances that exist and have one."""
-    out: dict[str, str] = {}
-    for i in range(0, len(identifiers), 100):  # at most 100 values per filter
-        try:
-            pages = rds.get_paginator("describe_db_instances").paginate(
-                Filters=[{"Name": "db-instance-id", "Values": identifiers[i : i + 100]}]
-            )
-            for page in pages:
-                for db in page["DBInstances"]:
-                    address = (db.get("Endpoint") or {}).get("Address")
-                    if address:
-                        out[db["DBInstanceIdentifier"]] = address
-        except ClientError as exc:
-            raise_mapped(exc, "describe DB instances")
-    return out
 
 
 def _bundle_access(eb: Any, s3: Any, application: str, environment: str, bucket: str) -> dict[str, Any]:
@@ -363,7 +353,8 @@ _LIVE = ("Launching", "Updating", "Ready")
 # the instance profile's role. IAM action -> resource kinds (infra/iam.py says how each is scoped and why);
 # "*" only for reads AWS authorizes on "*" alone (infra.iam.NO_RESOURCE_LEVEL).
 ENVIRONMENT_BUILD: dict[str, str | tuple[str, ...]] = {
-    "elasticbeanstalk:AddTags": "environment",  # the environment's tags, passed with CreateEnvironment
+    # The environment's tags, passed with CreateEnvironment (a drill's copy carries the drill's).
+    "elasticbeanstalk:AddTags": ("environment", "drill_environment"),
     **dict.fromkeys(("cloudformation:CreateStack", "cloudformation:DescribeStacks",
                      "cloudformation:DescribeStackEvents", "cloudformation:DescribeStackResource",
                      "cloudformation:DescribeStackResources", "cloudformation:GetTemplate",
@@ -422,28 +413,45 @@ ENVIRONMENT_BUILD: dict[str, str | tuple[str, ...]] = {
         "elasticbeanstalk:DescribeEnvironments",
         "elasticbeanstalk:DescribeConfigurationSettings",
         "elasticbeanstalk:CreateEnvironment",
+        # A drill reads the live DR replica's endpoint (its copy's host derives from it) and the primary's.
+        "rds:DescribeDBInstances",
         *ENVIRONMENT_BUILD,
     ],
     resource={
-        "elasticbeanstalk:DescribeEnvironments": "environment",
+        "elasticbeanstalk:DescribeEnvironments": ("environment", "drill_environment"),
         "elasticbeanstalk:DescribeConfigurationSettings": "configurationtemplate",
         "elasticbeanstalk:CreateEnvironment": (
             "environment",
+            "drill_environment",
             "configurationtemplate",
             "applicationversion",
             "application",
         ),
+        "rds:DescribeDBInstances": ("db", "source_db"),
         **ENVIRONMENT_BUILD,
     },
 )
 def launch_environment(
-    region: str, plan: str, application: str, environment: str, dr_environment: str, cname_prefix: str
+    region: str,
+    plan: str,
+    application: str,
+    environment: str,
+    dr_environment: str,
+    cname_prefix: str,
+    drill: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Launch the DR environment from its saved configuration and recorded version, in the DR region only.
 
     An environment of that name that is already launching, updating or ready is reused (a resumed
     failover does not launch twice); one that is terminated or terminating is launched again.
+
+    With ``drill`` (``{"id": ..., "databases": [{"primary_region", "identifier", "live", "copy"}]}``) the
+    environment is the drill's copy: ``dr_environment`` and ``cname_prefix`` are the drill's names, it
+    carries the drill's tags, and every environment property naming the live DR replica's endpoint names
+    its copy's instead. A setting that would still reach the live replica or the primary is refused.
     """
+    if drill is not None:
+        beanstalk_drill.check_drill_names(drill, dr_environment, cname_prefix)
     eb = client("elasticbeanstalk", region)
     try:
         envs = eb.describe_environments(
@@ -469,15 +477,25 @@ def launch_environment(
         "EnvironmentName": dr_environment,
         "CNAMEPrefix": cname_prefix,
         "TemplateName": name,
-        "Tags": [{"Key": "pilotlight:plan", "Value": plan}],
+        "Tags": [{"Key": drill_lib.PLAN_TAG, "Value": plan}],
         "Description": f"pilotlight DR environment of {environment}",
     }
+    out: dict[str, Any] = {}
+    if drill is not None:
+        overrides, out["drill"] = beanstalk_drill.drill_settings(
+            region, drill, template.get("OptionSettings") or [], name
+        )
+        tags = {t["Key"]: t["Value"] for t in [*params["Tags"], *drill_lib.tags(plan, drill["id"])]}
+        params["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+        params["Description"] = f"pilotlight drill copy of the DR environment of {environment} (drill {drill['id']})"
+        if overrides:
+            params["OptionSettings"] = overrides
     if label:
         params["VersionLabel"] = label
     with aws_errors(f"launch {dr_environment} from {name}"):
         env = eb.create_environment(**params)
     return {"done": False, "attempt": 0, "launched_now": True, "environment": _env_facts(env),
-            "template": name}
+            "template": name, **out}
 
 
 # How long an environment may stay Ready with health Red before the launch is given up: enhanced health
@@ -488,7 +506,9 @@ UNHEALTHY_GRACE_SECONDS = 300
 @registry.action(
     "check_environment",
     permissions=["elasticbeanstalk:DescribeEnvironments", "elasticbeanstalk:DescribeEnvironmentHealth"],
-    resource="environment",
+    # A drill checks its copy as a failover checks the DR environment (DescribeEnvironments answers only
+    # with the environments the caller may describe).
+    resource=("environment", "drill_environment"),
 )
 def check_environment(region: str, application: str, dr_environment: str, attempt: int = 0) -> dict[str, Any]:
     """Done when the DR environment is Ready and Green; a launch that ended terminated fails for good, and
@@ -553,3 +573,47 @@ def _env_facts(env: dict[str, Any]) -> dict[str, Any]:
             ("version", "VersionLabel"),
         )
     }
+
+
+# -- drill teardown: terminate the drills' environment copies (lambdas.beanstalk_drill does the work) ----
+
+
+@registry.action(
+    "remove_drill_environments",
+    permissions=beanstalk_drill.TEARDOWN_PERMISSIONS,
+    resource=beanstalk_drill.TEARDOWN_RESOURCES,
+)
+def remove_drill_environments(
+    region: str, plan: str, drills: dict[str, Any], protected: list[str] | None = None
+) -> dict[str, Any]:
+    """Terminate the environment copies of the selected drills (:func:`lambdas.drill.selected`) in ``region``.
+
+    A copy is an environment whose name ends with a drill id, tagged with the plan and with that same drill
+    id; a name in ``protected`` (the plan's production and DR environments) is never touched. Those that are
+    Ready are terminated with their resources; those still launching or updating are waited for (Beanstalk
+    terminates only a Ready environment), as are those terminating. Done when none is left; ``deleted``
+    lists those this call terminated, ``remaining`` those still there with their status (Terminating
+    included), ``left`` how many.
+    """
+    return beanstalk_drill.remove_environments(region, plan, drills, protected, 0)
+
+
+@registry.action(
+    "check_drill_environments_removed",
+    permissions=beanstalk_drill.TEARDOWN_PERMISSIONS,
+    resource=beanstalk_drill.TEARDOWN_RESOURCES,
+)
+def check_drill_environments_removed(
+    region: str,
+    plan: str,
+    drills: dict[str, Any],
+    protected: list[str] | None = None,
+    attempt: int = 0,
+    deleted: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Done when no selected drill's environment is left; terminates those that became Ready since.
+
+    ``deleted`` is what the loop's earlier calls terminated: the answer's ``deleted`` adds this call's to it
+    (``deleted_now`` is this call's alone), so the loop's last answer lists everything it terminated.
+    """
+    return beanstalk_drill.remove_environments(region, plan, drills, protected, attempt + 1, deleted)

@@ -10,6 +10,9 @@ leaves none: the new one is created under a staging name first, the old one is d
 new one exists, then the new one takes the stable name and the staging copy goes.
 :func:`find_template` is how the failover (and readiness) find the one to use, whichever of the two
 exists.
+
+A drill launches from the same saved configuration, with its environment properties pointed at the
+drill's database copies instead of the live DR replicas (:func:`drill_overrides`).
 """
 
 from __future__ import annotations
@@ -168,6 +171,41 @@ def dr_option_settings(
             what = ", ".join(stale) or primary_region
             flags.append(f"{setting['Namespace']}:{setting['OptionName']}: still refers to {what}")
     return out, flags
+
+
+def _host(host: str) -> re.Pattern[str]:
+    """``host`` as a whole host name inside a value (``postgres://u@HOST:5432/db``), in any case: not the tail
+    of a longer name (``x-HOST``)."""
+    return re.compile(r"(?<![A-Za-z0-9-])" + re.escape(host) + r"(?![A-Za-z0-9-])", re.IGNORECASE)
+
+
+def drill_overrides(
+    options: list[dict[str, Any]], *, copies: dict[str, str], production: dict[str, str]
+) -> tuple[list[dict[str, str]], list[str]]:
+    """The environment-property overrides that point a drill at its database copies, and what would still
+    reach production.
+
+    ``copies`` maps a live DR replica's endpoint host to its drill copy's host: every occurrence inside an
+    environment property is replaced. ``production`` maps each production host (live replicas, primaries)
+    to what it is. Any settable option, of any namespace, whose value still names one of them once the
+    overrides apply is returned as ``"<namespace>:<name> (<what>)"``: only environment properties are
+    rewritten, so a host anywhere else (a custom option, say) is never silently kept.
+    """
+    rewrites = [(_host(old), new) for old, new in sorted(copies.items(), key=lambda kv: -len(kv[0]))]
+    forbidden = [(_host(host), what) for host, what in sorted(production.items())]
+    overrides: list[dict[str, str]] = []
+    problems: list[str] = []
+    for opt in settable(options):
+        ns, name, value = opt["Namespace"], opt["OptionName"], str(opt["Value"])
+        if ns == ENV_PROPERTIES:
+            new = value
+            for pattern, copy in rewrites:
+                new = pattern.sub(copy, new)
+            if new != value:
+                overrides.append({"Namespace": ns, "OptionName": name, "Value": new})
+                value = new
+        problems += [f"{ns}:{name} ({what})" for pattern, what in forbidden if pattern.search(value)]
+    return overrides, problems
 
 
 def option_key(settings: list[dict[str, Any]]) -> set[tuple[str, str, str, str]]:

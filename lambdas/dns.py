@@ -13,6 +13,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas import drill as drill_names
 from lambdas.common import Registry, client, raise_mapped
 from lambdas.errors import DnsCutoverFailed, InvalidRequest, PreconditionFailed, ResourceNotFound
 
@@ -503,3 +504,53 @@ def restore_primary_health(region: str, plan: str) -> dict[str, Any]:
     """Mark the primary healthy again (drills, failback): PutMetricData PrimaryHealthy=1 in ``region`` (DR)."""
     _put_health(client("cloudwatch", region), plan, 1.0)
     return {"metric": f"{METRIC_NAMESPACE}/{METRIC_NAME}", "plan": plan, "value": 1}
+
+
+# -- drills: the drill record ---------------------------------------------------------------------
+
+
+def _zone_records(r53: Any, zone_id: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {}
+    while True:
+        try:
+            page = r53.list_resource_record_sets(HostedZoneId=zone_id, **kwargs)
+        except ClientError as exc:
+            raise_mapped(exc, f"list records of {zone_id}")
+        out += page["ResourceRecordSets"]
+        if not page.get("IsTruncated"):
+            return out
+        kwargs = {"StartRecordName": page["NextRecordName"], "StartRecordType": page["NextRecordType"]}
+        if page.get("NextRecordIdentifier"):
+            kwargs["StartRecordIdentifier"] = page["NextRecordIdentifier"]
+
+
+@registry.action(
+    "remove_drill_records",
+    permissions=["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"],
+    resource="hostedzone",
+)
+def remove_drill_records(zone_id: str, record_name: str, drills: dict[str, Any]) -> dict[str, Any]:
+    """Delete the drill records (``drill-<id>.<record name>``) of the selected drills, in one change.
+
+    Only names of that exact shape are touched: the plan's own record, its routing records and their
+    health checks are never in the batch. A record already gone is not an error (a re-run converges).
+    """
+    r53 = client("route53", _ROUTE53_REGION)
+    doomed = []
+    for rrset in _zone_records(r53, zone_id):
+        drill = drill_names.id_in_record(rrset["Name"], record_name)
+        if drill and drill_names.selected(drill, drills):
+            doomed.append((drill, rrset))
+    deleted = [{"kind": "dns_record", "id": f"{rrset['Name'].rstrip('.')} {rrset['Type']}", "drill": drill}
+               for drill, rrset in doomed]
+    change_id = None
+    if doomed:
+        try:
+            out = r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={
+                "Comment": "pilotlight drill teardown",
+                "Changes": [{"Action": "DELETE", "ResourceRecordSet": rrset} for _, rrset in doomed]})
+        except ClientError as exc:
+            raise_mapped(exc, f"delete drill records in {zone_id}")
+        change_id = out["ChangeInfo"]["Id"]
+    return {"done": True, "deleted": deleted, "change_id": change_id, "left": 0}

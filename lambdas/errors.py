@@ -63,6 +63,11 @@ class Aborted(TerminalError):
     """An operator aborted the failover while it waited for approval."""
 
 
+class DrillRefused(TerminalError):
+    """A drill was asked for while a failover or another drill of the plan runs, or while readiness is
+    NOT_READY on what the drill copies (a database, a saved configuration; --force overrides that)."""
+
+
 class EnvironmentUnhealthy(TerminalError):
     """A launched environment stayed Ready with health Red past its grace period (its causes in the message)."""
 

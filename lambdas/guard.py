@@ -4,6 +4,8 @@
 - an automatic (alarm-triggered) run within ``min_interval_minutes`` of a previous run (one started
   before it) is refused;
 - refused while every trigger alarm is OK, unless forced (no trigger alarms: health unknown, allowed);
+- a failover that passes these pre-empts a running drill of the plan: the drill is stopped (error
+  ``PreemptedByFailover``), and its end starts the drill teardown; the failover does not wait for it;
 - ``request_approval`` publishes the task token to the plan's SNS topic; ``pilotlight approve``
   or ``pilotlight abort`` answer it.
 """
@@ -16,6 +18,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas import drill as drills
 from lambdas.common import Registry, client, raise_mapped
 from lambdas.errors import AlreadyRunning, PrimaryHealthy, TooSoon
 
@@ -46,8 +49,9 @@ def _alarm_states(alarms: list[dict[str, str]]) -> list[dict[str, Any]]:
 
 @registry.action(
     "check",
-    permissions=["cloudwatch:DescribeAlarms", "states:ListExecutions"],
-    resource={"cloudwatch:DescribeAlarms": "alarm", "states:ListExecutions": "statemachine"},
+    permissions=["cloudwatch:DescribeAlarms", "states:ListExecutions", "states:StopExecution"],
+    resource={"cloudwatch:DescribeAlarms": "alarm", "states:ListExecutions": "statemachine",
+              "states:StopExecution": "drill_execution"},
 )
 def check(
     state_machine_arn: str,
@@ -56,6 +60,7 @@ def check(
     min_interval_minutes: int,
     trigger: dict[str, Any],
     region: str,
+    plan: str | None = None,
 ) -> dict[str, Any]:
     sfn = client("stepfunctions", region)
     try:
@@ -94,13 +99,40 @@ def check(
             f"the primary looks healthy: every trigger alarm is OK ({names}); use --force to fail over anyway"
         )
     health = "unknown" if not states else ("in_alarm" if any(s["state"] == "ALARM" for s in states) else "not_ok")
+    preempted = []
+    if plan:
+        preempted = _preempt_drills(sfn, drills.machine_arn(state_machine_arn, plan, "drill"), execution_arn)
     return {
+        "preempted_drills": preempted,
         "automatic": automatic,
         "forced": forced,
         "primary_health": health,
         "alarms": states,
         "approved": bool(trigger.get("approved_by")) and not automatic,
     }
+
+
+def _preempt_drills(sfn: Any, drill_machine: str, failover_arn: str) -> list[dict[str, Any]]:
+    """Stop every running drill of the plan: a real failover needs the DR region's capacity and quotas.
+
+    Best effort and quick: a drill that cannot be stopped is reported, never a reason to hold the failover.
+    Its teardown is started by the drill's end (EventBridge), so the failover does not wait for it.
+    """
+    out: list[dict[str, Any]] = []
+    try:
+        running = drills.running_executions(sfn, drill_machine)
+    except Exception as exc:  # noqa: BLE001 - never hold a failover for a drill
+        return [{"drill": None, "stopped": False, "error": f"{type(exc).__name__}: {exc}"}]
+    for execution in running:
+        entry = {"execution": execution["name"],
+                 "drill": drills.drill_id(execution["executionArn"], execution["startDate"]), "stopped": True}
+        try:
+            sfn.stop_execution(executionArn=execution["executionArn"], error=drills.PREEMPTED,
+                               cause=f"failover {failover_arn.rsplit(':', 1)[-1]} pre-empts the drill")
+        except (ClientError, BotoCoreError) as exc:
+            entry.update(stopped=False, error=f"{type(exc).__name__}: {exc}")
+        out.append(entry)
+    return out
 
 
 @registry.action("request_approval", permissions=["sns:Publish"], resource="topic")

@@ -1,4 +1,5 @@
-"""RDS steps: promote the DR replica, harden it (Multi-AZ, instance class), report its state.
+"""RDS steps: promote the DR replica, harden it (Multi-AZ, instance class), report its state; make and
+remove the isolated copies a drill rehearses those steps on.
 
 Every action reads the current state first, so a retried or re-run step converges instead of
 failing on "already done" (a promoted replica is not promoted again, a class already set is
@@ -11,13 +12,17 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambdas.common import Registry, client, raise_mapped
+from lambdas import drill
+from lambdas.common import Registry, aws_errors, client, raise_mapped
 from lambdas.errors import PreconditionFailed, ResourceNotFound, ResourceNotReady
 
 registry = Registry("rds")
 handler = registry.handler
 
 _DESCRIBE = ["rds:DescribeDBInstances"]
+# What failover steps act on: the live DR replica, or a drill's copy of it (a drill promotes and hardens
+# its copy with the very same steps; infra/iam.py scopes "drill_db" to names with "-drill-").
+_DR_DB = ("db", "drill_db")
 
 # A promoted instance serves once it is standalone and in one of these states. With automated backups
 # newly enabled by the promotion (a replica is created with backups disabled), RDS takes the first
@@ -82,7 +87,7 @@ def _poll(done: bool, attempt: int, db: dict[str, Any]) -> dict[str, Any]:
     return {"done": done, "attempt": attempt, "db": facts(db)}
 
 
-@registry.action("promote_replica", permissions=["rds:PromoteReadReplica", *_DESCRIBE], resource="db")
+@registry.action("promote_replica", permissions=["rds:PromoteReadReplica", *_DESCRIBE], resource=_DR_DB)
 def promote_replica(region: str, identifier: str, backup_retention_days: int = 7) -> dict[str, Any]:
     """Promote the DR read replica to a standalone instance (no-op when it already is one).
 
@@ -106,7 +111,7 @@ def _promote(rds: Any, identifier: str, backup_retention_days: int) -> dict[str,
     return facts(out["DBInstance"])
 
 
-@registry.action("check_promoted", permissions=["rds:PromoteReadReplica", *_DESCRIBE], resource="db")
+@registry.action("check_promoted", permissions=["rds:PromoteReadReplica", *_DESCRIBE], resource=_DR_DB)
 def check_promoted(region: str, identifier: str, attempt: int = 0, backup_retention_days: int = 7) -> dict[str, Any]:
     """Done when the instance no longer replicates from a source and accepts connections (:func:`serving`).
 
@@ -171,24 +176,24 @@ def _check(region: str, identifier: str, attempt: int, **wanted: Any) -> dict[st
     return _poll(idle and not missing, attempt + 1, db)
 
 
-@registry.action("enable_multi_az", permissions=["rds:ModifyDBInstance", *_DESCRIBE], resource="db")
+@registry.action("enable_multi_az", permissions=["rds:ModifyDBInstance", *_DESCRIBE], resource=_DR_DB)
 def enable_multi_az(region: str, identifier: str) -> dict[str, Any]:
     """Turn on Multi-AZ (no downtime); skipped when already on."""
     return _modify(region, identifier, MultiAZ=True)
 
 
-@registry.action("check_multi_az", permissions=["rds:ModifyDBInstance", *_DESCRIBE], resource="db")
+@registry.action("check_multi_az", permissions=["rds:ModifyDBInstance", *_DESCRIBE], resource=_DR_DB)
 def check_multi_az(region: str, identifier: str, attempt: int = 0) -> dict[str, Any]:
     return _check(region, identifier, attempt, MultiAZ=True)
 
 
-@registry.action("resize", permissions=["rds:ModifyDBInstance", *_DESCRIBE], resource="db")
+@registry.action("resize", permissions=["rds:ModifyDBInstance", *_DESCRIBE], resource=_DR_DB)
 def resize(region: str, identifier: str, instance_class: str) -> dict[str, Any]:
     """Change the instance class to the plan's failover class; skipped when already that class."""
     return _modify(region, identifier, DBInstanceClass=instance_class)
 
 
-@registry.action("check_resized", permissions=["rds:ModifyDBInstance", *_DESCRIBE], resource="db")
+@registry.action("check_resized", permissions=["rds:ModifyDBInstance", *_DESCRIBE], resource=_DR_DB)
 def check_resized(region: str, identifier: str, instance_class: str, attempt: int = 0) -> dict[str, Any]:
     return _check(region, identifier, attempt, DBInstanceClass=instance_class)
 
@@ -317,66 +322,405 @@ def replica_lag(region: str, identifier: str, rpo_minutes: int) -> dict[str, Any
             "status": "WITHIN_RPO" if ok else "ABOVE_RPO", "record": record}
 
 
-# -- readiness: the DR replica's network ---------------------------------------------------------
+# -- drills: isolated copies of the DR replica ------------------------------------------------------
+#
+# A drill promotes and hardens a copy of the live DR replica, never the replica: the copy is named
+# ``<replica>-drill-<id>`` (lambdas.drill.drill_name) and tagged with the drill and the plan, and the
+# failover's own steps (promote_replica, enable_multi_az, resize and their checks) are called with its
+# name. The live replica is only read (and, on the snapshot path, snapshotted).
 
-NETWORK_CHECK = "dr-db-network"
-NETWORK_PERMISSIONS = ["rds:DescribeDBSubnetGroups", "ec2:DescribeSecurityGroups"]
+# A copy in one of these states will not become available by waiting: the drill fails now rather than
+# at the end of its poll budget.
+_COPY_FAILED = ("failed", "incompatible-restore", "incompatible-parameters", "incompatible-network",
+                "incompatible-option-group", "inaccessible-encryption-credentials", "restore-error", "storage-full",
+                "deleting")
+_SNAPSHOT_FAILED = ("failed", "deleting")
+_CASCADING_POSTGRES = (14, 1)
 
 
-def _subnet_group(rds: Any, name: str) -> dict[str, Any] | None:
+def _version(text: str | None) -> tuple[int, ...]:
+    parts = []
+    for part in (text or "").split(".")[:2]:
+        digits = "".join(c for c in part if c.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def copy_method(db: dict[str, Any]) -> str:
+    """How a drill copies ``db``: ``read_replica`` (a read replica of it, promoted by the drill) or ``snapshot``
+    (a manual snapshot of it, restored to a new instance).
+
+    A replica (the DR replica) feeds a cascading replica on RDS for PostgreSQL 14.1 and later (RDS User
+    Guide, "Using cascading read replicas with RDS for PostgreSQL"), and on MySQL/MariaDB only with
+    automated backups turned on ("each source ... must have automated backups turned on"); a standalone
+    source always needs them. Other engines, and older versions, are copied through a snapshot.
+
+    The guides also ask for automated backups on a PostgreSQL replica that feeds another ("Creating a read
+    replica": the requirement "also applies to a read replica that is the source DB instance for another
+    read replica"), and the DR replica is created without (CreateDBInstanceReadReplica API reference). If
+    RDS refuses the cascade for that reason, :func:`create_drill_copy` falls back to the snapshot.
+    """
+    engine = str(db.get("Engine") or "").lower()
+    backups = int(db.get("BackupRetentionPeriod") or 0) > 0
+    if engine not in ("postgres", "mysql", "mariadb"):
+        return "snapshot"
+    if engine == "postgres" and db.get("ReadReplicaSourceDBInstanceIdentifier"):
+        return "read_replica" if _version(db.get("EngineVersion")) >= _CASCADING_POSTGRES else "snapshot"
+    return "read_replica" if backups else "snapshot"
+
+
+def _require_copy_name(identifier: str, drill_id: str, source: str) -> None:
+    """Refuse a copy name that is not this drill's: a drill creates and changes nothing else."""
+    if not drill.is_drill_id(drill_id):
+        raise PreconditionFailed(f"{drill_id!r} is not a drill id")
+    if (identifier or "").lower() == (source or "").lower():
+        raise PreconditionFailed(f"the drill copy cannot be {source} itself: the live DR replica is never modified")
+    if drill.id_in_name(identifier) != drill_id:
+        raise PreconditionFailed(
+            f"{identifier!r} is not a copy name of drill {drill_id} (…{drill.SUFFIX}{drill_id}); "
+            "a drill never creates or modifies anything else")
+
+
+def _tagged_for(resource: dict[str, Any], plan: str, drill_id: str, what: str) -> None:
+    """An existing copy or snapshot under the copy's name must carry this drill's tags (when AWS lists them)."""
+    if "TagList" not in resource:
+        return
+    tags = resource.get("TagList") or []
+    found = (drill.tag_value(tags, drill.DRILL_TAG), drill.tag_value(tags, drill.PLAN_TAG))
+    if found != (drill_id, plan):
+        raise PreconditionFailed(
+            f"{what} exists but is tagged {drill.DRILL_TAG}={found[0]!r}, {drill.PLAN_TAG}={found[1]!r}, not this "
+            f"drill's ({drill_id}, {plan}): it is left alone")
+
+
+def describe_snapshot(rds: Any, identifier: str) -> dict[str, Any] | None:
     try:
-        found = rds.describe_db_subnet_groups(DBSubnetGroupName=name.lower())["DBSubnetGroups"]
+        found = rds.describe_db_snapshots(DBSnapshotIdentifier=identifier)["DBSnapshots"]
     except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("DBSubnetGroupNotFoundFault", "DBSubnetGroupNotFound"):
+        if exc.response["Error"]["Code"] in ("DBSnapshotNotFound", "DBSnapshotNotFoundFault"):
             return None
-        raise_mapped(exc, f"describe DB subnet group {name}")
+        raise_mapped(exc, f"describe snapshot {identifier}")
     return found[0] if found else None
 
 
-def _security_groups(ec2: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """The named security groups that exist, by id (a filter, so a missing one is absent, not an error)."""
+def _copy_result(done: bool, attempt: int, method: str, snapshot: str | None,
+                 db: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
+    return {"done": done, "attempt": attempt, "method": method, "snapshot": snapshot,
+            "db": facts(db) if db is not None else None, **extra}
+
+
+def _refused_for_backups(exc: ClientError) -> bool:
+    """RDS refused a replica because its source has no automated backups (a cascade it does not allow)."""
+    error = exc.response.get("Error", {})
+    return (str(error.get("Code")) in ("InvalidDBInstanceState", "InvalidDBInstanceStateFault",
+                                       "InvalidParameterCombination")
+            and "automated backup" in str(error.get("Message", "")).lower())
+
+
+def _drill_copy(region: str, plan: str, drill_id: str, source: str, identifier: str, subnet_group: str,
+                security_groups: list[str], attempt: int) -> dict[str, Any]:
+    _require_copy_name(identifier, drill_id, source)
+    rds = client("rds", region)
+    tags = drill.tags(plan, drill_id)
+    snapshot = describe_snapshot(rds, identifier)
+    if snapshot is not None:
+        _tagged_for(snapshot, plan, drill_id, f"snapshot {identifier}")
+    copy = describe_instance(rds, identifier)
+    if copy is not None:
+        _tagged_for(copy, plan, drill_id, f"DB instance {identifier}")
+        method = "snapshot" if snapshot is not None else "read_replica"
+        status = copy.get("DBInstanceStatus")
+        if status in _COPY_FAILED:
+            raise PreconditionFailed(f"drill copy {identifier} is {status}; it will not become available")
+        return _copy_result(status == "available", attempt, method, identifier if snapshot is not None else None, copy)
+    src = _require(rds, source, region)
+    if snapshot is not None:
+        return _restore_when_ready(rds, snapshot, src, identifier, subnet_group, security_groups, tags, attempt)
+    if src.get("DBInstanceStatus") != "available":
+        # Busy (a change, a backup): nothing can be copied from it yet; the loop polls.
+        return _copy_result(False, attempt, copy_method(src), None, None, source_status=src.get("DBInstanceStatus"))
+    method = copy_method(src)
+    if method == "read_replica":
+        try:
+            out = rds.create_db_instance_read_replica(
+                DBInstanceIdentifier=identifier, SourceDBInstanceIdentifier=source,
+                DBInstanceClass=src["DBInstanceClass"], PubliclyAccessible=False, Tags=tags,
+                # Same region: no DBSubnetGroupName (RDS refuses one; the replica takes its source's).
+                **({"VpcSecurityGroupIds": list(security_groups)} if security_groups else {}),
+            )
+            return _copy_result(False, attempt, method, None, out["DBInstance"])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault"):
+                return _copy_result(False, attempt, method, None, describe_instance(rds, identifier))
+            if not _refused_for_backups(exc):
+                raise_mapped(exc, f"create drill replica {identifier} of {source}")
+            # RDS does not cascade from this replica after all: copy it through a snapshot instead.
     try:
-        pages = ec2.get_paginator("describe_security_groups").paginate(
-            Filters=[{"Name": "group-id", "Values": list(ids)}])
-        return {g["GroupId"]: g for page in pages for g in page["SecurityGroups"]}
+        out = rds.create_db_snapshot(DBSnapshotIdentifier=identifier, DBInstanceIdentifier=source, Tags=tags)
+        snapshot = out["DBSnapshot"]
     except ClientError as exc:
-        raise_mapped(exc, f"describe security groups {', '.join(ids)}")
-    return {}
+        if exc.response["Error"]["Code"] not in ("DBSnapshotAlreadyExists", "DBSnapshotAlreadyExistsFault"):
+            raise_mapped(exc, f"snapshot {source} as {identifier}")
+        snapshot = describe_snapshot(rds, identifier) or {"Status": "creating"}
+    return _copy_result(False, attempt, "snapshot", identifier, None, snapshot_status=snapshot.get("Status"))
 
 
-def network_check(region: str, identifier: str, network: dict[str, Any]) -> dict[str, Any]:
-    """Readiness of the DR replica's network: one check result (readiness's shape) for ``identifier``.
+def _restore_when_ready(rds: Any, snapshot: dict[str, Any], src: dict[str, Any], identifier: str,
+                        subnet_group: str, security_groups: list[str], tags: list[dict[str, str]],
+                        attempt: int) -> dict[str, Any]:
+    """Restore the drill's snapshot to the copy once it is available; until then the loop polls."""
+    status = snapshot.get("Status")
+    if status in _SNAPSHOT_FAILED:
+        raise PreconditionFailed(f"drill snapshot {identifier} is {status}; no copy can be restored from it")
+    if status != "available":
+        return _copy_result(False, attempt, "snapshot", identifier, None, snapshot_status=status,
+                            snapshot_progress=snapshot.get("PercentProgress"))
+    params: dict[str, Any] = {
+        "DBInstanceIdentifier": identifier, "DBSnapshotIdentifier": identifier,
+        "DBInstanceClass": src["DBInstanceClass"], "PubliclyAccessible": False, "MultiAZ": False, "Tags": tags,
+    }
+    if subnet_group:
+        params["DBSubnetGroupName"] = subnet_group.lower()  # RDS stores subnet group names lower-case
+    if security_groups:
+        params["VpcSecurityGroupIds"] = list(security_groups)
+    try:
+        out = rds.restore_db_instance_from_db_snapshot(**params)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault"):
+            return _copy_result(False, attempt, "snapshot", identifier, describe_instance(rds, identifier))
+        if exc.response["Error"]["Code"] in ("InvalidDBSnapshotState", "InvalidDBSnapshotStateFault"):
+            return _copy_result(False, attempt, "snapshot", identifier, None, snapshot_status=status)
+        raise_mapped(exc, f"restore drill copy {identifier}")
+    return _copy_result(False, attempt, "snapshot", identifier, out["DBInstance"])
 
-    NOT_READY when the plan's DB subnet group or a security group does not exist in ``region``, when a
-    security group is in another VPC than the subnet group, or when the existing replica is not in that
-    subnet group with those security groups (drift: replicate does not move a replica). A missing
-    replica is the dr-replica check's business; the network is judged on its own then.
+
+_COPY_PERMISSIONS = ["rds:CreateDBInstanceReadReplica", "rds:CreateDBSnapshot", "rds:RestoreDBInstanceFromDBSnapshot",
+                     "rds:AddTagsToResource", "rds:DescribeDBInstances", "rds:DescribeDBSnapshots",
+                     "kms:CreateGrant", "kms:DescribeKey"]
+_COPY_RESOURCES: dict[str, str | tuple[str, ...]] = {
+    # The copy (a replica of the live DR replica, read from it) ...
+    "rds:CreateDBInstanceReadReplica": ("drill_db", "db"),
+    # ... or a snapshot of the live replica restored to the copy in the plan's DR subnet group.
+    "rds:CreateDBSnapshot": ("drill_db_snapshot", "db"),
+    "rds:RestoreDBInstanceFromDBSnapshot": ("drill_db", "drill_db_snapshot", "dr_subnet_group"),
+    # Tags given on create are added with the caller's rds:AddTagsToResource.
+    "rds:AddTagsToResource": ("drill_db", "drill_db_snapshot"),
+    "rds:DescribeDBInstances": ("db", "drill_db"),
+    "rds:DescribeDBSnapshots": ("drill_db_snapshot",),
+    # An encrypted replica's copy is encrypted with the same DR-region key (grants made as the caller).
+    "kms:CreateGrant": "dr_key",
+    "kms:DescribeKey": "dr_key",
+}
+
+
+@registry.action("create_drill_copy", permissions=_COPY_PERMISSIONS, resource=_COPY_RESOURCES)
+def create_drill_copy(region: str, plan: str, drill_id: str, source: str, identifier: str, subnet_group: str,
+                      security_groups: list[str]) -> dict[str, Any]:
+    """Start the drill's copy ``identifier`` of the live DR replica ``source`` (idempotent).
+
+    ``method`` says how: ``read_replica`` (a read replica of ``source`` in its region, which the drill
+    promotes with promote_replica) or ``snapshot`` (a manual snapshot of ``source`` that
+    :func:`check_drill_copy` restores to ``identifier`` in ``subnet_group`` once it is available); see
+    :func:`copy_method`. Done when the copy exists and is available. A source that is not available
+    yet is waited for, not an error; ``source`` itself is only read (and snapshotted).
     """
-    name, wanted = network["subnet_group"], sorted(network["security_groups"])
-    group = _subnet_group(client("rds", region), name)
-    found = _security_groups(client("ec2", region), wanted)
-    evidence: dict[str, Any] = {"subnet_group": name, "vpc_id": (group or {}).get("VpcId"),
-                                "security_groups": wanted}
-    problems = []
-    if group is None:
-        problems.append(f"DB subnet group {name} does not exist in {region}")
-    missing = [g for g in wanted if g not in found]
-    if missing:
-        problems.append(f"security group{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                        f"{'do' if len(missing) > 1 else 'does'} not exist in {region}")
-    if group is not None:
-        elsewhere = sorted(f"{g} ({s.get('VpcId')})" for g, s in found.items() if s.get("VpcId") != group.get("VpcId"))
-        if elsewhere:
-            problems.append(f"security groups {', '.join(elsewhere)} are not in {group.get('VpcId')}, the VPC of "
-                            f"subnet group {name}")
-    db = describe_instance(client("rds", region), identifier)
-    if db is not None:
-        evidence.update(replica_subnet_group=subnet_group_of(db), replica_security_groups=security_groups_of(db))
-        problems += [f"replica {identifier} has drifted: {d}" for d in network_drift(db, name, wanted)]
-    if problems:
-        return {"check": NETWORK_CHECK, "resource": identifier, "status": "NOT_READY",
-                "reason": "; ".join(problems), "evidence": evidence}
-    where = f"{identifier} is in it" if db is not None else f"{identifier} does not exist yet"
-    return {"check": NETWORK_CHECK, "resource": identifier, "status": "READY",
-            "reason": f"DB subnet group {name} ({evidence['vpc_id']}) and security groups {', '.join(wanted)} exist "
-                      f"in {region}; {where}", "evidence": evidence}
+    return _drill_copy(region, plan, drill_id, source, identifier, subnet_group, security_groups, 0)
+
+
+@registry.action("check_drill_copy", permissions=_COPY_PERMISSIONS, resource=_COPY_RESOURCES)
+def check_drill_copy(region: str, plan: str, drill_id: str, source: str, identifier: str, subnet_group: str,
+                     security_groups: list[str], attempt: int = 0) -> dict[str, Any]:
+    """Done when the drill's copy is available; restores it from the drill's snapshot once that is available."""
+    return _drill_copy(region, plan, drill_id, source, identifier, subnet_group, security_groups, attempt + 1)
+
+
+# -- drills: teardown ---------------------------------------------------------------------------------
+#
+# A teardown finds a drill's leftovers with the Resource Groups Tagging API (GetResources: the DB instances
+# and snapshots tagged with the plan and a drill), then reads and deletes each BY IDENTIFIER: listing the
+# region's instances or snapshots would need rds:Describe* on db:* / snapshot:*, which no pilotlight role
+# holds (tag:GetResources has no resource type: it is granted on "*", and answers with ARNs and tags only).
+#
+# The tagging index is eventually consistent: a copy created seconds ago may not be in it yet. A teardown of
+# given drills (``{"ids": [...]}``) therefore also reads the names those drills' copies have
+# (lambdas.drill.drill_name of each DR replica in ``replicas``), so a copy the index does not list yet is
+# removed all the same; a sweep finds it on a later run.
+
+_SNAPSHOT_DELETABLE = ("available", "failed")
+_TAGGED_TYPES = {"db": "rds:db", "snapshot": "rds:snapshot"}  # the ARN's resource type -> ResourceTypeFilters
+
+
+def _tags_of(rds: Any, resource: dict[str, Any], arn_key: str) -> list[dict[str, str]]:
+    """The resource's tags: Describe* lists them (TagList); ListTagsForResource when an answer has none."""
+    if "TagList" in resource:
+        return resource.get("TagList") or []
+    with aws_errors(f"list tags of {resource.get(arn_key)}"):
+        return rds.list_tags_for_resource(ResourceName=resource[arn_key]).get("TagList") or []
+    return []
+
+
+def _owner(ident: str, tags: list[dict[str, str]] | None, plan: str, drills: dict[str, Any],
+           protected: set[str]) -> str | None:
+    """The drill ``ident`` belongs to when the teardown removes it: tagged with the plan and a selected drill
+    whose id its name also ends with, and not protected; else None."""
+    named = drill.id_in_name(ident)
+    if named is None or ident.lower() in protected:
+        return None
+    if drill.tag_value(tags, drill.PLAN_TAG) != plan or drill.tag_value(tags, drill.DRILL_TAG) != named:
+        return None
+    return named if drill.selected(named, drills) else None
+
+
+def _tagged(region: str, plan: str, drills: dict[str, Any], protected: set[str]) -> dict[str, dict[str, str]]:
+    """Identifiers of the plan's drill instances (``db``) and snapshots (``snapshot``) the teardown removes, as
+    the tagging index lists them (lower-case identifier -> identifier)."""
+    tagging = client("resourcegroupstaggingapi", region)
+    with aws_errors(f"find the DB instances and snapshots tagged {drill.PLAN_TAG}={plan}"):
+        pages = tagging.get_paginator("get_resources").paginate(
+            TagFilters=[{"Key": drill.PLAN_TAG, "Values": [plan]}, {"Key": drill.DRILL_TAG}],
+            ResourceTypeFilters=sorted(_TAGGED_TYPES.values()))
+        mappings = [m for page in pages for m in page.get("ResourceTagMappingList") or []]
+    found: dict[str, dict[str, str]] = {kind: {} for kind in _TAGGED_TYPES}
+    for mapping in mappings:
+        # arn:<partition>:rds:<region>:<account>:db:<identifier> (or :snapshot:<identifier>)
+        parts = str(mapping.get("ResourceARN") or "").split(":", 6)
+        if len(parts) != 7 or parts[2] != "rds" or parts[5] not in found:
+            continue
+        if _owner(parts[6], mapping.get("Tags"), plan, drills, protected):
+            found[parts[5]].setdefault(parts[6].lower(), parts[6])
+    return found
+
+
+def _named(drills: dict[str, Any], replicas: list[str] | None) -> list[str]:
+    """The names the copies (and snapshots) of the drills ``{"ids": [...]}`` selects have, per DR replica."""
+    ids = [i for i in drills.get("ids") or [] if drill.is_drill_id(i)] if "ids" in drills else []
+    return sorted({drill.drill_name(r, i, drill.DB_NAME_LIMIT) for r in replicas or [] if r for i in ids})
+
+
+def _candidates(region: str, plan: str, drills: dict[str, Any], protected: set[str],
+                replicas: list[str] | None) -> tuple[list[str], list[str]]:
+    """Identifiers of the instances and of the snapshots to read: the tagged ones and the drills' own names."""
+    found = _tagged(region, plan, drills, protected)
+    for name in _named(drills, replicas):
+        for kind in found:
+            found[kind].setdefault(name.lower(), name)
+    return sorted(found["db"].values()), sorted(found["snapshot"].values())
+
+
+def _drill_instances(rds: Any, names: list[str], plan: str, drills: dict[str, Any],
+                     protected: set[str]) -> list[tuple[dict, str]]:
+    out = []
+    for name in names:
+        db = describe_instance(rds, name)  # None: gone (the tagging index still lists it for a while), or never made
+        if db is None:
+            continue
+        owner = _owner(db["DBInstanceIdentifier"], _tags_of(rds, db, "DBInstanceArn"), plan, drills, protected)
+        if owner:
+            out.append((db, owner))
+    return out
+
+
+def _drill_snapshots(rds: Any, names: list[str], plan: str, drills: dict[str, Any],
+                     protected: set[str]) -> list[tuple[dict, str]]:
+    out = []
+    for name in names:
+        snap = describe_snapshot(rds, name)
+        if snap is None or snap.get("SnapshotType", "manual") != "manual":
+            continue
+        owner = _owner(snap["DBSnapshotIdentifier"], _tags_of(rds, snap, "DBSnapshotArn"), plan, drills, protected)
+        if owner:
+            out.append((snap, owner))
+    return out
+
+
+def _remove_drill_databases(region: str, plan: str, drills: dict[str, Any], protected: list[str] | None,
+                            replicas: list[str] | None, attempt: int,
+                            before: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    rds = client("rds", region)
+    keep = {p.lower() for p in protected or [] if p}
+    instances, snapshots = _candidates(region, plan, drills, keep, replicas)
+    deleted: list[dict[str, Any]] = []
+    remaining: list[str] = []
+    for db, owner in _drill_instances(rds, instances, plan, drills, keep):
+        ident = db["DBInstanceIdentifier"]
+        if db.get("DBInstanceStatus") == "deleting":
+            remaining.append(ident)
+            continue
+        try:
+            out = rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True,
+                                         DeleteAutomatedBackups=True)
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code in ("DBInstanceNotFound", "DBInstanceNotFoundFault"):
+                continue  # gone since it was read
+            if code in ("InvalidDBInstanceState", "InvalidDBInstanceStateFault"):
+                remaining.append(ident)  # e.g. still creating: the next check deletes it
+                continue
+            raise_mapped(exc, f"delete drill DB instance {ident}")
+        deleted.append({"kind": "db_instance", "id": ident, "drill": owner})
+        if (out.get("DBInstance") or {}).get("DBInstanceStatus", "deleting") == "deleting":
+            remaining.append(ident)  # AWS shows it deleting for a few minutes
+    for snap, owner in _drill_snapshots(rds, snapshots, plan, drills, keep):
+        ident = snap["DBSnapshotIdentifier"]
+        if snap.get("Status") not in _SNAPSHOT_DELETABLE:
+            remaining.append(ident)  # creating (or deleting): the next check sees it again
+            continue
+        try:
+            rds.delete_db_snapshot(DBSnapshotIdentifier=ident)
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code in ("DBSnapshotNotFound", "DBSnapshotNotFoundFault"):
+                continue
+            if code in ("InvalidDBSnapshotState", "InvalidDBSnapshotStateFault"):
+                remaining.append(ident)
+                continue
+            raise_mapped(exc, f"delete drill DB snapshot {ident}")
+        deleted.append({"kind": "db_snapshot", "id": ident, "drill": owner})
+    remaining = sorted(set(remaining))
+    # ``deleted`` adds this call's deletions to those of the calls before it in the loop (``before``).
+    return {"done": not remaining, "attempt": attempt, "deleted": [*(before or []), *deleted], "deleted_now": deleted,
+            "remaining": remaining, "left": len(remaining)}
+
+
+_REMOVE_PERMISSIONS = ["tag:GetResources", "rds:DeleteDBInstance", "rds:DeleteDBSnapshot", "rds:DescribeDBInstances",
+                       "rds:DescribeDBSnapshots", "rds:ListTagsForResource"]
+_REMOVE_RESOURCES: dict[str, str | tuple[str, ...]] = {
+    # Finding the leftovers: GetResources has no resource type (infra/iam.py NO_RESOURCE_LEVEL), so it is
+    # granted on "*"; it answers with the ARNs and tags of what is tagged with the plan and a drill.
+    "tag:GetResources": "*",
+    # Everything else names one drill copy or snapshot (<replica>-drill-<id>): never a listing of the region.
+    "rds:DeleteDBInstance": "drill_db",
+    "rds:DeleteDBSnapshot": "drill_db_snapshot",
+    "rds:DescribeDBInstances": ("drill_db",),
+    "rds:DescribeDBSnapshots": ("drill_db_snapshot",),
+    "rds:ListTagsForResource": ("drill_db", "drill_db_snapshot"),
+}
+
+
+@registry.action("remove_drill_databases", permissions=_REMOVE_PERMISSIONS, resource=_REMOVE_RESOURCES)
+def remove_drill_databases(region: str, plan: str, drills: dict[str, Any], protected: list[str] | None = None,
+                           replicas: list[str] | None = None) -> dict[str, Any]:
+    """Delete every drill DB instance and manual DB snapshot of ``plan`` in ``region`` whose drill is selected.
+
+    A resource is a drill's when its name ends with ``-drill-<id>``, it is tagged with the plan and with
+    that same id, and ``drills`` selects the id (lambdas.drill.selected); an identifier in ``protected``
+    (the plan's primary, DR replica and second-AZ replica) is never touched, whatever its tags.
+    They are found by their tags (Resource Groups Tagging API) and, for ``{"ids": [...]}``, also by the
+    names the drills' copies of the DR replicas ``replicas`` have (the tagging index lags a new copy).
+    Instances are deleted without a final snapshot; one that cannot be deleted yet (creating) is
+    tried again by :func:`check_drill_databases_removed`, as is a snapshot still being created.
+    Done when nothing selected remains; ``remaining`` names what is still there (deleting included).
+    """
+    return _remove_drill_databases(region, plan, drills, protected, replicas, 0)
+
+
+@registry.action("check_drill_databases_removed", permissions=_REMOVE_PERMISSIONS, resource=_REMOVE_RESOURCES)
+def check_drill_databases_removed(region: str, plan: str, drills: dict[str, Any], protected: list[str] | None = None,
+                                  attempt: int = 0, deleted: list[dict[str, Any]] | None = None,
+                                  replicas: list[str] | None = None) -> dict[str, Any]:
+    """Done when no selected drill instance or snapshot remains; deletes what could not be deleted before.
+
+    ``deleted`` is what the loop's earlier calls deleted: the answer's ``deleted`` adds this call's to it
+    (``deleted_now`` is this call's alone), so the loop's last answer lists everything it deleted.
+    """
+    return _remove_drill_databases(region, plan, drills, protected, replicas, attempt + 1, deleted)

@@ -24,7 +24,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambdas import ami, beanstalk, beanstalk_access, dns, iam, rds, readiness_report
+from lambdas import ami, beanstalk, beanstalk_access, dns, iam, rds, rds_network, readiness_report
 from lambdas import s3 as s3_steps
 from lambdas.common import Registry, client, raise_mapped
 from lambdas.errors import ResourceNotFound
@@ -287,7 +287,7 @@ def check_database(ctx: dict[str, Any], item: dict[str, Any]) -> list[dict[str, 
     checks = [_replica_check("dr-replica", ctx["dr_region"], item["dr_replica_identifier"], item["resource"],
                              primary, rpo)]
     if item.get("dr_network"):
-        checks.append(rds.network_check(ctx["dr_region"], item["dr_replica_identifier"], item["dr_network"]))
+        checks.append(rds_network.network_check(ctx["dr_region"], item["dr_replica_identifier"], item["dr_network"]))
     if item.get("az2"):
         checks.append(_replica_check("az2-replica", primary, item["az2"]["identifier"], item["resource"], primary,
                                      rpo, availability_zone=item["az2"]["availability_zone"]))
@@ -566,7 +566,7 @@ _KINDS = {"environment": check_environment, "database": check_database, "bucket"
                  "elasticbeanstalk:DescribeApplicationVersions", "rds:DescribeDBInstances",
                  "cloudwatch:GetMetricStatistics", "s3:GetReplicationConfiguration", "s3:GetBucketVersioning",
                  "s3:ListBucket", "s3:GetObject", "route53:ListResourceRecordSets", "servicequotas:GetServiceQuota",
-                 "states:DescribeStateMachine", *rds.NETWORK_PERMISSIONS, *iam.PERMISSIONS,
+                 "states:DescribeStateMachine", *rds_network.NETWORK_PERMISSIONS, *iam.PERMISSIONS,
                  *beanstalk_access.READ_CHECK_PERMISSIONS],
     resource={"elasticbeanstalk:DescribeConfigurationSettings": ("source_environment", "configurationtemplate"),
               "elasticbeanstalk:DescribeEnvironments": "source_environment",

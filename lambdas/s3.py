@@ -5,6 +5,9 @@ are kept (ours is found and replaced by its ID), priorities stay unique, and a c
 V1 schema (rules with ``Prefix`` and no ``Filter``) is rewritten in the V2 schema because S3 does not
 accept a mix. Objects written before replication was enabled are never replicated by S3 on its
 own: the step counts those it can see (a bounded sample) and points to S3 Batch Replication.
+
+A drill reads the newest replicated canary in the DR bucket and writes, reads back and removes a probe
+under ``pilotlight-drill/<id>/``; its teardown removes whatever a drill left there (every version).
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambdas.common import Registry, client, raise_mapped
-from lambdas.errors import PreconditionFailed
+from lambdas import drill
+from lambdas.common import Registry, aws_errors, client, raise_mapped
+from lambdas.errors import PreconditionFailed, ResourceNotFound
 
 registry = Registry("s3")
 handler = registry.handler
@@ -363,3 +367,135 @@ def check_canary(
         "in_destination": present,
         "record": record if done else None,
     }
+
+
+# -- drills: the DR bucket serves reads and writes ----------------------------------------------------
+
+_NOT_FOUND = ("404", "NoSuchKey", "NotFound")
+DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys a request
+
+
+def _newest_canary(s3: Any, bucket: str) -> dict[str, Any] | None:
+    with aws_errors(f"list canaries in {bucket}"):
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=CANARY_PREFIX)
+        objects = [o for page in pages for o in page.get("Contents") or []]
+    return max(objects, key=lambda o: (o["LastModified"], o["Key"]), default=None)
+
+
+def _versions(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
+    """Every object version and delete marker under ``prefix`` (an unversioned object has version ``null``)."""
+    with aws_errors(f"list object versions under {prefix} in {bucket}"):
+        pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
+        return [
+            {"Key": v["Key"], "VersionId": v.get("VersionId") or "null"}
+            for page in pages for v in [*(page.get("Versions") or []), *(page.get("DeleteMarkers") or [])]
+        ]
+    return []
+
+
+def _delete_versions(s3: Any, bucket: str, versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Delete these versions (and delete markers) for good; what S3 could not delete, with its error."""
+    errors: list[dict[str, Any]] = []
+    for start in range(0, len(versions), DELETE_BATCH):
+        batch = versions[start:start + DELETE_BATCH]
+        with aws_errors(f"delete {len(batch)} object version(s) in {bucket}"):
+            out = s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        errors += [{"Key": e.get("Key"), "VersionId": e.get("VersionId"), "Code": e.get("Code"),
+                    "Message": e.get("Message")} for e in out.get("Errors") or []]
+    return errors
+
+
+@registry.action(
+    "drill_probe",
+    permissions=["s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:ListBucketVersions", "s3:DeleteObject",
+                 "s3:DeleteObjectVersion"],
+    resource={
+        "s3:ListBucket": "bucket",  # ListObjectsV2 under the canary prefix
+        "s3:ListBucketVersions": "bucket",  # the probe's versions, to delete them all
+        "s3:GetObject": ("canary_object", "drill_object"),
+        "s3:PutObject": "drill_object",
+        # DeleteObjects authorizes each key as s3:DeleteObject, and as s3:DeleteObjectVersion with a version id.
+        "s3:DeleteObject": "drill_object",
+        "s3:DeleteObjectVersion": "drill_object",
+    },
+)
+def drill_probe(region: str, plan: str, drill_id: str, bucket: str) -> dict[str, Any]:
+    """Show that the DR bucket serves the replicated data and takes writes, leaving nothing behind.
+
+    Reads the newest canary replication delivered to ``bucket`` (its age: how old the newest replicated
+    write is), then writes ``pilotlight-drill/<id>/probe.json``, reads it back and deletes every version
+    of it (the bucket is versioned: a plain delete would leave the object under a delete marker).
+    """
+    if not drill.is_drill_id(drill_id):
+        raise PreconditionFailed(f"{drill_id!r} is not a drill id")
+    s3 = client("s3", region)
+    detail: list[str] = []
+    canary: dict[str, Any] | None = None
+    newest = _newest_canary(s3, bucket)
+    if newest is None:
+        detail.append(f"no canary under {CANARY_PREFIX} in {bucket} yet: replication has not been shown to deliver "
+                      "here (replicate writes one)")
+    else:
+        try:
+            got = s3.get_object(Bucket=bucket, Key=newest["Key"])
+            got["Body"].read()
+            modified = got.get("LastModified") or newest["LastModified"]
+            age = (dt.datetime.now(dt.UTC) - modified).total_seconds()
+            canary = {"key": newest["Key"], "age_seconds": round(max(age, 0.0), 3)}
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in _NOT_FOUND:
+                raise_mapped(exc, f"read canary {newest['Key']} in {bucket}")
+            detail.append(f"canary {newest['Key']} in {bucket} was deleted while it was read")
+    key = f"{drill.object_prefix(drill_id)}probe.json"
+    body = json.dumps({"plan": plan, "drill": drill_id,
+                       "written_at": dt.datetime.now(dt.UTC).isoformat()}, sort_keys=True).encode()
+    with aws_errors(f"write {key} to {bucket}"):
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    with aws_errors(f"read {key} back from {bucket}"):
+        read_back = s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+    if not read_back:
+        detail.append(f"{key} read back from {bucket} differs from what was written")
+    errors = _delete_versions(s3, bucket, [v for v in _versions(s3, bucket, key) if v["Key"] == key])
+    left = [v for v in _versions(s3, bucket, key) if v["Key"] == key]
+    if errors or left:
+        detail.append(f"{len(left)} version(s) of {key} could not be deleted from {bucket}: "
+                      + "; ".join(f"{e['Code']}: {e['Message']}" for e in errors))
+    return {"bucket": bucket, "canary": canary, "wrote": key, "read_back": read_back, "deleted": not left,
+            "ok": canary is not None and read_back and not left, "detail": detail}
+
+
+@registry.action(
+    "remove_drill_objects",
+    permissions=["s3:ListBucketVersions", "s3:DeleteObject", "s3:DeleteObjectVersion"],
+    resource={"s3:ListBucketVersions": "bucket", "s3:DeleteObject": "drill_object",
+              "s3:DeleteObjectVersion": "drill_object"},
+)
+def remove_drill_objects(region: str, plan: str, buckets: list[str], drills: dict[str, Any]) -> dict[str, Any]:
+    """Delete every version and delete marker under ``pilotlight-drill/<id>/`` in ``buckets`` whose drill is
+    selected (lambdas.drill.selected); other drills' objects, and everything outside that prefix, stay.
+
+    A bucket that does not exist has nothing to remove (listed under ``missing``).
+    """
+    s3 = client("s3", region)
+    deleted: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    missing: list[str] = []
+    for bucket in buckets:
+        try:
+            found = _versions(s3, bucket, drill.S3_PREFIX)
+        except ResourceNotFound:
+            missing.append(bucket)
+            continue
+        chosen = []
+        for version in found:
+            owner = version["Key"][len(drill.S3_PREFIX):].split("/", 1)[0]
+            if drill.selected(owner, drills):
+                chosen.append((version, owner))
+        errors = _delete_versions(s3, bucket, [v for v, _ in chosen])
+        refused = {(e["Key"], e["VersionId"]) for e in errors}
+        for version, owner in chosen:
+            if (version["Key"], version["VersionId"]) not in refused:
+                deleted.append({"kind": "s3_object", "id": f"s3://{bucket}/{version['Key']}", "drill": owner,
+                                "version": version["VersionId"]})
+        failed += [{"bucket": bucket, **e} for e in errors]
+    return {"done": not failed, "deleted": deleted, "left": len(failed), "failed": failed, "missing": missing}

@@ -84,17 +84,22 @@ def _dns(spec: dict[str, str]) -> dict[str, Any]:
     "verify_service",
     permissions=["elasticbeanstalk:DescribeEnvironments", "rds:DescribeDBInstances",
                  "route53:ListResourceRecordSets", "route53:TestDNSAnswer"],
-    resource={"elasticbeanstalk:DescribeEnvironments": "environment", "rds:DescribeDBInstances": "db",
+    resource={"elasticbeanstalk:DescribeEnvironments": ("environment", "drill_environment"),
+              "rds:DescribeDBInstances": ("db", "drill_db"),
               "route53:ListResourceRecordSets": "hostedzone"},
 )
 def verify_service(
     region: str,
     environments: list[dict[str, str]] | None = None,
-    databases: list[str] | None = None,
+    databases: list[str | dict[str, Any]] | None = None,
     dns_record: dict[str, str] | None = None,
     attempt: int = -1,
 ) -> dict[str, Any]:
-    """Check the restored service; ``done`` when every check passes (``checks`` lists each with its detail)."""
+    """Check the restored service; ``done`` when every check passes (``checks`` lists each with its detail).
+
+    ``databases``: identifiers, or the workflow's database items (their ``dr_replica_identifier``: a drill
+    passes its copies this way)."""
+    databases = [d["dr_replica_identifier"] if isinstance(d, dict) else d for d in databases or []]
     checks = [_checked("environment", e["dr_environment"], lambda e=e: _environment(region, e))
               for e in environments or []]
     checks += [_checked("database", d, lambda d=d: _database(region, d)) for d in databases or []]
