@@ -410,15 +410,26 @@ class _Arns:
 
     # ...associated with its instance (ids minted at launch), which carries the elasticbeanstalk:environment-name
     # tag of the plan's DR environment.
+    # A drill's copy of an environment is named <DR name prefix>-drill-<id> (lambdas/drill.py).
     def eb_instance(self) -> list[str | Scoped]:
+        from lambdas import drill
+
         names = sorted(e.dr_environment_name for e in self.plan.environments)
-        tagged = {"StringEquals": {"aws:ResourceTag/elasticbeanstalk:environment-name": names}}
-        return [Scoped((self._dr("ec2", "instance/*"),), tagged)] if names else []
+        if not names:
+            return []
+        drills = sorted({self._drill_prefix(e.dr_environment_name, drill.ENV_NAME_LIMIT) + "*"
+                         for e in self.plan.environments})
+        key = "aws:ResourceTag/elasticbeanstalk:environment-name"
+        return [Scoped((self._dr("ec2", "instance/*"),), {"StringEquals": {key: names}}),
+                Scoped((self._dr("ec2", "instance/*"),), {"StringLike": {key: drills}})]
 
     # Log groups Beanstalk creates when the configuration streams logs: /aws/elasticbeanstalk/<DR environment>/...
     def eb_log_group(self) -> list[str]:
-        return sorted(self._dr("logs", f"log-group:/aws/elasticbeanstalk/{e.dr_environment_name}/*")
-                      for e in self.plan.environments)
+        from lambdas import drill
+
+        names = [e.dr_environment_name for e in self.plan.environments]
+        names += [self._drill_prefix(e.dr_environment_name, drill.ENV_NAME_LIMIT) + "*" for e in self.plan.environments]
+        return sorted(self._dr("logs", f"log-group:/aws/elasticbeanstalk/{n}/*") for n in names)
 
     # Beanstalk's storage bucket in the DR region (created by the first environment there); its keys are Beanstalk's.
     def eb_storage_bucket(self) -> list[str]:
@@ -448,6 +459,47 @@ class _Arns:
             Scoped(tuple(self.instance_role()), {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
         ]
 
+    # -- Drills: copies named <base>-drill-<id> (lambdas/drill.py), so a prefix names all of them ------
+    def _drill_prefix(self, base: str, limit: int) -> str:
+        from lambdas import drill
+
+        return drill.name_prefix(base, limit)
+
+    # DB instances (and, in the snapshot fallback, manual snapshots) a drill makes of the DR replicas.
+    def drill_db(self) -> list[str]:
+        from lambdas import drill
+
+        return sorted({self._dr("rds", f"db:{self._drill_prefix(d.dr_replica_identifier, drill.DB_NAME_LIMIT)}*")
+                       for d in self.plan.databases})
+
+    def drill_db_snapshot(self) -> list[str]:
+        from lambdas import drill
+
+        return sorted({self._dr("rds", f"snapshot:{self._drill_prefix(d.dr_replica_identifier, drill.DB_NAME_LIMIT)}*")
+                       for d in self.plan.databases})
+
+    # The drill copies of the DR environments.
+    def drill_environment(self) -> list[str]:
+        from lambdas import drill
+
+        return sorted({self._dr("elasticbeanstalk", f"environment/{e.application}/"
+                                f"{self._drill_prefix(e.dr_environment_name, drill.ENV_NAME_LIMIT)}*")
+                       for e in self.plan.environments})
+
+    # Objects a drill writes (and a teardown deletes) in the DR buckets: only under its prefix.
+    def drill_object(self) -> list[str]:
+        from lambdas import drill
+
+        return [f"arn:{self.partition}:s3:::{b.destination}/{drill.S3_PREFIX}*" for b in self.plan.buckets]
+
+    # Executions of the plan's drill state machine (a failover stops a running drill).
+    def drill_execution(self) -> list[str]:
+        from workflows import render
+
+        if "drill" not in render.BUILDERS:
+            return []
+        return [self._dr("states", f"execution:{render.state_machine_name(self.plan, 'drill')}:*")]
+
     def statemachine(self) -> list[str]:
         """The plan's own state machines (names are fixed, so no reference to the constructs is needed)."""
         from workflows import render
@@ -470,6 +522,7 @@ RESOURCE_KINDS: dict[str, Callable[[_Arns], list[str]]] = {
         "eb_vpc", "eb_launch_template", "eb_run_instances", "eb_ec2_tagging", "eb_elastic_ip", "eb_instance",
         "eb_log_group",
         "eb_storage_bucket", "eb_storage_object", "instance_profile", "instance_role", "eb_passed_role",
+        "drill_db", "drill_db_snapshot", "drill_environment", "drill_object", "drill_execution",
     )
 }
 

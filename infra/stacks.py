@@ -41,6 +41,8 @@ from workflows.plan import Plan
 from workflows.triggers import (  # noqa: F401  (alarm_regions, alarm_event_pattern: also used by importers)
     alarm_event_pattern,
     alarm_regions,
+    drill_end_pattern,
+    drill_teardown_rule_name,
     event_bus_arn,
     execution_status_pattern,
     failover_rule_name,
@@ -78,7 +80,7 @@ def _events_pattern(pattern: dict[str, Any]) -> events.EventPattern:
     return events.EventPattern(
         source=pattern["source"],
         detail_type=pattern["detail-type"],
-        region=pattern["region"],
+        region=pattern.get("region"),
         detail=pattern["detail"],
     )
 
@@ -126,6 +128,19 @@ _ENVIRONMENT_BUILD_WILDCARDS = {
     "eb_storage_object": "Beanstalk's own storage bucket in the DR region; its keys are Beanstalk's.",
 }
 
+# Drill copies are named <DR resource name>-drill-<id>, the id minted per drill (lambdas/drill.py): a prefix is
+# the narrowest name that covers them, and it never matches a production name (those never contain -drill-).
+_DRILL_WILDCARDS = {
+    "drill_db": "A drill's copy of the DR replica is named <replica>-drill-<id>; the id is minted per drill.",
+    "drill_db_snapshot": "Where the engine cannot cascade, a drill snapshots the DR replica as "
+    "<replica>-drill-<id>; the id is minted per drill.",
+    "drill_environment": "A drill's copy of the DR environment is named <DR environment>-drill-<id>; the id is "
+    "minted per drill.",
+    "drill_object": "A drill writes and a teardown deletes objects only under pilotlight-drill/ in the DR buckets.",
+    "drill_execution": "A failover stops the plan's running drill: executions of the drill state machine are named "
+    "per run.",
+}
+
 
 class DrStack(Stack):
     """Functions, state machines, triggers, schedules, topic and dashboard in the DR region."""
@@ -169,6 +184,7 @@ class DrStack(Stack):
         self.functions = self._functions(code_dir)
         self.machines = self._state_machines(render.render_all(plan) if builders is None else builders)
         self._alarm_trigger()
+        self._drill_teardown()
         self._failure_notifications()
         self.schedules = add_schedules(self, plan, self.machines)
         self._dashboard()
@@ -299,7 +315,7 @@ class DrStack(Stack):
         )
         # What Beanstalk builds with the failover's permissions when it creates the DR environment: names and
         # ids are minted during the launch (infra/iam.py explains each kind's wildcard and its narrowing).
-        for kind, why in _ENVIRONMENT_BUILD_WILDCARDS.items():
+        for kind, why in {**_ENVIRONMENT_BUILD_WILDCARDS, **_DRILL_WILDCARDS}.items():
             tokens = {"account": "<AWS::AccountId>", "partition": "<AWS::Partition>"}
             for arn in plan_iam.resource_arns(self.plan, kind, **tokens):
                 for resource in (arn.arns if isinstance(arn, plan_iam.Scoped) else (arn,)):
@@ -393,6 +409,29 @@ class DrStack(Stack):
                 targets=[targets.SfnStateMachine(failover, role=role)],
             )
 
+    def _drill_teardown(self) -> None:
+        """A drill execution that ends, whatever the end, starts the drill teardown with the event as input.
+
+        An aborted or timed-out execution runs no Catch, so the teardown is not a step of the drill.
+        """
+        drill, teardown = self.machines.get("drill"), self.machines.get("drill-teardown")
+        if drill is None or teardown is None:
+            return
+        role = iam.Role(
+            self,
+            "DrillTeardownRole",
+            assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
+            description=f"pilotlight {self.plan.name}: start the drill teardown when a drill ends",
+        )
+        events.Rule(
+            self,
+            "DrillTeardown",
+            rule_name=drill_teardown_rule_name(self.plan),
+            description=f"pilotlight {self.plan.name}: a drill that ends starts its teardown",
+            event_pattern=_events_pattern(drill_end_pattern(drill.state_machine_arn)),
+            targets=[targets.SfnStateMachine(teardown, role=role)],
+        )
+
     def _failure_notifications(self) -> None:
         """Failover, replicate and readiness executions that end FAILED, TIMED_OUT or ABORTED notify the topic.
 
@@ -474,6 +513,14 @@ class DrStack(Stack):
         )
 
 
+# Plan schedule fields that are not named after the workflow they start, with the input they give it:
+# the drill sweep is the drill teardown selecting every drill not running and older than drills.keep_hours.
+SCHEDULE_TARGETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "drill": ("drill", {"trigger": "schedule", "workflow": "drill", "source": "schedule"}),
+    "drill_sweep": ("drill-teardown", {"trigger": "schedule", "workflow": "drill-teardown", "sweep": True}),
+}
+
+
 def add_schedules(scope: Construct, plan: Plan, machines: dict[str, sfn.IStateMachine]) -> dict[str, Any]:
     """One EventBridge Scheduler schedule per plan schedule whose workflow is deployed.
 
@@ -481,7 +528,11 @@ def add_schedules(scope: Construct, plan: Plan, machines: dict[str, sfn.IStateMa
     field whose workflow is not in ``render.BUILDERS`` (not built yet) gets no schedule.
     """
     out: dict[str, Any] = {}
-    wanted = {w: expr for w, expr in plan.schedules.model_dump().items() if w in render.BUILDERS and w in machines}
+    wanted = {}
+    for field, expr in plan.schedules.model_dump().items():
+        workflow, payload = SCHEDULE_TARGETS.get(field, (field, {"trigger": "schedule", "workflow": field}))
+        if expr and workflow in render.BUILDERS and workflow in machines:
+            wanted[field] = (workflow, expr, payload)
     if not wanted:
         return out
     role = iam.Role(
@@ -492,20 +543,24 @@ def add_schedules(scope: Construct, plan: Plan, machines: dict[str, sfn.IStateMa
         ),
         description=f"pilotlight {plan.name}: start scheduled workflows",
     )
-    for workflow, expression in sorted(wanted.items()):
+    granted: set[str] = set()
+    for field, (workflow, expression, payload) in sorted(wanted.items()):
         machine = machines[workflow]
-        machine.grant_start_execution(role)
-        out[workflow] = scheduler.CfnSchedule(
+        if workflow not in granted:
+            machine.grant_start_execution(role)
+            granted.add(workflow)
+        cid = "".join(part.capitalize() for part in field.split("_"))
+        out[field] = scheduler.CfnSchedule(
             scope,
-            f"{workflow.capitalize()}Schedule",
-            name=f"pilotlight-{plan.name}-{workflow}",
+            f"{cid}Schedule",
+            name=f"pilotlight-{plan.name}-{field.replace('_', '-')}",
             description=f"pilotlight {plan.name}: run {workflow} {expression}",
             schedule_expression=expression,
             flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
             target=scheduler.CfnSchedule.TargetProperty(
                 arn=machine.state_machine_arn,
                 role_arn=role.role_arn,
-                input=json.dumps({"trigger": "schedule", "workflow": workflow}),
+                input=json.dumps(payload),
                 retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(maximum_retry_attempts=2),
             ),
         )

@@ -455,6 +455,13 @@ def deploy_rules(plan: Plan, account: str, machines: dict[str, str], topic_arn: 
                 region, name, f"pilotlight {plan.name}: plan alarms entering ALARM, to {plan.dr_region}",
                 patterns.alarm_event_pattern(region, names),
                 [{"Id": "Target0", "Arn": patterns.event_bus_arn(plan.dr_region, account), "RoleArn": forward_role}])
+    drill, teardown = machines.get("drill"), machines.get("drill-teardown")
+    if drill is not None and teardown is not None:
+        name = patterns.drill_teardown_rule_name(plan)
+        role = _role(f"pilotlight-{plan.name}-drill-teardown", "start the drill teardown when a drill ends")
+        out[name] = _put_rule(plan.dr_region, name, f"pilotlight {plan.name}: a drill that ends starts its teardown",
+                              patterns.drill_end_pattern(drill),
+                              [{"Id": "Target0", "Arn": teardown, "RoleArn": role}])
     workflows = patterns.notified_workflows(machines)
     if workflows:
         name = patterns.notify_rule_name(plan)

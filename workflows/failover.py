@@ -105,26 +105,37 @@ def _resize_loop(name: str, next_state: str) -> dict[str, asl.State]:
     )
 
 
-def _restore_database_states(rpo_minutes: int) -> dict[str, asl.State]:
-    """Per database, on the critical path: read the lag (RPO), promote, resize only if asked to."""
+def _restore_database_states(
+    rpo_minutes: int, *, lag_of: str = "$.db.dr_replica_identifier", before_promote: tuple[str, dict[str, asl.State]]
+    | None = None, lag_step: str = "Promote DR replica",
+) -> dict[str, asl.State]:
+    """Per database, on the critical path: read the lag (RPO), promote, resize only if asked to.
+
+    ``$.db.dr_replica_identifier`` is what is promoted and resized; ``lag_of`` is the replica whose lag
+    is the RPO. A drill reads the live replica's lag, makes its copy (``before_promote``: the first
+    state's name and the states, ending in ``PromoteReplica``) and promotes the copy.
+    """
     region = {"region.$": "$.dr_region", "identifier.$": "$.db.dr_replica_identifier"}
+    after_lag = before_promote[0] if before_promote else "PromoteReplica"
     states: dict[str, asl.State] = {
         "MeasureLag": {
             **asl.task(
-                "Promote DR replica",
+                lag_step,
                 "rds",
                 "replica_lag",
-                {**region, "rpo_minutes": rpo_minutes},
+                {"region.$": "$.dr_region", "identifier.$": lag_of, "rpo_minutes": rpo_minutes},
                 result_path="$.rpo",
-                next_state="PromoteReplica",
+                next_state=after_lag,
                 retry=False,
             ),
             # The lag is evidence, not a gate: a metric that cannot be read must not delay promotion
             # (one quick retry of the Lambda service only; the error itself is kept as the RPO evidence).
             "Retry": [{"ErrorEquals": asl.LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 1, "MaxAttempts": 1}],
-            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.rpo", "Next": "PromoteReplica"}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.rpo", "Next": after_lag}],
         },
     }
+    if before_promote:
+        states.update(before_promote[1])
     states.update(
         asl.poll_loop(
             "PromoteReplica",
@@ -158,7 +169,7 @@ def _restore_database_states(rpo_minutes: int) -> dict[str, asl.State]:
     return states
 
 
-def _restore_environment_states() -> dict[str, asl.State]:
+def _restore_environment_states(extra_launch: dict[str, Any] | None = None) -> dict[str, asl.State]:
     launch = {
         "region.$": "$.dr_region",
         "plan.$": "$.plan",
@@ -166,6 +177,7 @@ def _restore_environment_states() -> dict[str, asl.State]:
         "environment.$": "$.env.name",
         "dr_environment.$": "$.env.dr_environment",
         "cname_prefix.$": "$.env.cname_prefix",
+        **(extra_launch or {}),
     }
     check = {
         "region.$": "$.dr_region",
@@ -190,62 +202,57 @@ def _restore_environment_states() -> dict[str, asl.State]:
     return states
 
 
-def _map(comment: str, items: str, item: str, start: str, states: dict[str, asl.State]) -> asl.State:
+def _map(comment: str, items: str, item: str, start: str, states: dict[str, asl.State],
+         extra_selector: dict[str, str] | None = None) -> asl.State:
     return {
         "Type": "Map",
         "Comment": comment,
         "ItemsPath": items,
-        "ItemSelector": {item + ".$": "$$.Map.Item.Value", "dr_region.$": "$.plan.dr_region", "plan.$": "$.plan.name"},
+        "ItemSelector": {item + ".$": "$$.Map.Item.Value", "dr_region.$": "$.plan.dr_region", "plan.$": "$.plan.name",
+                         **(extra_selector or {})},
         "MaxConcurrency": 0,
         "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": start, "States": states},
         "End": True,
     }
 
 
-def _restore_state(plan: Plan, next_state: str) -> asl.State:
-    branches = []
-    if plan.databases:
-        branches.append(
-            {
-                "StartAt": "Databases",
-                "States": {
-                    "Databases": _map(
-                        "Promote DR replica",
-                        "$.plan.databases",
-                        "db",
-                        "MeasureLag",
-                        _restore_database_states(plan.objectives.rpo_minutes),
-                    )
-                },
-            }
-        )
-    if plan.environments:
-        branches.append(
-            {
-                "StartAt": "Environments",
-                "States": {
-                    "Environments": _map(
-                        "Launch DR environment",
-                        "$.plan.environments",
-                        "env",
-                        "LaunchEnvironment",
-                        _restore_environment_states(),
-                    )
-                },
-            }
-        )
+def parallel(comment: str, branches: list[tuple[str, asl.State]], result_path: str, next_state: str) -> asl.State:
+    """A Parallel state of ``(key, branch)`` pairs whose result is ``{key: branch output}``."""
     return {
         "Type": "Parallel",
-        "Comment": "Restore",
-        "Branches": branches,
-        # Branch outputs in order: databases first when the plan has any, then environments.
-        "ResultSelector": {
-            **({"databases.$": "$[0]"} if plan.databases else {}),
-            **({"environments.$": f"$[{1 if plan.databases else 0}]"} if plan.environments else {}),
-        },
-        "ResultPath": "$.restore",
+        "Comment": comment,
+        "Branches": [branch for _, branch in branches],
+        "ResultSelector": {f"{key}.$": f"$[{i}]" for i, (key, _) in enumerate(branches)},
+        "ResultPath": result_path,
         "Next": next_state,
     }
+
+
+def branch(name: str, state: asl.State) -> asl.State:
+    return {"StartAt": name, "States": {name: state}}
+
+
+def restore_branches(plan: Plan, items: str = "$.plan", *, extra_selector: dict[str, str] | None = None,
+                     before_promote: tuple[str, dict[str, asl.State]] | None = None, lag_of: str | None = None,
+                     lag_step: str | None = None, extra_launch: dict[str, Any] | None = None,
+                     ) -> list[tuple[str, asl.State]]:
+    """The restore's branches: databases promoted (and resized if asked), environments launched.
+
+    ``items``: where the database and environment items are (``$.plan`` for the failover; a drill's
+    own copies for a drill), and what a drill adds (see :func:`_restore_database_states`).
+    """
+    out: list[tuple[str, asl.State]] = []
+    if plan.databases:
+        db_states = _restore_database_states(
+            plan.objectives.rpo_minutes, before_promote=before_promote,
+            **({"lag_of": lag_of} if lag_of else {}), **({"lag_step": lag_step} if lag_step else {}))
+        out.append(("databases", branch("Databases", _map("Promote DR replica", f"{items}.databases", "db",
+                                                          "MeasureLag", db_states, extra_selector))))
+    if plan.environments:
+        out.append(("environments", branch("Environments", _map(
+            "Launch DR environment", f"{items}.environments", "env", "LaunchEnvironment",
+            _restore_environment_states(extra_launch), extra_selector))))
+    return out
 
 
 def _harden_database_states() -> dict[str, asl.State]:
@@ -294,6 +301,7 @@ def _guard_states(plan: Plan, first: str) -> dict[str, asl.State]:
                 "min_interval_minutes": plan.triggers.min_interval_minutes,
                 "trigger.$": "$.trigger",
                 "region": plan.dr_region,
+                "plan": plan.name,  # a failover that goes ahead stops the plan's running drill
             },
             result_path="$.guard",
             next_state="NeedsApproval?" if approval else first,
@@ -351,6 +359,58 @@ def _verify_params(plan: Plan) -> dict[str, Any]:
     return params
 
 
+def records_loop(name: str, step: str, dns: str, next_state: str) -> dict[str, asl.State]:
+    """UPSERT the record described at ``dns`` (zone, name, type, TTL, target) and wait until it is INSYNC."""
+    record = {"zone_id.$": f"{dns}.hosted_zone_id", "name.$": f"{dns}.record_name",
+              "record_type.$": f"{dns}.record_type"}
+    return asl.poll_loop(
+        name,
+        step,
+        service="dns",
+        act=("upsert_record", {**record, "ttl.$": f"{dns}.ttl", "value.$": f"{dns}.target"}),
+        check=("check_change", {"change_id.$": "$.poll.change_id"}),
+        interval_seconds=DNS_POLL,
+        first_wait_seconds=DNS_FIRST,
+        max_attempts=DNS_MAX,
+        next_state=next_state,
+        what="Route 53 change",
+    )
+
+
+def verify_states(verify: dict[str, Any], after_restored: str) -> dict[str, asl.State]:
+    """Verify until every check passes, then mark service restored (the RTO is read from that state)."""
+    states = asl.poll_loop(
+        "VerifyService",
+        "Verify service",
+        service="verify",
+        act=("verify_service", verify),
+        check=("verify_service", verify),
+        interval_seconds=VERIFY_POLL,
+        max_attempts=VERIFY_MAX,
+        next_state=RESTORED_STATE,
+        what="service verification",
+    )
+    states[RESTORED_STATE] = {
+        "Type": "Pass",
+        "Comment": "Service restored",
+        "Parameters": {"at.$": "$$.State.EnteredTime", "checks.$": "$.poll.checks"},
+        "ResultPath": "$.restored",
+        "Next": after_restored,
+    }
+    return states
+
+
+def harden_state(items: str, next_state: str, extra_selector: dict[str, str] | None = None) -> asl.State:
+    """Multi-AZ, then the failover class, for every database item at ``items``; after service is restored."""
+    state = {
+        **_map("Harden", items, "db", "MultiAzWanted?", _harden_database_states(), extra_selector),
+        "ResultPath": "$.hardened",
+        "Next": next_state,
+    }
+    del state["End"]
+    return state
+
+
 def build(plan: Plan) -> dict[str, Any]:
     states: dict[str, asl.State] = {}
     first = "Restore" if (plan.databases or plan.environments) else ("RepointDns" if plan.dns else "VerifyService")
@@ -363,7 +423,8 @@ def build(plan: Plan) -> dict[str, Any]:
     states.update(_guard_states(plan, first))
     cutover = "RepointDns" if plan.dns else "VerifyService"
     if plan.databases or plan.environments:
-        states["Restore"] = _restore_state(plan, cutover)
+        # Branch outputs by name: databases when the plan has any, environments likewise.
+        states["Restore"] = parallel("Restore", restore_branches(plan), "$.restore", cutover)
     if plan.health_check_cutover:
         # Data-plane cutover: the primary's Route 53 health check follows a DR-region alarm on a
         # metric pilotlight publishes; flipping the metric fails the records over. No Route 53
@@ -389,20 +450,7 @@ def build(plan: Plan) -> dict[str, Any]:
             "name.$": "$.plan.dns.record_name",
             "record_type.$": "$.plan.dns.record_type",
         }
-        states.update(
-            asl.poll_loop(
-                "RepointDns",
-                "Repoint DNS",
-                service="dns",
-                act=("upsert_record", {**dns, "ttl.$": "$.plan.dns.ttl", "value.$": "$.plan.dns.target"}),
-                check=("check_change", {"change_id.$": "$.poll.change_id"}),
-                interval_seconds=DNS_POLL,
-                first_wait_seconds=DNS_FIRST,
-                max_attempts=DNS_MAX,
-                next_state="VerifyService",
-                what="Route 53 change",
-            )
-        )
+        states.update(records_loop("RepointDns", "Repoint DNS", "$.plan.dns", "VerifyService"))
         # Route 53's control plane failing (after the retries) must not end the run with a bare AWS
         # error: the database is promoted by now, so the operator gets the record to set by hand.
         for name in ("RepointDns", "RepointDnsCheck"):
@@ -432,35 +480,9 @@ def build(plan: Plan) -> dict[str, Any]:
             "Retry": [{"ErrorEquals": asl.LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 3,
                        "BackoffRate": 2.0}],
         }
-    verify = _verify_params(plan)
-    states.update(
-        asl.poll_loop(
-            "VerifyService",
-            "Verify service",
-            service="verify",
-            act=("verify_service", verify),
-            check=("verify_service", verify),
-            interval_seconds=VERIFY_POLL,
-            max_attempts=VERIFY_MAX,
-            next_state=RESTORED_STATE,
-            what="service verification",
-        )
-    )
-    after_restored = "Harden" if plan.databases else "Summary"
-    states[RESTORED_STATE] = {
-        "Type": "Pass",
-        "Comment": "Service restored",
-        "Parameters": {"at.$": "$$.State.EnteredTime", "checks.$": "$.poll.checks"},
-        "ResultPath": "$.restored",
-        "Next": after_restored,
-    }
+    states.update(verify_states(_verify_params(plan), "Harden" if plan.databases else "Summary"))
     if plan.databases:
-        states["Harden"] = {
-            **_map("Harden", "$.plan.databases", "db", "MultiAzWanted?", _harden_database_states()),
-            "ResultPath": "$.hardened",
-            "Next": "Summary",
-        }
-        del states["Harden"]["End"]
+        states["Harden"] = harden_state("$.plan.databases", "Summary")
     summary: dict[str, Any] = {
         "plan.$": "$.plan.name",
         "dr_region.$": "$.plan.dr_region",

@@ -279,6 +279,17 @@ class Triggers(_Model):
 class Schedules(_Model):
     replicate: ScheduleExpr = "rate(1 hour)"
     readiness: ScheduleExpr = "rate(30 minutes)"
+    drill: ScheduleExpr | None = Field(
+        default=None, description="Run a drill on this schedule (e.g. cron(0 10 ? * TUE#1 *)); none by default")
+    drill_sweep: ScheduleExpr = Field(
+        default="rate(1 day)", description="Remove leftovers of drills that are not running and older than "
+        "drills.keep_hours")
+
+
+class Drills(_Model):
+    keep_hours: int = Field(
+        default=24, ge=1, le=720,
+        description="The sweep removes what is left of a drill that is not running and started longer ago than this")
 
 
 class AmiPolicy(_Model):
@@ -302,6 +313,7 @@ class Plan(_Model):
     dns: Dns | None = None
     triggers: Triggers = Field(default_factory=Triggers)
     schedules: Schedules = Field(default_factory=Schedules)
+    drills: Drills = Field(default_factory=Drills)
     ami: AmiPolicy = Field(default_factory=AmiPolicy)
     bundle_bucket: BucketName | None = Field(
         default=None,
@@ -386,6 +398,7 @@ class Plan(_Model):
                 problems.append(
                     PlanFieldError("dns.environment", f"'{self.dns.environment}' is not one of the plan's environments")
                 )
+        problems += self._drill_name_problems()
         for i, alarm in enumerate(self.triggers.alarms):
             if alarm.region and alarm.region not in (self.primary_region, self.dr_region, "us-east-1"):
                 problems.append(
@@ -397,6 +410,31 @@ class Plan(_Model):
         if problems:
             raise _MultiFieldError(problems)
         return self
+
+    def _drill_name_problems(self) -> list[PlanFieldError]:
+        """A drill names its copies <name cut to fit>-drill-<id>: two names cut to the same text would
+        make two copies of one name."""
+        from lambdas import drill
+
+        problems = []
+        for collection, field, limit, values in (
+            ("databases", "dr_replica_identifier", drill.DB_NAME_LIMIT,
+             [d.dr_replica_identifier for d in self.databases]),
+            ("environments", "dr_environment_name", drill.ENV_NAME_LIMIT,
+             [e.dr_environment_name for e in self.environments]),
+            ("environments", "dr_cname_prefix", drill.CNAME_LIMIT, [e.cname_prefix for e in self.environments]),
+        ):
+            seen: dict[str, int] = {}
+            for i, value in enumerate(values):
+                prefix = drill.name_prefix(value.lower(), limit)
+                if prefix in seen:
+                    kept = len(prefix) - len(drill.SUFFIX)
+                    problems.append(PlanFieldError(
+                        f"{collection}[{i}].{field}",
+                        f"'{value}' and {collection}[{seen[prefix]}] share their first {kept} "
+                        f"characters, which is all a drill copy's name keeps ({prefix}<id>); make them differ earlier"))
+                seen.setdefault(prefix, i)
+        return problems
 
     # Convenience views used by builders and handlers.
     @property

@@ -7,13 +7,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from workflows import asl, failover, readiness, replicate
+from workflows import asl, drill, failover, readiness, replicate
 from workflows.plan import Plan
 
 BUILDERS: dict[str, Callable[[Plan], dict[str, Any]]] = {
     "failover": failover.build,
     "replicate": replicate.build,
     "readiness": readiness.build,
+    "drill": drill.build,
+    "drill-teardown": drill.build_teardown,
 }
 
 

@@ -6,6 +6,9 @@ them and the sandbox (``sandbox/triggers.py``) creates them from these very func
 - **Forwarding** (each other alarm region): the same pattern, sent to the DR region's default event
   bus. A cross-Region delivery keeps the event as it is, ``region`` included, so the DR rule of
   that region matches ``(alarm name, region)`` exactly.
+- **Drill teardown** (DR region): an execution of the drill state machine that ends in any way
+  (SUCCEEDED, FAILED, TIMED_OUT, ABORTED) starts the drill teardown with the event as its input. An
+  aborted or timed-out execution runs no Catch, so the teardown cannot be a step of the drill itself.
 - **Failure notification** (DR region): an execution of the failover, replicate or readiness
   state machine that ends FAILED, TIMED_OUT or ABORTED publishes a notice to the plan's topic.
 
@@ -28,7 +31,7 @@ ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
 EXECUTION_SOURCE = "aws.states"
 EXECUTION_DETAIL_TYPE = "Step Functions Execution Status Change"
 # Workflows whose unsuccessful ends are notified, and the statuses that are.
-NOTIFIED_WORKFLOWS = ("failover", "replicate", "readiness")
+NOTIFIED_WORKFLOWS = ("failover", "replicate", "readiness", "drill", "drill-teardown")
 NOTIFIED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 
 
@@ -75,6 +78,24 @@ def event_bus_arn(region: str, account: str, partition: str = "aws", name: str =
 def rule_arn(region: str, account: str, name: str, partition: str = "aws") -> str:
     """A rule on the default bus (what ``aws:SourceArn`` names when the rule invokes a target)."""
     return f"arn:{partition}:events:{region}:{account}:rule/{name}"
+
+
+# Drill teardown -------------------------------------------------------------------------------
+
+DRILL_END_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+def drill_teardown_rule_name(plan: Plan) -> str:
+    return f"pilotlight-{plan.name}-drill-teardown"
+
+
+def drill_end_pattern(drill_state_machine_arn: str) -> dict[str, Any]:
+    """Executions of the drill state machine ending, whatever the end."""
+    return {
+        "source": [EXECUTION_SOURCE],
+        "detail-type": [EXECUTION_DETAIL_TYPE],
+        "detail": {"stateMachineArn": [drill_state_machine_arn], "status": list(DRILL_END_STATUSES)},
+    }
 
 
 # Failure notification -------------------------------------------------------------------------

@@ -186,6 +186,8 @@ def test_schedules_follow_the_plan_rates_for_scheduled_workflows(more_workflows,
     assert got == {
         f"pilotlight-{plan.name}-replicate": plan.schedules.replicate,
         f"pilotlight-{plan.name}-readiness": plan.schedules.readiness,
+        # The daily sweep of drill leftovers (the drill teardown); the reference plan schedules no drill.
+        f"pilotlight-{plan.name}-drill-sweep": plan.schedules.drill_sweep,
     }
     assert all(p["Properties"]["FlexibleTimeWindow"] == {"Mode": "OFF"} for p in schedules.values())
 
@@ -211,6 +213,7 @@ def test_new_workflows_are_deployed_without_infra_changes(more_workflows, plan, 
     assert schedules == {
         f"pilotlight-{plan.name}-replicate": plan.schedules.replicate,
         f"pilotlight-{plan.name}-readiness": plan.schedules.readiness,
+        f"pilotlight-{plan.name}-drill-sweep": plan.schedules.drill_sweep,
     }
 
 

@@ -67,9 +67,9 @@ def test_alarm_rules_are_built_by_the_shared_pattern_functions(synthesized, dr, 
 def test_unsuccessful_ends_of_failover_replicate_and_readiness_are_notified(dr, plan):
     rule = dr.resolve(_notify_rule(dr, plan))
     assert rule["State"] == "ENABLED"
-    assert rule["EventPattern"] == patterns.execution_status_pattern(
-        [_machine_arn(plan, w) for w in ("failover", "replicate", "readiness")])
-    for workflow in ("failover", "replicate", "readiness"):
+    workflows = ("failover", "replicate", "readiness", "drill", "drill-teardown")
+    assert rule["EventPattern"] == patterns.execution_status_pattern([_machine_arn(plan, w) for w in workflows])
+    for workflow in workflows:
         for status in ("FAILED", "TIMED_OUT", "ABORTED"):
             assert _matches(rule, _status_event(plan, workflow, status)), (workflow, status)
         for status in ("SUCCEEDED", "RUNNING"):
@@ -121,3 +121,17 @@ def test_cdk_nag_has_nothing_to_say_about_the_events_resources(synthesized):
     mine = ("/Dr/FailureNotification", "/Dr/Notifications", "/Dr/Key", "/Dr/AlarmTrigger", "/Alarms")
     findings = [e for e in synthesized.errors + synthesized.warnings if e[1].startswith(mine)]
     assert findings == []
+
+
+def test_every_end_of_a_drill_starts_its_teardown_with_the_event(dr, plan):
+    (rule,) = [r["Properties"] for r in dr.of_type("AWS::Events::Rule").values()
+               if r["Properties"].get("Name") == patterns.drill_teardown_rule_name(plan)]
+    rule = dr.resolve(rule)
+    assert rule["EventPattern"] == patterns.drill_end_pattern(_machine_arn(plan, "drill"))
+    for status in ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"):
+        assert _matches(rule, _status_event(plan, "drill", status)), status
+    assert not _matches(rule, _status_event(plan, "drill", "RUNNING"))
+    assert not _matches(rule, _status_event(plan, "failover", "ABORTED"))
+    (target,) = rule["Targets"]
+    assert target["Arn"] == _machine_arn(plan, "drill-teardown")
+    assert "Input" not in target and "InputTransformer" not in target  # the event itself is the input

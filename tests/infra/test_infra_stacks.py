@@ -210,15 +210,22 @@ def test_no_forwarding_stack_for_the_dr_region(synthesized, plan):
 
 
 def test_a_schedule_for_each_scheduled_workflow_that_exists(dr, plan):
+    from infra.stacks import SCHEDULE_TARGETS
+
+    targets = {f: SCHEDULE_TARGETS.get(f, (f, None))[0] for f in plan.schedules.model_dump()}
     expected = {
-        f"pilotlight-{plan.name}-{w}": expr for w, expr in plan.schedules.model_dump().items() if w in render.BUILDERS
+        f"pilotlight-{plan.name}-{f.replace('_', '-')}": (expr, targets[f])
+        for f, expr in plan.schedules.model_dump().items() if expr and targets[f] in render.BUILDERS
     }
+    assert f"pilotlight-{plan.name}-drill-sweep" in expected  # the daily sweep of drill leftovers
     schedules = {p["Name"]: p for p in (r["Properties"] for r in dr.of_type("AWS::Scheduler::Schedule").values())}
-    assert {n: p["ScheduleExpression"] for n, p in schedules.items()} == expected
+    assert {n: p["ScheduleExpression"] for n, p in schedules.items()} == {n: e for n, (e, _) in expected.items()}
     for name, props in schedules.items():
-        workflow = name.removeprefix(f"pilotlight-{plan.name}-")
+        workflow = expected[name][1]
         arn = f"arn:aws:states:{plan.dr_region}:{ACCOUNT}:stateMachine:{render.state_machine_name(plan, workflow)}"
         assert dr.resolve(props["Target"]["Arn"]) == arn
+    sweep = json.loads(schedules[f"pilotlight-{plan.name}-drill-sweep"]["Target"]["Input"])
+    assert sweep["sweep"] is True
 
 
 # Dashboard ----------------------------------------------------------------------------------
@@ -293,10 +300,15 @@ def test_mutating_aws_actions_are_granted_only_on_the_plan_resources(dr, plan):
 
 def test_rds_and_route53_mutations_target_exactly_the_dr_replica_and_the_zone(dr, plan):
     statements = _function_role_statements(dr)
-    rds = {a: _list(s["Resource"]) for s in statements["rds"] for a in _list(s["Action"])}
+    rds: dict[str, set[str]] = {}
+    for s in statements["rds"]:
+        for a in _list(s["Action"]):
+            rds.setdefault(a, set()).update(_list(s["Resource"]))
     replica = f"arn:aws:rds:{plan.dr_region}:{ACCOUNT}:db:{plan.databases[0].dr_replica_identifier}"
-    assert rds["rds:PromoteReadReplica"] == [replica]
-    assert rds["rds:ModifyDBInstance"] == [replica]
+    # The DR replica, and a drill's copies of it (<replica>-drill-<id>), which a drill promotes and hardens.
+    assert rds["rds:PromoteReadReplica"] == {replica, replica + "-drill-*"}
+    assert rds["rds:ModifyDBInstance"] == {replica, replica + "-drill-*"}
+    assert rds["rds:DeleteDBInstance"] == {replica + "-drill-*"}  # only drill copies are ever deleted
     dns = {a: _list(s["Resource"]) for s in statements["dns"] for a in _list(s["Action"])}
     assert dns["route53:ChangeResourceRecordSets"] == [f"arn:aws:route53:::hostedzone/{plan.dns.hosted_zone_id}"]
     assert dns["route53:GetChange"] == ["arn:aws:route53:::change/*"]

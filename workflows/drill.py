@@ -1,0 +1,245 @@
+"""The drill workflow: the failover rehearsed on copies, measured, and the teardown that removes them.
+
+A drill runs the failover's own steps (the builders of :mod:`workflows.failover`, the same Lambda
+actions) on copies named and tagged with the drill's id (:mod:`lambdas.drill`):
+
+1. Prepare: refuse while a failover or another drill runs, or while readiness is NOT_READY on a
+   database or saved configuration (unless forced); name the copies.
+2. Restore, in parallel: per database, read the live DR replica's lag (the RPO), copy it (a
+   same-region read replica of it, or a snapshot of it restored where the engine cannot cascade) and
+   promote the copy; per environment, launch a drill environment from the DR saved configuration,
+   its database endpoint pointed at the copy; per DR bucket, read the newest canary and write and
+   delete one object under the drill's prefix.
+3. Point a drill record (``drill-<id>.<record>``) at the drill environment, then the failover's
+   verification on the copies. Service restored here: the drill's RTO.
+4. Harden the copies as the failover would (Multi-AZ, failover class) unless ``harden: false``.
+
+The live DR replica, the production record, its health checks and alarms, and the DR environment
+are never named by a drill step. Teardown is a workflow of its own, started by EventBridge when a
+drill ends in any way (an aborted or timed-out execution runs no Catch), by the daily sweep, and by
+``pilotlight drill-cleanup``: it removes every resource of the selected drills.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflows import asl, failover
+from workflows.plan import Plan
+
+MACHINE_TIMEOUT = 6 * 3600
+TEARDOWN_TIMEOUT = 3 * 3600
+# The copy: a same-region replica (or a restore) takes about as long as creating an instance.
+COPY_FIRST, COPY_POLL, COPY_MAX = 300, 15, 240  # p50 ~10 min; checks until 65 min
+# Teardown: terminating an environment ~4 min, deleting an instance ~5 min; a copy still being created
+# is deleted once it can be, so the limits cover a creation too.
+REMOVE_FIRST, REMOVE_POLL, REMOVE_MAX = 60, 30, 120  # checks until 61 min
+
+COPY_STEP = "Copy DR replica"
+PREPARE_STEP = "Prepare drill"
+
+
+def drill_document(plan: Plan) -> dict[str, Any]:
+    """What of the plan a drill needs to name its copies, baked into the definition."""
+    doc: dict[str, Any] = {
+        "name": plan.name,
+        "primary_region": plan.primary_region,
+        "dr_region": plan.dr_region,
+        "objectives": {"rto_minutes": plan.objectives.rto_minutes, "rpo_minutes": plan.objectives.rpo_minutes},
+        "databases": [
+            {
+                "identifier": db.identifier,
+                "dr_replica_identifier": db.dr_replica_identifier,
+                "failover_instance_class": db.failover_instance_class,
+                "multi_az_on_failover": db.multi_az_on_failover,
+                "resize_before_cutover": db.resize_before_cutover,
+                "subnet_group": db.dr_network.subnet_group,
+                "security_groups": list(db.dr_network.security_groups),
+            }
+            for db in plan.databases
+        ],
+        "environments": [
+            {"name": e.name, "application": e.application, "dr_environment": e.dr_environment_name,
+             "cname_prefix": e.cname_prefix}
+            for e in plan.environments
+        ],
+        "buckets": [b.destination for b in plan.buckets],
+        "dns": None,
+    }
+    if plan.dns is not None and plan.dns_environment is not None:
+        doc["dns"] = {"hosted_zone_id": plan.dns.hosted_zone_id, "record_name": plan.dns.record_name,
+                      "record_type": plan.dns.record_type, "ttl": plan.dns.ttl,
+                      "environment": plan.dns_environment.name}
+    return doc
+
+
+def _copy_states() -> tuple[str, dict[str, asl.State]]:
+    params = {
+        "region.$": "$.dr_region",
+        "plan.$": "$.plan",
+        "drill_id.$": "$.drill",
+        "source.$": "$.db.identifier",
+        "identifier.$": "$.db.dr_replica_identifier",
+        "subnet_group.$": "$.db.subnet_group",
+        "security_groups.$": "$.db.security_groups",
+    }
+    return "CopyDatabase", asl.poll_loop(
+        "CopyDatabase",
+        COPY_STEP,
+        service="rds",
+        act=("create_drill_copy", params),
+        check=("check_drill_copy", params),
+        interval_seconds=COPY_POLL,
+        first_wait_seconds=COPY_FIRST,
+        max_attempts=COPY_MAX,
+        next_state="PromoteReplica",
+        what="drill copy of the DR replica",
+    )
+
+
+def _probe_branch() -> asl.State:
+    probe = asl.task("Probe S3", "s3", "drill_probe", {"region.$": "$.dr_region", "plan.$": "$.plan",
+                                                        "drill_id.$": "$.drill", "bucket.$": "$.bucket"},
+                     result_path=None, next_state=None)
+    probe["ResultPath"] = "$"
+    return failover.branch("Buckets", failover._map("Probe S3", "$.drill.buckets", "bucket", "ProbeBucket",
+                                                    {"ProbeBucket": probe}, {"drill.$": "$.drill.id"}))
+
+
+def build(plan: Plan) -> dict[str, Any]:
+    selector = {"drill.$": "$.drill.id"}
+    branches = failover.restore_branches(
+        plan, "$.drill", extra_selector=selector, before_promote=_copy_states(), lag_of="$.db.identifier",
+        lag_step=COPY_STEP, extra_launch={"drill.$": "$.env.drill"})
+    if plan.buckets:
+        branches.append(("buckets", _probe_branch()))
+    cutover = "DrillDns" if plan.dns is not None and plan.dns_environment is not None else "VerifyService"
+    states: dict[str, asl.State] = {
+        "LoadPlan": {"Type": "Pass", "Comment": "Load plan",
+                     "Parameters": {"plan": drill_document(plan), "trigger.$": "$"}, "Next": "PrepareDrill"},
+        "PrepareDrill": asl.task(
+            PREPARE_STEP, "drill", "start",
+            {"plan": plan.name, "region": plan.dr_region, "state_machine_arn.$": "$$.StateMachine.Id",
+             "execution_arn.$": "$$.Execution.Id", "started.$": "$$.Execution.StartTime",
+             "trigger.$": "$.trigger", "doc.$": "$.plan"},
+            result_path="$.drill", next_state="Restore" if branches else cutover),
+    }
+    if branches:
+        states["Restore"] = failover.parallel("Restore", branches, "$.restore", cutover)
+    if cutover == "DrillDns":
+        states.update(failover.records_loop("DrillDns", "Point drill record", "$.drill.dns", "VerifyService"))
+    verify = {"region": plan.dr_region, "environments.$": "$.drill.environments",
+              "databases.$": "$.drill.databases", "dns_record.$": "$.drill.verify_dns"}
+    states.update(failover.verify_states(verify, "RecordDrill"))
+    states["RecordDrill"] = {
+        **asl.task("Service restored", "drill", "record",
+                   {"plan": plan.name, "region": plan.dr_region, "started.$": "$$.Execution.StartTime",
+                    "restored_at.$": "$.restored.at"},
+                   result_path="$.recorded", next_state="HardenWanted?" if plan.databases else "Summary"),
+        # The metric is evidence for the dashboard, not a gate: the drill goes on without it.
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.recorded",
+                   "Next": "HardenWanted?" if plan.databases else "Summary"}],
+    }
+    if plan.databases:
+        states["HardenWanted?"] = {
+            # Labelled with the step before it: a drill run with --no-harden shows no Harden step.
+            "Type": "Choice", "Comment": "Service restored",
+            "Choices": [{"Variable": "$.drill.options.harden", "BooleanEquals": True, "Next": "Harden"}],
+            "Default": "Summary",
+        }
+        states["Harden"] = failover.harden_state("$.drill.databases", "Summary", selector)
+    summary: dict[str, Any] = {
+        "plan.$": "$.plan.name",
+        "dr_region.$": "$.plan.dr_region",
+        "drill.$": "$.drill",
+        "restored.$": "$.restored",
+        "finished_at.$": "$$.State.EnteredTime",
+        "objectives.$": "$.plan.objectives",
+    }
+    if branches:
+        summary["restore.$"] = "$.restore"
+    states["Summary"] = {"Type": "Pass", "Comment": "Summary", "Parameters": summary, "End": True}
+    return asl.machine(f"pilotlight drill for plan {plan.name}", "LoadPlan", states, MACHINE_TIMEOUT)
+
+
+# -- teardown --------------------------------------------------------------------------------------
+
+
+def teardown_document(plan: Plan) -> dict[str, Any]:
+    protected_dbs = sorted({n for d in plan.databases for n in
+                            (d.identifier, d.dr_replica_identifier, *([d.az2_replica.identifier] if d.az2_replica
+                                                                      else []))})
+    doc: dict[str, Any] = {
+        "name": plan.name,
+        "dr_region": plan.dr_region,
+        "protected_databases": protected_dbs,
+        # A copy just made may not be in the tagging index yet: it is also looked for by the name it would have.
+        "dr_replicas": sorted({d.dr_replica_identifier for d in plan.databases}),
+        "protected_environments": sorted({n for e in plan.environments for n in (e.name, e.dr_environment_name)}),
+        "buckets": [b.destination for b in plan.buckets],
+    }
+    if plan.dns is not None:
+        doc["dns"] = {"hosted_zone_id": plan.dns.hosted_zone_id, "record_name": plan.dns.record_name}
+    return doc
+
+
+def _remove_loop(name: str, step: str, act: str, check: str, params: dict[str, Any], what: str,
+                 service: str) -> asl.State:
+    """Delete, then check until nothing selected is left; each check adds what it deleted to ``deleted``."""
+    states = asl.poll_loop(name, step, service=service, act=(act, params),
+                           check=(check, {**params, "deleted.$": "$.poll.deleted"}),
+                           interval_seconds=REMOVE_POLL, first_wait_seconds=REMOVE_FIRST, max_attempts=REMOVE_MAX,
+                           next_state=f"{name}Done", what=what)
+    states[f"{name}Done"] = asl.end_pass(step, {"deleted.$": "$.poll.deleted", "left.$": "$.poll.left",
+                                                "remaining.$": "$.poll.remaining"})
+    return {"StartAt": name, "States": states}
+
+
+def build_teardown(plan: Plan) -> dict[str, Any]:
+    base = {"region": plan.dr_region, "plan": plan.name, "drills.$": "$.targets.drills"}
+    branches: list[tuple[str, asl.State]] = []
+    if plan.environments:
+        branches.append(("environments", _remove_loop(
+            "RemoveEnvironments", "Remove drill environments", "remove_drill_environments",
+            "check_drill_environments_removed", {**base, "protected.$": "$.plan.protected_environments"},
+            "drill environment termination", "beanstalk")))
+    if plan.databases:
+        branches.append(("databases", _remove_loop(
+            "RemoveDatabases", "Remove drill databases", "remove_drill_databases", "check_drill_databases_removed",
+            {**base, "protected.$": "$.plan.protected_databases", "replicas.$": "$.plan.dr_replicas"},
+            "drill database deletion", "rds")))
+    if plan.dns is not None:
+        branches.append(("dns", failover.branch("RemoveRecords", asl.task(
+            "Remove drill records", "dns", "remove_drill_records",
+            {"zone_id.$": "$.plan.dns.hosted_zone_id", "record_name.$": "$.plan.dns.record_name",
+             "drills.$": "$.targets.drills"}, result_path="$", next_state=None))))
+    if plan.buckets:
+        branches.append(("objects", failover.branch("RemoveObjects", asl.task(
+            "Remove drill objects", "s3", "remove_drill_objects",
+            {"region": plan.dr_region, "plan": plan.name, "buckets.$": "$.plan.buckets",
+             "drills.$": "$.targets.drills"}, result_path="$", next_state=None))))
+    states: dict[str, asl.State] = {
+        "LoadPlan": {"Type": "Pass", "Comment": "Load plan",
+                     "Parameters": {"plan": teardown_document(plan), "request.$": "$"}, "Next": "SelectDrills"},
+        "SelectDrills": asl.task(
+            "Select drills", "drill", "targets",
+            {"plan": plan.name, "region": plan.dr_region, "state_machine_arn.$": "$$.StateMachine.Id",
+             "request.$": "$.request", "keep_hours": plan.drills.keep_hours},
+            result_path="$.targets", next_state="Kept?"),
+        "Kept?": {"Type": "Choice", "Comment": "Select drills",
+                  "Choices": [{"Variable": "$.targets.keep", "BooleanEquals": True, "Next": "Kept"}],
+                  "Default": "Remove" if branches else "Summary"},
+        "Kept": {"Type": "Pass", "Comment": "Kept on request",
+                 "Parameters": {"plan.$": "$.plan.name", "kept": True, "targets.$": "$.targets",
+                                "how": f"pilotlight drill-cleanup <plan file of {plan.name}> --drill <id>"},
+                 "End": True},
+    }
+    if branches:
+        states["Remove"] = failover.parallel("Remove", branches, "$.removed", "Summary")
+    states["Summary"] = {"Type": "Pass", "Comment": "Summary",
+                         "Parameters": {"plan.$": "$.plan.name", "kept": False, "targets.$": "$.targets",
+                                        **({"removed.$": "$.removed"} if branches else {})},
+                         "End": True}
+    return asl.machine(f"pilotlight drill teardown for plan {plan.name}", "LoadPlan", states, TEARDOWN_TIMEOUT)
+
+

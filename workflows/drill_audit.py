@@ -1,0 +1,85 @@
+"""What a drill leaves behind, read from the AWS APIs of each service, and the drill's figures.
+
+:func:`leftovers` does not trust the teardown's own account of what it deleted: it lists, service
+by service, every resource that carries the drill's id (in its ``pilotlight:drill`` tag or its
+name): DB instances and manual snapshots, Beanstalk environments that are not terminated, drill
+DNS records, and S3 object versions and delete markers under the drill's prefix.
+:func:`figures` reads the drill's RTO and RPO from its execution (history and output only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+from lambdas import drill as names
+from workflows.plan import Plan
+
+
+def _client(session: Any, service: str, region: str) -> Any:
+    return (session or boto3).client(service, region_name=region)
+
+
+def _tagged(tags: list[dict[str, str]] | None, name: str, drill: str) -> bool:
+    return names.tag_value(tags, names.DRILL_TAG) == drill or names.id_in_name(name) == drill
+
+
+def leftovers(plan: Plan, drill: str, session: Any = None) -> list[dict[str, str]]:
+    """Every resource of drill ``drill`` that still exists, as ``{"kind", "id"}``."""
+    out: list[dict[str, str]] = []
+    rds = _client(session, "rds", plan.dr_region)
+    for page in rds.get_paginator("describe_db_instances").paginate():
+        for db in page["DBInstances"]:
+            if _tagged(db.get("TagList"), db["DBInstanceIdentifier"], drill):
+                out.append({"kind": "db_instance", "id": db["DBInstanceIdentifier"]})
+    for page in rds.get_paginator("describe_db_snapshots").paginate(SnapshotType="manual"):
+        for snap in page["DBSnapshots"]:
+            if _tagged(snap.get("TagList"), snap["DBSnapshotIdentifier"], drill):
+                out.append({"kind": "db_snapshot", "id": snap["DBSnapshotIdentifier"]})
+    if plan.environments:
+        eb = _client(session, "elasticbeanstalk", plan.dr_region)
+        for env in eb.describe_environments(IncludeDeleted=False)["Environments"]:
+            if env.get("Status") != "Terminated" and names.id_in_name(env["EnvironmentName"]) == drill:
+                out.append({"kind": "environment", "id": env["EnvironmentName"]})
+    if plan.dns is not None:
+        r53 = _client(session, "route53", "us-east-1")
+        for page in r53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=plan.dns.hosted_zone_id):
+            for rrset in page["ResourceRecordSets"]:
+                if names.id_in_record(rrset["Name"], plan.dns.record_name) == drill:
+                    out.append({"kind": "dns_record", "id": rrset["Name"].rstrip(".")})
+    s3 = _client(session, "s3", plan.dr_region)
+    for bucket in (b.destination for b in plan.buckets):
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket,
+                                                                       Prefix=names.object_prefix(drill)):
+            for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                out.append({"kind": "s3_object", "id": f"s3://{bucket}/{item['Key']}#{item.get('VersionId')}"})
+    return out
+
+
+def figures(plan: Plan, result: Any) -> dict[str, Any]:
+    """The drill's RTO (start to verified service, on the copies) and RPO (the live DR replica's lag
+    when it was copied), against the plan's objectives; the time the copies took to make."""
+    output = result.output or {}
+    restored = result.restored_at
+    lags: dict[str, float | None] = {}
+    for db in (output.get("restore") or {}).get("databases") or []:
+        lags[db.get("source") or db.get("identifier")] = (db.get("rpo") or {}).get("lag_seconds")
+    known = [v for v in lags.values() if v is not None]
+    rpo = max(known) if known else None
+    copy = [s for s in result.steps if s.name == "Copy DR replica"]
+    copy_seconds = max((s.end or s.start) for s in copy) - min(s.start for s in copy) if copy else None
+    objective = plan.objectives.rto_minutes * 60
+    # A failover promotes the DR replica itself: it has no copy to make. Less the copy is what the drill
+    # measured of the failover's own path (exact when the database is the longer branch, as a copy makes it).
+    less_copy = None if restored is None or copy_seconds is None else round(restored - copy_seconds, 1)
+    return {
+        "rto": {"seconds": None if restored is None else round(restored, 1),
+                "objective_seconds": objective,
+                "met": restored is not None and restored <= objective,
+                "copy_seconds": None if copy_seconds is None else round(copy_seconds, 1),
+                "less_copy_seconds": less_copy,
+                "less_copy_met": None if less_copy is None else less_copy <= objective},
+        "rpo": {"seconds": rpo, "objective_seconds": plan.objectives.rpo_minutes * 60,
+                "met": None if rpo is None else rpo <= plan.objectives.rpo_minutes * 60, "per_database": lags},
+    }
