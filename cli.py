@@ -11,53 +11,30 @@ import functools
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from workflows.plan import Plan, PlanError, load_plan, plan_json_schema
+from commands.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_PRECONDITION,
+    Precondition,
+    aws_machine,
+    aws_options,
+    emit_json,
+    exit_code,
+    load,
+    minutes,
+    progress_printer,
+    replicate_line,
+    sandbox_estate,
+    workflow_options,
+)
+from workflows.plan import Plan, plan_json_schema
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INVALID_PLAN, EXIT_PRECONDITION = 0, 1, 2, 3, 4
 REFERENCE_PLAN = Path(__file__).resolve().parent / "examples" / "reference.yaml"
-
-
-class Precondition(click.ClickException):
-    exit_code = EXIT_PRECONDITION
-
-
-def _emit_json(document: Any) -> None:
-    click.echo(json.dumps(document, indent=2, default=str))
-
-
-def _load(path: str, as_json: bool = False) -> Plan:
-    try:
-        return load_plan(path)
-    except PlanError as exc:
-        if as_json:
-            _emit_json({"plan": path, "valid": False, "problems": exc.problems})
-        else:
-            for line in exc.problems:
-                click.echo(f"{path}: {line}", err=True)
-        sys.exit(EXIT_INVALID_PLAN)
-
-
-def workflow_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The options every workflow command shares."""
-
-    @click.option("--sandbox", is_flag=True, help="Rehearse in a fresh in-process sandbox seeded from the plan.")
-    @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout.")
-    @click.option("--profile", default=None, help="AWS profile (without --sandbox).")
-    @click.option("--region", default=None, help="Region of the deployed workflows (default: the plan's DR region).")
-    @click.option("--pace", default=None, type=click.FloatRange(min=0, min_open=True),
-                  help="Sandbox: at most N modeled seconds per wall second, for watching (default: as fast "
-                       "as the CPU allows). Never changes a modeled figure.")
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,9 +48,9 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def validate(plan: str, as_json: bool) -> None:
     """Check a plan file. Exit 0 when valid; exit 3 with one line per problem, naming the field."""
-    model = _load(plan, as_json)
+    model = load(plan, as_json)
     if as_json:
-        _emit_json({"plan": plan, "valid": True, "name": model.name})
+        emit_json({"plan": plan, "valid": True, "name": model.name})
     else:
         click.echo(f"{plan}: valid plan '{model.name}' ({model.primary_region} -> {model.dr_region}: "
                    f"{len(model.environments)} environment(s), {len(model.databases)} database(s), "
@@ -83,7 +60,7 @@ def validate(plan: str, as_json: bool) -> None:
 @cli.command()
 def schema() -> None:
     """Print the JSON Schema of a plan (for editors)."""
-    _emit_json(plan_json_schema())
+    emit_json(plan_json_schema())
 
 
 @cli.command()
@@ -94,28 +71,11 @@ def render(plan: str, out_dir: str) -> None:
     """Write the ASL JSON of every workflow of a plan."""
     from workflows import render as renderer
 
-    for path in renderer.write(_load(plan), out_dir):
+    for path in renderer.write(load(plan), out_dir):
         click.echo(str(path))
 
 
 # -- failover ---------------------------------------------------------------------------------
-
-def _progress_printer(as_json: bool, offset: float = 0.0) -> Callable[[Any], None]:
-    """Live progress lines; ``offset``: seconds to add to each (the demo counts from the outage's start)."""
-    symbols = {"started": "▶", "update": "…", "done": "✓", "failed": "✗"}
-
-    def show(p: Any) -> None:
-        from workflows.executions import fmt_duration
-
-        detail = f"  {p.detail}" if p.detail else ""
-        click.echo(f"[{fmt_duration(p.at + offset):>8}] {symbols.get(p.kind, ' ')} {p.step}{detail}", err=as_json)
-
-    return show
-
-
-def _minutes(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds / 60, 1)
-
 
 def _rto_report(plan: Plan, result: Any, modeled: bool, outage: dict[str, Any] | None = None) -> dict[str, Any]:
     """RTO = start of the execution to verified service; RPO = replica lag read just before promotion.
@@ -136,11 +96,11 @@ def _rto_report(plan: Plan, result: Any, modeled: bool, outage: dict[str, Any] |
     return {
         **counted,
         "seconds": None if restored is None else round(restored, 1),
-        "minutes": _minutes(restored),
+        "minutes": minutes(restored),
         "objective_minutes": plan.objectives.rto_minutes,
         "met": restored is not None and restored <= plan.objectives.rto_minutes * 60,
         "hardened_seconds": None if hardened is None else round(hardened, 1),
-        "hardened_minutes": _minutes(hardened),
+        "hardened_minutes": minutes(hardened),
         "modeled": modeled,
         "rpo": {
             "lag_seconds": rpo_seconds,
@@ -155,7 +115,7 @@ def _print_result(plan: Plan, result: Any, report: dict[str, Any], as_json: bool
     from workflows.executions import fmt_duration, timeline_table
 
     if as_json:
-        _emit_json({**extra, **result.to_json(), "rto": report})
+        emit_json({**extra, **result.to_json(), "rto": report})
         return
     click.echo()
     click.echo("Timeline (modeled time)" if report["modeled"] else "Timeline")
@@ -192,48 +152,7 @@ def _failover_input(source: str, force: bool) -> dict[str, Any]:
     return {"source": source, "force": force, "approved_by": getpass.getuser()}
 
 
-def _exit_code(result: Any) -> int:
-    from lambdas.errors import GUARD_ERRORS
-
-    if result.status == "SUCCEEDED":
-        return EXIT_OK
-    if result.error in {cls.__name__ for cls in GUARD_ERRORS}:
-        return EXIT_PRECONDITION
-    return EXIT_FAILED
-
-
-# `pilotlight demo` paces modeled time for a person watching: the reference failover (about 45
-# modeled minutes with hardening) takes about a minute on the wall. Figures are the same unpaced.
 DEMO_PACE = 60.0
-
-
-def _pace_text(pace: float | None) -> str:
-    return f"paced at {pace:g} modeled seconds per wall second" if pace else "unpaced"
-
-
-def _sandbox_estate(
-    sb: Any, plan: Plan, say: Callable[..., None], progress: Callable[[Any], None] | None, *, source: str,
-    paced: bool = False,
-) -> Any:
-    """Seed the primary estate, deploy, and build the pilot light with the replicate workflow.
-
-    The pilot light is not what is being watched: it is built unpaced unless ``paced``.
-    """
-    seeded = sb.seed(plan)
-    say(f"Sandbox: {plan.primary_region} -> {plan.dr_region}, modeled time on a virtual clock "
-        f"({_pace_text(sb.pace)})")
-    say(f"Seeded primary estate: {len(seeded['environments'])} environment(s), "
-        f"{len(seeded['databases'])} database(s), {len(seeded['buckets'])} bucket pair(s)")
-    arns = sb.deploy(plan)
-    say(f"Deployed state machines: {', '.join(sorted(arns))}")
-    say("Building the pilot light: replicate")
-    return sb.run_replicate(plan, pace=sb.pace if paced else None, source=source, on_progress=progress)
-
-
-def _replicate_line(result: Any) -> str:
-    counts = (result.output or {}).get("counts") or {}
-    made = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "nothing to do"
-    return f"Pilot light {'built' if (result.output or {}).get('ok') else 'INCOMPLETE'}: {made}"
 
 
 def run_sandbox_failover(plan: Plan, pace: float | None, as_json: bool, *, demo: bool = False,
@@ -246,9 +165,9 @@ def run_sandbox_failover(plan: Plan, pace: float | None, as_json: bool, *, demo:
     say = functools.partial(click.echo, err=as_json)
     started = time.monotonic()
     with Sandbox(pace=pace) as sb:
-        built = _sandbox_estate(sb, plan, say, _progress_printer(as_json) if demo else None,
+        built = sandbox_estate(sb, plan, say, progress_printer(as_json) if demo else None,
                                 source="pilotlight sandbox")
-        say(_replicate_line(built))
+        say(replicate_line(built))
         if built.status != "SUCCEEDED" or not (built.output or {}).get("ok"):
             say(f"replicate {built.status}: {built.error or ''} {built.cause or ''}".rstrip())
             return EXIT_FAILED
@@ -260,20 +179,20 @@ def run_sandbox_failover(plan: Plan, pace: float | None, as_json: bool, *, demo:
         arn = sb.start(plan, "failover", _failover_input("pilotlight demo" if demo else "pilotlight failover --sandbox",
                                                          force))
         say(f"Started failover: {arn.rsplit(':', 1)[-1]}")
-        result = follow(sfn, arn, on_progress=_progress_printer(as_json))
+        result = follow(sfn, arn, on_progress=progress_printer(as_json))
         report = _rto_report(plan, result, modeled=True)
         extra = {"plan": plan.name, "mode": "sandbox", "pace": pace,
                  "wall_seconds": round(time.monotonic() - started, 1),
                  "pilot_light": {"status": built.status, "modeled_seconds": round(built.duration or 0, 1),
                                  "counts": (built.output or {}).get("counts")}}
         _print_result(plan, result, report, as_json, extra)
-    return _exit_code(result)
+    return exit_code(result)
 
 
 def run_aws_failover(plan: Plan, profile: str | None, region: str | None, as_json: bool, force: bool) -> int:
     from workflows.executions import follow
 
-    sfn, machine = _aws_machine(plan, profile, region, "failover")
+    sfn, machine = aws_machine(plan, profile, region, "failover")
     try:
         running = sfn.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]
     except sfn.exceptions.StateMachineDoesNotExist as exc:
@@ -284,9 +203,9 @@ def run_aws_failover(plan: Plan, profile: str | None, region: str | None, as_jso
     arn = sfn.start_execution(stateMachineArn=machine,
                               input=json.dumps(_failover_input("pilotlight failover", force)))["executionArn"]
     click.echo(f"Started failover: {arn}", err=as_json)
-    result = follow(sfn, arn, on_progress=_progress_printer(as_json), poll_seconds=5)
+    result = follow(sfn, arn, on_progress=progress_printer(as_json), poll_seconds=5)
     _print_result(plan, result, _rto_report(plan, result, modeled=False), as_json, {"plan": plan.name, "mode": "aws"})
-    return _exit_code(result)
+    return exit_code(result)
 
 
 @cli.command()
@@ -303,7 +222,7 @@ def failover(plan: str, sandbox: bool, as_json: bool, profile: str | None, regio
     in a fresh sandbox with a simulated outage (the trigger alarms in ALARM; with --force, none),
     and the reported RTO is modeled time (the same on every run; --pace only slows it down to watch).
     """
-    model = _load(plan, as_json)
+    model = load(plan, as_json)
     if sandbox:
         code = run_sandbox_failover(model, pace, as_json, force=force)
     else:
@@ -319,7 +238,7 @@ def _print_replicate(plan: Plan, result: Any, as_json: bool, extra: dict[str, An
     from workflows.replicate import replicate_summary_table
 
     if as_json:
-        _emit_json({**extra, **result.to_json()})
+        emit_json({**extra, **result.to_json()})
         return
     click.echo()
     if result.output:
@@ -343,19 +262,19 @@ def replicate(plan: str, sandbox: bool, as_json: bool, profile: str | None, regi
     """
     from workflows.executions import follow
 
-    model = _load(plan, as_json)
-    progress = _progress_printer(as_json)
+    model = load(plan, as_json)
+    progress = progress_printer(as_json)
     if sandbox:
         from sandbox import Sandbox
 
         say = functools.partial(click.echo, err=as_json)
         started = time.monotonic()
         with Sandbox(pace=pace) as sb:
-            result = _sandbox_estate(sb, model, say, progress, source="pilotlight replicate --sandbox", paced=True)
+            result = sandbox_estate(sb, model, say, progress, source="pilotlight replicate --sandbox", paced=True)
             _print_replicate(model, result, as_json, {"plan": model.name, "mode": "sandbox", "pace": pace,
                                                        "wall_seconds": round(time.monotonic() - started, 1)})
         sys.exit(_replicate_exit(result))
-    sfn, machine = _aws_machine(model, profile, region, "replicate")
+    sfn, machine = aws_machine(model, profile, region, "replicate")
     try:
         arn = sfn.start_execution(stateMachineArn=machine,
                                   input=json.dumps({"source": "pilotlight replicate"}))["executionArn"]
@@ -376,7 +295,7 @@ def replicate(plan: str, sandbox: bool, as_json: bool, profile: str | None, regi
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout.")
 def demo(plan_path: str, pace: float, as_json: bool) -> None:
     """Run a failover of the reference estate in the embedded sandbox; no AWS account needed."""
-    sys.exit(run_sandbox_demo(_load(plan_path, as_json), pace or None, as_json))
+    sys.exit(run_sandbox_demo(load(plan_path, as_json), pace or None, as_json))
 
 
 # The demo waits this long (modeled) for the outage's alarms to start a failover before giving up.
@@ -404,8 +323,8 @@ def run_sandbox_demo(plan: Plan, pace: float | None, as_json: bool) -> int:
     say = functools.partial(click.echo, err=as_json)
     started = time.monotonic()
     with Sandbox(pace=pace) as sb:
-        built = _sandbox_estate(sb, plan, say, _progress_printer(as_json), source="pilotlight demo")
-        say(_replicate_line(built))
+        built = sandbox_estate(sb, plan, say, progress_printer(as_json), source="pilotlight demo")
+        say(replicate_line(built))
         if built.status != "SUCCEEDED" or not (built.output or {}).get("ok"):
             say(f"replicate {built.status}: {built.error or ''} {built.cause or ''}".rstrip())
             return EXIT_FAILED
@@ -442,7 +361,7 @@ def run_sandbox_demo(plan: Plan, pace: float | None, as_json: bool) -> int:
                            key=lambda d: (d["startDate"], d["executionArn"]))
         arn = described[0]["executionArn"]
         offset = described[0]["startDate"].timestamp() - t0
-        progress, follower = _progress_printer(as_json, offset), Follower(sfn, arn)
+        progress, follower = progress_printer(as_json, offset), Follower(sfn, arn)
         approval: dict[str, Any] | None = None
         while True:
             # On the wall: while the approval request waits for a person, modeled time holds.
@@ -483,7 +402,7 @@ def run_sandbox_demo(plan: Plan, pace: float | None, as_json: bool) -> int:
                  "outage": {**window, "region": plan.primary_region, "alarms": [a for _, a in outage.alarms],
                             "executions_started": len(runs), "other_executions": others, "approval": approval}}
         _print_result(plan, shifted, report, as_json, extra)
-    return _exit_code(result)
+    return exit_code(result)
 
 
 
@@ -501,14 +420,14 @@ def _readiness_result(result: Any, as_json: bool, extra: dict[str, Any]) -> int:
 
     if result.status != "SUCCEEDED":
         if as_json:
-            _emit_json({**extra, **result.to_json()})
+            emit_json({**extra, **result.to_json()})
         else:
             click.echo(f"Readiness run {result.status} at step '{result.failed_step}': {result.error}: {result.cause}",
                        err=True)
         return EXIT_FAILED
     out = result.output or {}
     if as_json:
-        _emit_json({**extra, "execution_arn": result.execution_arn, **out})
+        emit_json({**extra, "execution_arn": result.execution_arn, **out})
     else:
         click.echo()
         click.echo(readiness_table(out))
@@ -524,14 +443,14 @@ def run_sandbox_readiness(plan: Plan, pace: float | None, as_json: bool) -> int:
     say = functools.partial(click.echo, err=as_json)
     started = time.monotonic()
     with Sandbox(pace=pace) as sb:
-        replicated = _sandbox_estate(sb, plan, say, None, source="pilotlight readiness --sandbox")
+        replicated = sandbox_estate(sb, plan, say, None, source="pilotlight readiness --sandbox")
         if replicated.status != "SUCCEEDED":
             say(f"replicate {replicated.status}: {replicated.error}: {replicated.cause}")
             return EXIT_FAILED
         sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
         arn = sb.start(plan, "readiness", _readiness_input(plan, "pilotlight readiness --sandbox"))
         say(f"Started readiness: {arn.rsplit(':', 1)[-1]}")
-        result = follow(sfn, arn, on_progress=_progress_printer(as_json))
+        result = follow(sfn, arn, on_progress=progress_printer(as_json))
         extra = {"plan": plan.name, "mode": "sandbox", "wall_seconds": round(time.monotonic() - started, 1)}
         return _readiness_result(result, as_json, extra)
 
@@ -539,14 +458,14 @@ def run_sandbox_readiness(plan: Plan, pace: float | None, as_json: bool) -> int:
 def run_aws_readiness(plan: Plan, profile: str | None, region: str | None, as_json: bool) -> int:
     from workflows.executions import follow
 
-    sfn, machine = _aws_machine(plan, profile, region, "readiness")
+    sfn, machine = aws_machine(plan, profile, region, "readiness")
     try:
         arn = sfn.start_execution(stateMachineArn=machine,
                                   input=json.dumps(_readiness_input(plan, "pilotlight readiness")))["executionArn"]
     except sfn.exceptions.StateMachineDoesNotExist as exc:
         raise Precondition(f"{machine} is not deployed; run `pilotlight deploy` first") from exc
     click.echo(f"Started readiness: {arn}", err=as_json)
-    result = follow(sfn, arn, on_progress=_progress_printer(as_json), poll_seconds=2)
+    result = follow(sfn, arn, on_progress=progress_printer(as_json), poll_seconds=2)
     return _readiness_result(result, as_json, {"plan": plan.name, "mode": "aws"})
 
 
@@ -570,7 +489,7 @@ def readiness(plan: str, sandbox: bool, as_json: bool, profile: str | None, regi
     Exit 0 when every check is READY, 4 when any is NOT_READY or UNKNOWN, 1 when the run failed.
     With --sandbox the primary estate is seeded in a fresh sandbox and replicated first.
     """
-    model = _load(plan, as_json)
+    model = load(plan, as_json)
     if sandbox:
         code = run_sandbox_readiness(model, pace, as_json)
     else:
@@ -605,31 +524,14 @@ def _readiness_line(plan: Plan, last: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def _aws_machine(plan: Plan, profile: str | None, region: str | None, workflow: str) -> tuple[Any, str]:
-    import boto3
-    import botocore.exceptions
-
-    from workflows import render as renderer
-
-    region = region or plan.dr_region
-    try:
-        session = boto3.Session(profile_name=profile, region_name=region)
-        account = session.client("sts").get_caller_identity()["Account"]
-    except (botocore.exceptions.NoCredentialsError, botocore.exceptions.ProfileNotFound,
-            botocore.exceptions.ClientError) as exc:
-        raise Precondition(f"no usable AWS credentials ({exc}); use --profile") from exc
-    arn = f"arn:aws:states:{region}:{account}:stateMachine:{renderer.state_machine_name(plan, workflow)}"
-    return session.client("stepfunctions"), arn
-
-
 def _answer(plan_path: str, profile: str | None, region: str | None, as_json: bool, approve: bool,
             reason: str = "") -> None:
     import getpass
 
     from workflows.executions import NothingToAnswer, answer_approval
 
-    plan = _load(plan_path, as_json)
-    sfn, machine = _aws_machine(plan, profile, region, "failover")
+    plan = load(plan_path, as_json)
+    sfn, machine = aws_machine(plan, profile, region, "failover")
     try:
         execution = answer_approval(sfn, machine, approve=approve, who=getpass.getuser(), reason=reason)
     except NothingToAnswer as exc:
@@ -638,20 +540,14 @@ def _answer(plan_path: str, profile: str | None, region: str | None, as_json: bo
         raise Precondition(f"{machine} is not deployed; run `pilotlight deploy` first") from exc
     verb = "approved" if approve else "aborted"
     if as_json:
-        _emit_json({"plan": plan.name, "execution_arn": execution, "answer": verb})
+        emit_json({"plan": plan.name, "execution_arn": execution, "answer": verb})
     else:
         click.echo(f"{verb}: {execution}")
 
 
-def _aws_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout.")(func)
-    func = click.option("--region", default=None, help="Region of the deployed workflows (default: DR region).")(func)
-    return click.option("--profile", default=None, help="AWS profile.")(func)
-
-
 @cli.command()
 @click.argument("plan", type=click.Path(dir_okay=True))
-@_aws_options
+@aws_options
 def approve(plan: str, profile: str | None, region: str | None, as_json: bool) -> None:
     """Approve the failover of PLAN that waits for approval (exit 4 if none waits).
 
@@ -663,7 +559,7 @@ def approve(plan: str, profile: str | None, region: str | None, as_json: bool) -
 
 @cli.command()
 @click.argument("plan", type=click.Path(dir_okay=True))
-@_aws_options
+@aws_options
 @click.option("--reason", default="", help="Recorded as the cause of the abort.")
 def abort(plan: str, profile: str | None, region: str | None, as_json: bool, reason: str) -> None:
     """Abort the failover of PLAN that waits for approval; nothing in production has changed yet."""
@@ -672,40 +568,73 @@ def abort(plan: str, profile: str | None, region: str | None, as_json: bool, rea
 
 @cli.command()
 @click.argument("plan", type=click.Path(dir_okay=True))
-@_aws_options
+@aws_options
 def status(plan: str, profile: str | None, region: str | None, as_json: bool) -> None:
-    """Show the running (or last) failover of PLAN step by step, and the last readiness result."""
+    """Show the running (or last) failover of PLAN step by step, a running drill, and the last readiness result."""
     from workflows.executions import fmt_duration, snapshot, timeline_table
 
-    model = _load(plan, as_json)
-    sfn, machine = _aws_machine(model, profile, region, "failover")
+    model = load(plan, as_json)
+    sfn, machine = aws_machine(model, profile, region, "failover")
     try:
         executions = sfn.list_executions(stateMachineArn=machine, maxResults=1)["executions"]
     except sfn.exceptions.StateMachineDoesNotExist as exc:
         raise Precondition(f"{machine} is not deployed; run `pilotlight deploy` first") from exc
     last = _last_readiness(model, profile)
+    drill = _running_drill(model, profile, region)
     if not executions:
         if as_json:
-            _emit_json({"plan": model.name, "execution": None, "readiness": last})
+            emit_json({"plan": model.name, "execution": None, "drill": drill, "readiness": last})
         else:
             click.echo(f"{model.name}: no failover has run")
-            click.echo("\n".join(_readiness_line(model, last)))
+            click.echo("\n".join(_drill_lines(drill) + _readiness_line(model, last)))
         return
     result = snapshot(sfn, executions[0]["executionArn"])
     if as_json:
-        _emit_json({"plan": model.name, **result.to_json(), "readiness": last})
+        emit_json({"plan": model.name, **result.to_json(), "drill": drill, "readiness": last})
         return
     click.echo(f"{executions[0]['name']}: {result.status}" + (f" ({fmt_duration(result.duration)})"
                                                                  if result.duration else ""))
     click.echo(timeline_table(result))
-    click.echo("\n".join(_readiness_line(model, last)))
+    click.echo("\n".join(_drill_lines(drill) + _readiness_line(model, last)))
+
+
+def _running_drill(plan: Plan, profile: str | None, region: str | None) -> dict[str, Any] | None:
+    """The running drill of the plan (id, execution, steps so far), or None."""
+    from lambdas import drill as names
+    from workflows.executions import snapshot
+
+    sfn, machine = aws_machine(plan, profile, region, "drill")
+    try:
+        running = sfn.list_executions(stateMachineArn=machine, statusFilter="RUNNING", maxResults=1)["executions"]
+    except sfn.exceptions.StateMachineDoesNotExist:
+        return None
+    if not running:
+        return None
+    execution = running[0]
+    result = snapshot(sfn, execution["executionArn"])
+    return {"drill_id": names.drill_id(execution["executionArn"], execution["startDate"]),
+            "execution": execution["name"], **result.to_json()}
+
+
+def _drill_lines(drill: dict[str, Any] | None) -> list[str]:
+    from workflows.executions import fmt_duration
+
+    if drill is None:
+        return []
+    steps = [t for t in drill["timeline"] if t["status"] == "running"] or drill["timeline"][-1:]
+    now = f", now: {steps[-1]['step']}" if steps else ""
+    return [f"Drill {drill['drill_id']} running for {fmt_duration(drill['duration_seconds'] or 0)} "
+            f"({drill['execution']}){now}"]
 
 
 def _register_infra_commands() -> None:
+    from commands.drill import drill, drill_cleanup
     from infra.commands import deploy, synth
 
     cli.add_command(synth)
     cli.add_command(deploy)
+    cli.add_command(drill)
+    cli.add_command(drill_cleanup)
 
 
 _register_infra_commands()

@@ -1,0 +1,1 @@
+"""Command-line commands beyond the core ones in ``cli.py``, and what they share."""
