@@ -40,32 +40,13 @@ PREPARE_STEP = "Prepare drill"
 
 
 def drill_document(plan: Plan) -> dict[str, Any]:
-    """What of the plan a drill needs to name its copies, baked into the definition."""
-    doc: dict[str, Any] = {
-        "name": plan.name,
-        "primary_region": plan.primary_region,
-        "dr_region": plan.dr_region,
-        "objectives": {"rto_minutes": plan.objectives.rto_minutes, "rpo_minutes": plan.objectives.rpo_minutes},
-        "databases": [
-            {
-                "identifier": db.identifier,
-                "dr_replica_identifier": db.dr_replica_identifier,
-                "failover_instance_class": db.failover_instance_class,
-                "multi_az_on_failover": db.multi_az_on_failover,
-                "resize_before_cutover": db.resize_before_cutover,
-                "subnet_group": db.dr_network.subnet_group,
-                "security_groups": list(db.dr_network.security_groups),
-            }
-            for db in plan.databases
-        ],
-        "environments": [
-            {"name": e.name, "application": e.application, "dr_environment": e.dr_environment_name,
-             "cname_prefix": e.cname_prefix}
-            for e in plan.environments
-        ],
-        "buckets": [b.destination for b in plan.buckets],
-        "dns": None,
-    }
+    """The failover's plan document, plus what a drill needs to name and place its copies."""
+    doc = failover.plan_document(plan)
+    for item, db in zip(doc["databases"], plan.databases, strict=True):
+        item.update(subnet_group=db.dr_network.subnet_group, security_groups=list(db.dr_network.security_groups))
+    doc["buckets"] = [b.destination for b in plan.buckets]
+    # Only the record's place: the drill record and its target are the drill's own (lambdas/drill.py copies).
+    doc["dns"] = None
     if plan.dns is not None and plan.dns_environment is not None:
         doc["dns"] = {"hosted_zone_id": plan.dns.hosted_zone_id, "record_name": plan.dns.record_name,
                       "record_type": plan.dns.record_type, "ttl": plan.dns.ttl,
