@@ -58,8 +58,15 @@ def validate(plan: str, as_json: bool) -> None:
 
 
 @cli.command()
-def schema() -> None:
-    """Print the JSON Schema of a plan (for editors)."""
+@click.option("--report", "report_schema", is_flag=True,
+              help="Print the JSON Schema of a drill or failover report (`pilotlight report --format json`) instead.")
+def schema(report_schema: bool) -> None:
+    """Print the JSON Schema of a plan (for editors), or with --report that of a report."""
+    if report_schema:
+        from reports.schema import report_json_schema
+
+        emit_json(report_json_schema())
+        return
     emit_json(plan_json_schema())
 
 
@@ -293,16 +300,18 @@ def replicate(plan: str, sandbox: bool, as_json: bool, profile: str | None, regi
               help="At most N modeled seconds per wall second, so the run can be watched; 0: as fast as "
                    "the CPU allows. Never changes a modeled figure.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout.")
-def demo(plan_path: str, pace: float, as_json: bool) -> None:
+@click.option("--report-dir", default="pilotlight-reports", show_default=True, type=click.Path(file_okay=False),
+              help="Where the failover's HTML report is written.")
+def demo(plan_path: str, pace: float, as_json: bool, report_dir: str) -> None:
     """Run a failover of the reference estate in the embedded sandbox; no AWS account needed."""
-    sys.exit(run_sandbox_demo(load(plan_path, as_json), pace or None, as_json))
+    sys.exit(run_sandbox_demo(load(plan_path, as_json), pace or None, as_json, report_dir=report_dir))
 
 
 # The demo waits this long (modeled) for the outage's alarms to start a failover before giving up.
 DEMO_DETECTION_LIMIT = 3600.0
 
 
-def run_sandbox_demo(plan: Plan, pace: float | None, as_json: bool) -> int:
+def run_sandbox_demo(plan: Plan, pace: float | None, as_json: bool, *, report_dir: str = "pilotlight-reports") -> int:
     """The reference estate failing over as deployed: nobody starts the failover.
 
     The primary's alarm metrics breach (an outage), the alarms enter ALARM after their evaluation
@@ -395,13 +404,19 @@ def run_sandbox_demo(plan: Plan, pace: float | None, as_json: bool) -> int:
                                       duration=None if result.duration is None else result.duration + offset)
         window = {"detection_seconds": round(detected, 1), "failover_started_seconds": round(offset, 1)}
         report = _rto_report(plan, shifted, modeled=True, outage=window)
+        # The auditor's page of this failover (its own timeline counts from the execution's start).
+        from commands.report import save_reports
+
+        saved = save_reports(sfn, arn, plan, report_dir, formats=("html",))
         extra = {"plan": plan.name, "mode": "sandbox", "trigger": "alarm", "pace": pace,
+                 "report": saved["files"]["html"],
                  "wall_seconds": round(time.monotonic() - started, 1),
                  "pilot_light": {"status": built.status, "modeled_seconds": round(built.duration or 0, 1),
                                  "counts": (built.output or {}).get("counts")},
                  "outage": {**window, "region": plan.primary_region, "alarms": [a for _, a in outage.alarms],
                             "executions_started": len(runs), "other_executions": others, "approval": approval}}
         _print_result(plan, shifted, report, as_json, extra)
+        say(f"Report (html): {saved['files']['html']}")
     return exit_code(result)
 
 
@@ -628,13 +643,18 @@ def _drill_lines(drill: dict[str, Any] | None) -> list[str]:
 
 
 def _register_infra_commands() -> None:
+    from commands.console import console
     from commands.drill import drill, drill_cleanup
+    from commands.report import history, report
     from infra.commands import deploy, synth
 
     cli.add_command(synth)
     cli.add_command(deploy)
     cli.add_command(drill)
     cli.add_command(drill_cleanup)
+    cli.add_command(console)
+    cli.add_command(report)
+    cli.add_command(history)
 
 
 _register_infra_commands()

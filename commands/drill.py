@@ -31,6 +31,7 @@ from commands.common import (
     sandbox_estate,
     workflow_options,
 )
+from reports.store import DEFAULT_REPORT_DIR
 from workflows.plan import Plan
 
 # How long (modeled in the sandbox, wall in AWS) to wait for EventBridge to start the teardown.
@@ -159,6 +160,18 @@ def print_report(plan: Plan, doc: dict[str, Any], result: Any, as_json: bool) ->
             click.echo(f"  left: {item['kind']} {item['id']}", err=True)
 
 
+def _print_saved(saved: dict[str, Any] | None, as_json: bool) -> None:
+    """Where the drill's reports went (also in the JSON document, under ``reports``)."""
+    if saved is None:
+        return
+    for fmt, path in saved["files"].items():
+        click.echo(f"Report ({fmt}): {path}", err=as_json)
+    for uri in saved["uploaded"]:
+        click.echo(f"Report copied to {uri}", err=as_json)
+    if saved["note"]:
+        click.echo(f"Note: {saved['note']}", err=as_json)
+
+
 # -- the sandbox ---------------------------------------------------------------------------------
 
 
@@ -205,7 +218,10 @@ def sandbox_drill(sb: Any, plan: Plan, payload: dict[str, Any],
 
 
 def run_sandbox_drill(plan: Plan, pace: float | None, as_json: bool, *, keep: bool, harden: bool,
-                      force: bool) -> int:
+                      force: bool, report_dir: str | None = None) -> int:
+    import boto3
+
+    from commands.report import save_reports
     from sandbox import Sandbox
     from workflows import drill_audit
     from workflows.readiness import failover_sha256
@@ -227,7 +243,11 @@ def run_sandbox_drill(plan: Plan, pace: float | None, as_json: bool, *, keep: bo
         left = drill_audit.leftovers(plan, drill_id)
         doc = report(plan, "sandbox", drill_id, result, teardown_summary(teardown, left),
                      {"pace": pace, "wall_seconds": round(time.monotonic() - started, 1)})
+        if report_dir is not None:
+            sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
+            doc["reports"] = save_reports(sfn, result.execution_arn, plan, report_dir)
         print_report(plan, doc, result, as_json)
+        _print_saved(doc.get("reports"), as_json)
     return exit_for(doc)
 
 
@@ -235,9 +255,10 @@ def run_sandbox_drill(plan: Plan, pace: float | None, as_json: bool, *, keep: bo
 
 
 def run_aws_drill(plan: Plan, profile: str | None, region: str | None, as_json: bool, *, keep: bool,
-                  harden: bool, force: bool) -> int:
+                  harden: bool, force: bool, report_dir: str | None = None) -> int:
     import boto3
 
+    from commands.report import save_reports
     from lambdas import drill as names
     from workflows import drill_audit
     from workflows.executions import follow
@@ -261,7 +282,11 @@ def run_aws_drill(plan: Plan, profile: str | None, region: str | None, as_json: 
     teardown = follow(sfn, teardown_arn, on_progress=progress, poll_seconds=10) if teardown_arn else None
     left = drill_audit.leftovers(plan, drill_id, boto3.Session(profile_name=profile))
     doc = report(plan, "aws", drill_id, result, teardown_summary(teardown, left), {})
+    if report_dir is not None:
+        # Kept locally and in the plan's reports bucket (when the DR stack has one).
+        doc["reports"] = save_reports(sfn, arn, plan, report_dir, session=boto3.Session(profile_name=profile))
     print_report(plan, doc, result, as_json)
+    _print_saved(doc.get("reports"), as_json)
     return exit_for(doc)
 
 
@@ -273,8 +298,11 @@ def run_aws_drill(plan: Plan, profile: str | None, region: str | None, as_json: 
               help="Skip Multi-AZ and the failover class on the database copies (saves time and money).")
 @click.option("--force", is_flag=True, help="Drill even though readiness is NOT_READY on a database or saved "
                                             "configuration (never while a failover runs).")
+@click.option("--report-dir", "report_dir", type=click.Path(file_okay=False), default=str(DEFAULT_REPORT_DIR),
+              show_default=True, help="Write the drill's report (JSON, Markdown, HTML) to DIR/<plan>/; in AWS it "
+                                      "is also copied to the plan's reports bucket.")
 def drill(plan: str, sandbox: bool, as_json: bool, profile: str | None, region: str | None, pace: float | None,
-          keep: bool, no_harden: bool, force: bool) -> None:
+          keep: bool, no_harden: bool, force: bool, report_dir: str) -> None:
     """Rehearse the failover of PLAN on isolated copies, measure it, and remove the copies.
 
     Copies the DR replica (a same-region read replica of it, promoted; a restored snapshot where the
@@ -284,10 +312,11 @@ def drill(plan: str, sandbox: bool, as_json: bool, profile: str | None, region: 
     DR replica, the DR environment, the production record) is never touched. When the drill ends, in
     any way, EventBridge starts the teardown; this command follows it and lists what is left (0
     unless --keep). Refuses (exit 4) while a failover runs. Exit 1 when the drill or its teardown
-    failed or left something behind. With --sandbox it is rehearsed in a fresh sandbox.
+    failed or left something behind. With --sandbox it is rehearsed in a fresh sandbox. The drill's
+    report (timeline, critical path, RTO and RPO, readiness, teardown) is written to --report-dir.
     """
     model = load(plan, as_json)
-    options = {"keep": keep, "harden": not no_harden, "force": force}
+    options = {"keep": keep, "harden": not no_harden, "force": force, "report_dir": report_dir}
     if sandbox:
         code = run_sandbox_drill(model, pace, as_json, **options)
     else:

@@ -500,6 +500,44 @@ class _Arns:
             return []
         return [self._dr("states", f"execution:{render.state_machine_name(self.plan, 'drill')}:*")]
 
+    # -- The dashboard widget (lambdas/widget.py): one state machine each, never the plan's others ---------
+    def _machine(self, workflow: str) -> list[str]:
+        from workflows import render
+
+        if workflow not in render.BUILDERS:
+            return []
+        return [self._dr("states", f"stateMachine:{render.state_machine_name(self.plan, workflow)}")]
+
+    # The drill state machine (the widget's "Start drill").
+    def drill_statemachine(self) -> list[str]:
+        return self._machine("drill")
+
+    # The drill teardown state machine (the widget's "Clean up" of a kept drill).
+    def teardown_statemachine(self) -> list[str]:
+        return self._machine("drill-teardown")
+
+    # The failover state machine: the widget answers its approval requests. SendTaskSuccess/SendTaskFailure
+    # carry only a task token; the Service Authorization Reference lists no resource type for them, but Step
+    # Functions authorizes the answer to a callback token against the state machine whose task issued it
+    # (AccessDenied names that stateMachine ARN; aws-cdk's StateMachine.grantTaskResponse grants on it), so the
+    # grant names this plan's failover state machine only.
+    def failover_statemachine(self) -> list[str]:
+        return self._machine("failover")
+
+    # Executions of the failover, drill and drill-teardown state machines (names minted per run).
+    def plan_execution(self) -> list[str]:
+        from workflows import render
+
+        return [self._dr("states", f"execution:{render.state_machine_name(self.plan, w)}:*")
+                for w in ("failover", "drill", "drill-teardown") if w in render.BUILDERS]
+
+    # The plan's reports in its reports bucket (reports/store.py: <bucket>/<plan>/<execution>.{json,md,html}).
+    def report_object(self) -> list[str]:
+        from reports.store import bucket_name
+
+        bucket = bucket_name(self.plan.name, self.account, self.plan.dr_region)
+        return [f"arn:{self.partition}:s3:::{bucket}/{self.plan.name}/*"]
+
     def statemachine(self) -> list[str]:
         """The plan's own state machines (names are fixed, so no reference to the constructs is needed)."""
         from workflows import render
@@ -523,6 +561,7 @@ RESOURCE_KINDS: dict[str, Callable[[_Arns], list[str]]] = {
         "eb_log_group",
         "eb_storage_bucket", "eb_storage_object", "instance_profile", "instance_role", "eb_passed_role",
         "drill_db", "drill_db_snapshot", "drill_environment", "drill_object", "drill_execution",
+        "drill_statemachine", "teardown_statemachine", "failover_statemachine", "plan_execution", "report_object",
     )
 }
 

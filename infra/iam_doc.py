@@ -69,7 +69,7 @@ def render_markdown(plan_path: str = EXAMPLE) -> str:
         f"ARNs below are for `{plan_path}` (account `111122223333`).",
         "",
     ]
-    for service in sorted(render.services_used(plan)):
+    for service in sorted(render.services_used(plan) | {"widget"}):  # the workflows' functions and the widget
         registry = plan_iam.registry_for(service)
         lines += [f"## `{render.function_name(plan, service)}` (lambdas/{service}.py)", ""]
         lines += ["| step | IAM actions | on (resource kind) | why |", "|---|---|---|---|"]

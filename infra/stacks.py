@@ -28,6 +28,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
@@ -36,6 +37,7 @@ from constructs import Construct
 
 from infra import iam as plan_iam
 from lambdas import s3 as s3_steps
+from reports.store import bucket_name as reports_bucket_name
 from workflows import asl, render
 from workflows.plan import Plan
 from workflows.triggers import (  # noqa: F401  (alarm_regions, alarm_event_pattern: also used by importers)
@@ -63,6 +65,11 @@ DASHBOARD_METRICS: tuple[tuple[str, str, str], ...] = (
     ("DrillRtoSeconds", "Last drill RTO (s)", "Maximum"),
 )
 LOG_RETENTION = logs.RetentionDays.ONE_YEAR
+# Reports are audit evidence: current versions stay; older versions (a report rewritten) expire after
+# REPORTS_NONCURRENT_DAYS, access logs after REPORTS_LOG_DAYS. No transition to infrequent access: S3 does not
+# transition objects under 128 KB by default, and a report is 5-40 KB, so such a rule would never act.
+REPORTS_NONCURRENT_DAYS = 365
+REPORTS_LOG_DAYS = 365
 # A Lambda must give up before the Task state that calls it does (asl.TASK_TIMEOUT_SECONDS).
 FUNCTION_TIMEOUT = Duration.seconds(asl.TASK_TIMEOUT_SECONDS - 20)
 RUNTIME = lambda_.Runtime.PYTHON_3_12
@@ -85,13 +92,26 @@ def _events_pattern(pattern: dict[str, Any]) -> events.EventPattern:
     )
 
 
+# Packages the Lambda runtime lacks that the dashboard widget (lambdas/widget.py) renders with. Both are pure
+# Python (MarkupSafe's C speedups are left out: the build machine's may not match the runtime's Python, and
+# MarkupSafe falls back to its own Python code without them).
+BUNDLED_PACKAGES = ("jinja2", "markupsafe")
+
+
 def stage_lambda_code(dest: Path) -> Path:
-    """Copy the ``lambdas`` package (Python sources only) into ``dest``; the asset is that directory."""
+    """Copy the ``lambdas`` package (sources and templates) and :data:`BUNDLED_PACKAGES` into ``dest``; the
+    asset is that directory."""
+    import importlib
+
     import lambdas
 
     src = Path(lambdas.__file__).resolve().parent
     target = dest / "lambdas"
     shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "tests"))
+    for package in BUNDLED_PACKAGES:
+        module = importlib.import_module(package)
+        shutil.copytree(Path(module.__file__).resolve().parent, dest / package,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", "*.pyd"))
     return dest
 
 
@@ -181,16 +201,65 @@ class DrStack(Stack):
         # EventBridge Scheduler and CloudWatch publish nothing to the topic; the functions that publish
         # need the key, granted per principal below, and EventBridge publishes the failure notices
         # (topic and key statements scoped to that one rule, in _failure_notifications).
+        self.reports_bucket = self._reports_bucket()
         self.functions = self._functions(code_dir)
         self.machines = self._state_machines(render.render_all(plan) if builders is None else builders)
         self._alarm_trigger()
         self._drill_teardown()
         self._failure_notifications()
         self.schedules = add_schedules(self, plan, self.machines)
+        self.widget = self._widget(code_dir)
         self._dashboard()
         cdk.CfnOutput(self, "TopicArn", value=self.topic.topic_arn)
+        cdk.CfnOutput(self, "ReportsBucketName", value=self.reports_bucket.bucket_name)
         for workflow, machine in self.machines.items():
             cdk.CfnOutput(self, f"{workflow.capitalize()}StateMachineArn", value=machine.state_machine_arn)
+
+    # Reports ----------------------------------------------------------------------------------
+
+    def _reports_bucket(self) -> s3.Bucket:
+        """Where `pilotlight drill` (and later the scheduled drills) keep the reports handed to auditors.
+
+        Named by ``reports.store.bucket_name`` so the CLI finds it without reading the stack. No function may
+        write to it: the CLI writes with the operator's credentials; the dashboard widget only reads the
+        plan's reports (s3:GetObject on <bucket>/<plan>/*) to link them. Server access logs go to a bucket of
+        their own (SSE-S3: S3 server access logging cannot deliver to SSE-KMS buckets), which the logging
+        service writes to through its bucket policy, not ACLs (the flag below; ACLs stay disabled).
+        """
+        scope = Construct(self, "Reports")
+        scope.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
+        logs_bucket = s3.Bucket(
+            scope,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(REPORTS_LOG_DAYS))],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        _suppress(logs_bucket, ("AwsSolutions-S1", "This bucket receives the reports bucket's server access logs; "
+                                "logging it too would only log the log deliveries."))
+        return s3.Bucket(
+            scope,
+            "Bucket",
+            bucket_name=reports_bucket_name(self.plan.name, Aws.ACCOUNT_ID, self.plan.dr_region),
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            versioned=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=logs_bucket,
+            server_access_logs_prefix="reports/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="older-report-versions",
+                    noncurrent_version_expiration=Duration.days(REPORTS_NONCURRENT_DAYS),
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                )
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
 
     # Lambda functions -------------------------------------------------------------------------
 
@@ -505,12 +574,88 @@ class DrStack(Stack):
                 region=self.plan.dr_region,
             )
             widgets.append(cw.GraphWidget(title=label, left=[metric], width=6, height=6))
+        rows: list[list[cw.IWidget]] = [widgets]
+        if self.widget is not None:
+            # The plan at a glance, with its buttons (lambdas/widget.py), above the metrics.
+            rows.insert(0, [cw.CustomWidget(
+                function_arn=self.widget.function_arn,
+                title=f"pilotlight {self.plan.name}: readiness, drills, failover",
+                width=24,
+                height=12,
+                update_on_refresh=True,
+                update_on_resize=False,
+                update_on_time_range_change=False,
+            )])
         cw.Dashboard(
             self,
             "Dashboard",
             dashboard_name=f"pilotlight-{self.plan.name}",
-            widgets=[widgets],
+            widgets=rows,
         )
+
+    def _widget(self, code_dir: Path) -> lambda_.Function | None:
+        """The dashboard's custom widget function (lambdas/widget.py), when the plan has the state machines it
+        shows and starts.
+
+        Its role holds what ``lambdas.widget.registry`` declares, scoped by ``infra.iam``: start executions of
+        this plan's drill and drill-teardown state machines only, answer task tokens of its failover state
+        machine only, read its failover, drill and teardown executions, its readiness parameter and its reports.
+        CloudWatch invokes it with the dashboard user's credentials: who may press its buttons is who holds
+        ``lambda:InvokeFunction`` on it (no resource policy is added).
+        """
+        wanted = ("drill", "drill-teardown", "failover")
+        if any(w not in self.machines for w in wanted):
+            return None
+        name = render.function_name(self.plan, "widget")
+        role = iam.Role(
+            self,
+            "WidgetRole",
+            role_name=render.function_role_name(self.plan, "widget"),
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"pilotlight {self.plan.name}: dashboard widget (least privilege from lambdas/widget.py)",
+        )
+        for statement in plan_iam.statements(plan_iam.registry_for("widget"), self.plan, account=Aws.ACCOUNT_ID,
+                                             partition=Aws.PARTITION):
+            role.add_to_policy(iam.PolicyStatement(actions=statement["Action"], resources=statement["Resource"],
+                                                   conditions=statement.get("Condition")))
+        log_group = self._log_group("WidgetLogs", f"/aws/lambda/{name}")
+        role.add_to_policy(iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                                               resources=[log_group.log_group_arn]))
+        fn = lambda_.Function(
+            self,
+            "WidgetFunction",
+            function_name=name,
+            description=f"pilotlight {self.plan.name}: CloudWatch dashboard custom widget",
+            runtime=RUNTIME,
+            handler="lambdas.widget.handler",
+            code=lambda_.Code.from_asset(str(code_dir)),
+            role=role,
+            timeout=Duration.seconds(30),
+            memory_size=256,
+            log_group=log_group,
+            environment={
+                "PILOTLIGHT_PLAN": self.plan.name,
+                "PILOTLIGHT_REGION": self.plan.dr_region,
+                "PILOTLIGHT_DRILL_MACHINE_ARN": self.machines["drill"].state_machine_arn,
+                "PILOTLIGHT_TEARDOWN_MACHINE_ARN": self.machines["drill-teardown"].state_machine_arn,
+                "PILOTLIGHT_FAILOVER_MACHINE_ARN": self.machines["failover"].state_machine_arn,
+                "PILOTLIGHT_REPORTS_BUCKET": reports_bucket_name(self.plan.name, Aws.ACCOUNT_ID, self.plan.dr_region),
+            },
+        )
+        _suppress(fn, ("AwsSolutions-L1", "The handlers are tested on Python 3.12 (the runtime pinned here); moving "
+                       "runtimes is a deliberate, tested change."))
+        tokens = {"account": "<AWS::AccountId>", "partition": "<AWS::Partition>"}
+        reasons = {
+            "plan_execution": "Execution names are minted per run: the widget reads executions of the plan's "
+            "failover, drill and drill-teardown state machines only (execution:<machine>:*).",
+            "report_object": "Reports are named per execution: the widget checks (reads) only the plan's own "
+            "prefix of its reports bucket.",
+        }
+        packs = [NagPackSuppression(id="AwsSolutions-IAM5", reason=why, applies_to=[f"Resource::{arn}"])
+                 for kind, why in reasons.items()
+                 for arn in plan_iam.resource_arns(self.plan, kind, **tokens) if isinstance(arn, str) and "*" in arn]
+        NagSuppressions.add_resource_suppressions(role, packs, apply_to_children=True)
+        return fn
 
 
 # Plan schedule fields that are not named after the workflow they start, with the input they give it:

@@ -458,6 +458,7 @@ _P = "moto.stepfunctions.parser."
 _PATCHES: list[tuple[str, str, Any]] = [
     (_P + "backend.execution_worker", "Thread", Thread),
     (_P + "backend.execution", "datetime", _DATETIME),
+    (_P + "asl.component.state.state", "datetime", _DATETIME),  # $$.State.EnteredTime
     (_P + "models", "datetime", _DATETIME),
     (_P + "asl.component.program.program", "threading", _THREADING),
     (_P + "asl.component.state.exec.execute_state", "Thread", Thread),

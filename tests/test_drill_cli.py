@@ -14,8 +14,9 @@ SECOND = ROOT / "examples" / "second.yaml"
 
 
 @pytest.mark.parametrize("plan", [REFERENCE, SECOND], ids=["reference", "second"])
-def test_drill_sandbox_json_is_one_document_with_rto_rpo_timeline_and_teardown(plan) -> None:
-    result = CliRunner().invoke(cli, ["drill", str(plan), "--sandbox", "--json", "--no-harden"])
+def test_drill_sandbox_json_is_one_document_with_rto_rpo_timeline_and_teardown(plan, tmp_path) -> None:
+    result = CliRunner().invoke(cli, ["drill", str(plan), "--sandbox", "--json", "--no-harden",
+                                      "--report-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)  # exactly one JSON document; progress went to stderr
     assert doc["kind"] == "drill" and doc["mode"] == "sandbox" and doc["status"] == "SUCCEEDED"

@@ -11,6 +11,7 @@ records mode (DnsCutoverFailed), and the failure notices on the plan's topic.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import boto3
 import pytest
@@ -290,14 +291,17 @@ def test_the_notice_template_keeps_any_cause_valid_json(reference_plan, cause):
     assert notice["cause"] == cause and notice["error"] == "X" and notice["execution"] == "run-1"
 
 
-def test_the_demo_is_alarm_driven_and_counts_from_the_outage():
+def test_the_demo_is_alarm_driven_and_counts_from_the_outage(tmp_path):
     from click.testing import CliRunner
 
     from cli import cli
 
-    result = CliRunner().invoke(cli, ["demo", "--pace", "0", "--json"])
+    result = CliRunner().invoke(cli, ["demo", "--pace", "0", "--json", "--report-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
+    # The demo ends with the failover's HTML report, written where it was asked.
+    report = Path(doc["report"])
+    assert report.is_file() and tmp_path in report.parents and "<svg" in report.read_text()
     detection = ALARM_PERIOD * (ALARM_PERIODS - 1) + EVALUATION_DELAY
     assert (doc["status"], doc["trigger"]) == ("SUCCEEDED", "alarm")
     assert doc["outage"]["detection_seconds"] == doc["outage"]["failover_started_seconds"] == detection

@@ -13,6 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from lambdas.approval import (  # noqa: F401  (re-exported: `pilotlight approve`, the demo, tests)
+    NothingToAnswer,
+    answer_approval,
+    pending_approval_token,
+    running_executions,
+)
+from lambdas.approval import history as _history
 from workflows import asl
 
 # The step label of the state that marks service restored (workflows/failover.py RESTORED_STATE).
@@ -240,17 +247,6 @@ def _poll_detail(poll: dict[str, Any]) -> str:
     return ""
 
 
-def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
-    while True:
-        page = sfn.get_execution_history(**kwargs)
-        events.extend(page["events"])
-        if not page.get("nextToken"):
-            return events
-        kwargs["nextToken"] = page["nextToken"]
-
-
 def follow(
     sfn: Any,
     execution_arn: str,
@@ -308,42 +304,3 @@ def snapshot(sfn: Any, execution_arn: str) -> Result:
     follower = Follower(sfn, execution_arn)
     follower.poll()
     return follower.result(sfn.describe_execution(executionArn=execution_arn))
-
-
-def running_executions(sfn: Any, state_machine_arn: str) -> list[dict[str, Any]]:
-    return sfn.list_executions(stateMachineArn=state_machine_arn, statusFilter="RUNNING")["executions"]
-
-
-def pending_approval_token(sfn: Any, execution_arn: str) -> str | None:
-    """The task token of an approval request the execution is waiting on (from its history)."""
-    events = _history(sfn, execution_arn)
-    token = None
-    for event in events:
-        if event["type"] == "TaskScheduled":
-            details = event["taskScheduledEventDetails"]
-            if details.get("resource", "").endswith("waitForTaskToken"):
-                payload = (_loads(details.get("parameters")) or {}).get("Payload") or {}
-                token = payload.get("token")
-        elif event["type"] in ("TaskSucceeded", "TaskFailed", "TaskTimedOut") and token:
-            token = None
-    return token
-
-
-class NothingToAnswer(Exception):
-    """No failover of the plan is waiting for approval."""
-
-
-def answer_approval(sfn: Any, state_machine_arn: str, *, approve: bool, who: str, reason: str = "") -> str:
-    """Approve or abort the failover waiting for approval; returns the execution ARN."""
-    for execution in running_executions(sfn, state_machine_arn):
-        token = pending_approval_token(sfn, execution["executionArn"])
-        if token is None:
-            continue
-        if approve:
-            sfn.send_task_success(taskToken=token, output=json.dumps({"approved_by": who}))
-        else:
-            sfn.send_task_failure(
-                taskToken=token, error="Aborted", cause=f"aborted by {who}" + (f": {reason}" if reason else "")
-            )
-        return execution["executionArn"]
-    raise NothingToAnswer("no failover of this plan is waiting for approval")

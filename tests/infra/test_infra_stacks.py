@@ -92,7 +92,8 @@ def test_state_machine_role_invokes_only_its_functions_unqualified(dr, plan):
 
 def test_one_function_per_service_used_with_the_service_handler(dr, plan):
     functions = _functions(dr)
-    assert set(functions) == {render.function_name(plan, s) for s in render.services_used(plan)}
+    # The workflows' services, and the dashboard widget's function (lambdas/widget.py).
+    assert set(functions) == {render.function_name(plan, s) for s in render.services_used(plan) | {"widget"}}
     for service in render.services_used(plan):
         _, props = functions[render.function_name(plan, service)]
         assert props["Handler"] == f"lambdas.{service}.handler"
@@ -105,9 +106,11 @@ def test_function_code_asset_is_the_lambdas_package_only(dr, synthesized):
     assert len(keys) == 1, "all functions share one code asset"
     asset_hash = keys.pop().removesuffix(".zip")
     asset = Path(synthesized.out_dir) / f"asset.{asset_hash}"
-    assert sorted(p.name for p in asset.iterdir()) == ["lambdas"]
-    files = [p for p in asset.rglob("*") if p.is_file()]
-    assert files and all(p.suffix == ".py" for p in files)
+    # The lambdas package, and the template engine the widget renders with (pure Python, no binaries).
+    assert sorted(p.name for p in asset.iterdir()) == ["jinja2", "lambdas", "markupsafe"]
+    assert not [p for p in asset.rglob("*.so")]
+    files = [p for p in (asset / "lambdas").rglob("*") if p.is_file()]
+    assert files and all(p.suffix in (".py", ".j2") for p in files)
     assert (asset / "lambdas" / "rds.py").read_text() == (Path(__file__).parents[2] / "lambdas" / "rds.py").read_text()
 
 
@@ -234,7 +237,7 @@ def test_a_schedule_for_each_scheduled_workflow_that_exists(dr, plan):
 def test_dashboard_shows_the_plan_metrics(dr, plan):
     (dash,) = dr.of_type("AWS::CloudWatch::Dashboard").values()
     body = json.loads(dr.resolve(dash["Properties"]["DashboardBody"]))
-    metrics = [m for w in body["widgets"] for m in w["properties"]["metrics"]]
+    metrics = [m for w in body["widgets"] if w["type"] == "metric" for m in w["properties"]["metrics"]]
     names = {m[1] for m in metrics}
     assert names == {"ReadinessScore", "ReplicaLagSeconds", "AmiAgeHours", "DrillRtoSeconds"}
     assert all(m[0] == "pilotlight" and m[2:4] == ["Plan", plan.name] for m in metrics)
@@ -340,3 +343,38 @@ def test_only_aws_services_without_resource_types_get_wildcards_anywhere(synthes
                         if not plan_iam.is_mutating(action) or action in allowed:
                             continue
                         assert action in plan_iam.UNSCOPED_WITH_CONDITION and s.get("Condition"), s
+
+
+# Reports ----------------------------------------------------------------------------------------
+
+
+def test_reports_bucket_is_private_encrypted_versioned_logged_and_granted_to_no_function(dr, plan):
+    from reports.store import bucket_name
+
+    name = bucket_name(plan.name, ACCOUNT, plan.dr_region)
+    buckets = dr.of_type("AWS::S3::Bucket")
+    (lid,) = [lid for lid, r in buckets.items() if dr.resolve(r["Properties"].get("BucketName")) == name]
+    props = dr.props(lid)
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["PublicAccessBlockConfiguration"] == {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                                       "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+    (encryption,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    # Current versions are the evidence and stay; a rewritten report's older versions expire after a year.
+    assert rule["Status"] == "Enabled" and rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 365}
+    assert "ExpirationInDays" not in rule
+    logs = props["LoggingConfiguration"]["DestinationBucketName"]["Ref"]
+    assert logs in buckets and logs != lid
+    assert dr.resources[lid]["DeletionPolicy"] == "Retain"
+    # TLS only (enforce_ssl), on the bucket and its objects.
+    (policy,) = [p["Properties"] for p in dr.of_type("AWS::S3::BucketPolicy").values()
+                 if p["Properties"]["Bucket"] == {"Ref": lid}]
+    denies = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert any(s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
+    # The CLI writes reports with the operator's credentials: no role of the stack may change or delete them.
+    for role_policy in dr.of_type("AWS::IAM::Policy").values():
+        assert lid not in json.dumps(role_policy["Properties"]["PolicyDocument"])
+        for s in dr.resolve(role_policy["Properties"]["PolicyDocument"]["Statement"]):
+            if any(name in r for r in _list(s["Resource"])):
+                assert not [a for a in _list(s["Action"]) if plan_iam.is_mutating(a)], s

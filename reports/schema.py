@@ -1,0 +1,165 @@
+"""The shape of a report, as a pydantic model, and its published JSON Schema (``pilotlight schema --report``).
+
+Field names are snake_case and stable: auditors' tooling reads them. A change that renames or removes a
+field bumps ``report_version``; adding an optional field does not. Every field is always present in the
+JSON (``null`` when it does not apply), so a consumer never has to guess whether a key was forgotten.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REPORT_VERSION = 1
+
+ExecutionStatus = Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Trigger(_Model):
+    """Who or what started the execution, read from its input."""
+
+    source: str | None = Field(description="The input's `source` (e.g. `pilotlight drill`), `alarm` for a run "
+                                           "EventBridge started on a CloudWatch alarm, `schedule` for a scheduled run")
+    user: str | None = Field(description="The operator named in the input (`requested_by` or `approved_by`)")
+    alarm: str | None = Field(description="The alarm whose state change started the run, if any")
+    approved_by: str | None = Field(description="Failovers: who approved it (the answer to the approval request, "
+                                                "or the operator who started it from the CLI)")
+
+
+class DrillOptions(_Model):
+    keep: bool
+    harden: bool
+    force: bool
+
+
+class Rto(_Model):
+    """Recovery time, from the execution history's timestamps (modeled time in the sandbox)."""
+
+    seconds: float | None = Field(description="Execution start to the `Service restored` step (verified service); "
+                                              "null when service was not restored")
+    objective_seconds: int = Field(description="The plan's objectives.rto_minutes, in seconds")
+    met: bool = Field(description="seconds <= objective_seconds (false when not restored)")
+    copy_seconds: float | None = Field(description="Drills: time the `Copy DR replica` step took; null for failovers")
+    less_copy_seconds: float | None = Field(description="Drills: seconds less copy_seconds (a failover promotes the "
+                                                        "DR replica itself); null for failovers")
+    less_copy_met: bool | None = Field(description="Drills: less_copy_seconds <= objective_seconds")
+    hardened_seconds: float | None = Field(description="Failovers: execution start to its successful end (Multi-AZ "
+                                                       "and failover class done); null otherwise")
+
+
+class Rpo(_Model):
+    """Recovery point: the DR replica's ReplicaLag read just before promotion (drills: before the copy)."""
+
+    seconds: float | None = Field(description="The largest lag over the databases; null when none was read")
+    objective_seconds: int = Field(description="The plan's objectives.rpo_minutes, in seconds")
+    met: bool | None = Field(description="seconds <= objective_seconds; null when unknown")
+    per_database: dict[str, float | None] = Field(description="DR replica identifier -> lag seconds (null: no "
+                                                              "ReplicaLag datapoint)")
+
+
+class StepReport(_Model):
+    """One step of the timeline (the states sharing a step label, as `pilotlight status` shows them)."""
+
+    name: str
+    start_seconds: float = Field(description="Seconds from the execution's start")
+    end_seconds: float | None = Field(description="null while running")
+    duration_seconds: float | None
+    status: Literal["running", "done", "failed", "stopped"]
+    on_critical_path: bool
+    resources: list[str] = Field(description="Resource ids the step's Task states were called with (DB "
+                                             "identifiers, environments, record names, zones, buckets, alarms)")
+    error: str | None = Field(description="The execution's error, on the step where it failed")
+    cause: str | None
+
+
+class NotReadyCheck(_Model):
+    check: str
+    resource: str | None
+    status: str
+    reason: str | None
+
+
+class ReadinessAtStart(_Model):
+    """Readiness as the execution found it."""
+
+    source: Literal["drill", "readiness_execution"] = Field(
+        description="`drill`: what the drill itself read when it started (output.drill.readiness); "
+                    "`readiness_execution`: the last SUCCEEDED readiness run that ended before the failover started")
+    status: str = Field(description="READY, NOT_READY, UNKNOWN, or NONE when readiness had never run")
+    at: str | None
+    execution_arn: str | None
+    score: float | None
+    not_ready: list[NotReadyCheck]
+    overridden: bool | None = Field(description="Drills: started with --force despite NOT_READY")
+
+
+class DeletedItem(_Model):
+    kind: str
+    id: str
+    drill: str | None
+
+
+class LeftItem(_Model):
+    kind: str | None
+    id: str
+    status: str | None
+
+
+class Teardown(_Model):
+    """The drill teardown EventBridge started when the drill ended (its input is that event)."""
+
+    execution_arn: str
+    execution_name: str
+    status: ExecutionStatus
+    started_at: str
+    ended_at: str | None
+    duration_seconds: float | None
+    kept: bool = Field(description="The drill ran with --keep: nothing was deleted on purpose")
+    deleted: list[DeletedItem]
+    left: int = Field(description="Drill resources the teardown reported it could not remove yet")
+    remaining: list[LeftItem]
+    error: str | None
+    cause: str | None
+
+
+class Report(_Model):
+    """A drill or failover execution, as handed to an auditor."""
+
+    report_version: Literal[1] = REPORT_VERSION
+    plan: str
+    kind: Literal["drill", "failover"]
+    execution_arn: str
+    execution_name: str
+    state_machine_arn: str
+    drill_id: str | None = Field(description="Drills: the id every copy is named and tagged with")
+    trigger: Trigger
+    options: DrillOptions | None = Field(description="Drills: --keep, --harden, --force as the drill read them")
+    started_at: str = Field(description="ISO 8601, UTC")
+    ended_at: str | None
+    duration_seconds: float | None
+    status: ExecutionStatus
+    error: str | None
+    cause: str | None
+    failed_step: str | None
+    rto: Rto
+    rpo: Rpo
+    steps: list[StepReport]
+    critical_path: list[str] = Field(description="Step names from the start to `Service restored`, in order (rule: "
+                                                 "reports.model.CRITICAL_PATH_RULE); empty when not restored")
+    critical_path_rule: str
+    readiness_at_start: ReadinessAtStart | None
+    teardown: Teardown | None = Field(description="Drills: null when no teardown has started (yet); always null for "
+                                                  "failovers")
+
+
+def report_json_schema() -> dict[str, Any]:
+    """The JSON Schema every report validates against."""
+    schema = Report.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "pilotlight report"
+    return schema
