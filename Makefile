@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint render synth clean bench docs
+.PHONY: demo test lint render synth clean bench docs browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,17 @@ $(STAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/pilotlight demo
 
-test: $(STAMP)
+# tests/test_console.py drives the console in headless Chromium: Debian's chromium and chromium-driver,
+# installed when missing (as root, with apt-get); elsewhere that one test is skipped with the reason.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+				chromium chromium-driver; \
+		else echo "note: chromium and chromium-driver are not installed; the browser test will be skipped"; fi; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
