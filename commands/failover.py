@@ -1,0 +1,315 @@
+"""``pilotlight failover`` and ``pilotlight demo``: a failover followed live, its timeline, RTO and RPO."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from commands.common import (
+    EXIT_FAILED,
+    EXIT_PRECONDITION,
+    Precondition,
+    aws_machine,
+    emit_json,
+    exit_code,
+    load,
+    minutes,
+    progress_printer,
+    replicate_line,
+    sandbox_estate,
+    workflow_options,
+)
+from workflows.plan import Plan
+
+REFERENCE_PLAN = Path(__file__).resolve().parent.parent / "examples" / "reference.yaml"
+
+
+def _rto_report(plan: Plan, result: Any, modeled: bool, outage: dict[str, Any] | None = None) -> dict[str, Any]:
+    """RTO = start of the execution to verified service; RPO = replica lag read just before promotion.
+
+    ``outage`` (the demo): the result's steps count from the outage's start, and so does the RTO;
+    its detection and failover start times are reported beside it.
+    """
+    restored, hardened = result.restored_at, result.duration if result.status == "SUCCEEDED" else None
+    lags = {}
+    for db in ((result.output or {}).get("restore") or {}).get("databases") or []:
+        lags[db["identifier"]] = (db.get("rpo") or {}).get("lag_seconds")
+    known = [v for v in lags.values() if v is not None]
+    rpo_seconds = max(known) if known else None
+    counted = {"counted_from": "execution start"}
+    if outage is not None:
+        counted = {"counted_from": "outage start", "detection_seconds": outage["detection_seconds"],
+                   "failover_started_seconds": outage["failover_started_seconds"]}
+    return {
+        **counted,
+        "seconds": None if restored is None else round(restored, 1),
+        "minutes": minutes(restored),
+        "objective_minutes": plan.objectives.rto_minutes,
+        "met": restored is not None and restored <= plan.objectives.rto_minutes * 60,
+        "hardened_seconds": None if hardened is None else round(hardened, 1),
+        "hardened_minutes": minutes(hardened),
+        "modeled": modeled,
+        "rpo": {
+            "lag_seconds": rpo_seconds,
+            "objective_minutes": plan.objectives.rpo_minutes,
+            "met": None if rpo_seconds is None else rpo_seconds <= plan.objectives.rpo_minutes * 60,
+            "per_database": lags,
+        },
+    }
+
+
+def _print_result(plan: Plan, result: Any, report: dict[str, Any], as_json: bool, extra: dict[str, Any]) -> None:
+    from workflows.executions import fmt_duration, timeline_table
+
+    if as_json:
+        emit_json({**extra, **result.to_json(), "rto": report})
+        return
+    click.echo()
+    click.echo("Timeline (modeled time)" if report["modeled"] else "Timeline")
+    click.echo(timeline_table(result))
+    click.echo()
+    label = "Modeled " if report["modeled"] else ""
+    if report["seconds"] is not None:
+        verdict = "within" if report["met"] else "OVER"
+        since = ""
+        if report["counted_from"] == "outage start":
+            since = (f" counted from the outage's start (detected at {fmt_duration(report['detection_seconds'])}, "
+                     f"failover started at {fmt_duration(report['failover_started_seconds'])}),")
+        click.echo(f"{label}RTO: {fmt_duration(report['seconds'])} to verified service ({report['minutes']} min),"
+                   f"{since} {verdict} the objective of {plan.objectives.rto_minutes} min")
+    rpo = report["rpo"]
+    if rpo["lag_seconds"] is not None:
+        verdict = "within" if rpo["met"] else "OVER"
+        click.echo(f"RPO: replica lag {rpo['lag_seconds']:g} s at promotion, {verdict} the objective of "
+                   f"{plan.objectives.rpo_minutes} min")
+    elif rpo["per_database"]:
+        click.echo("RPO: unknown (no ReplicaLag datapoint when the replica was promoted)")
+    if result.status == "SUCCEEDED":
+        click.echo(f"DR site hardened (Multi-AZ, failover class) after {fmt_duration(report['hardened_seconds'])} "
+                   f"({report['hardened_minutes']} min)")
+    else:
+        click.echo(f"Failover {result.status} at step '{result.failed_step}' (state {result.failed_state}): "
+                   f"{result.error}: {result.cause}", err=True)
+
+
+def _failover_input(source: str, force: bool) -> dict[str, Any]:
+    import getpass
+
+    # An operator starting a failover from the CLI is the approval the plan may ask for.
+    return {"source": source, "force": force, "approved_by": getpass.getuser()}
+
+
+DEMO_PACE = 60.0
+
+
+def run_sandbox_failover(plan: Plan, pace: float | None, as_json: bool, *, demo: bool = False,
+                         force: bool = False) -> int:
+    import boto3
+
+    from sandbox import Sandbox
+    from workflows.executions import follow
+
+    say = functools.partial(click.echo, err=as_json)
+    started = time.monotonic()
+    with Sandbox(pace=pace) as sb:
+        built = sandbox_estate(sb, plan, say, progress_printer(as_json) if demo else None,
+                                source="pilotlight sandbox")
+        say(replicate_line(built))
+        if built.status != "SUCCEEDED" or not (built.output or {}).get("ok"):
+            say(f"replicate {built.status}: {built.error or ''} {built.cause or ''}".rstrip())
+            return EXIT_FAILED
+        if not force:
+            alarms = sb.simulate_disaster(plan)
+            say(f"Simulated outage of {plan.primary_region}: "
+                + (f"alarms {', '.join(alarms)} -> ALARM" if alarms else "the plan names no trigger alarm"))
+        sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
+        arn = sb.start(plan, "failover", _failover_input("pilotlight demo" if demo else "pilotlight failover --sandbox",
+                                                         force))
+        say(f"Started failover: {arn.rsplit(':', 1)[-1]}")
+        result = follow(sfn, arn, on_progress=progress_printer(as_json))
+        report = _rto_report(plan, result, modeled=True)
+        extra = {"plan": plan.name, "mode": "sandbox", "pace": pace,
+                 "wall_seconds": round(time.monotonic() - started, 1),
+                 "pilot_light": {"status": built.status, "modeled_seconds": round(built.duration or 0, 1),
+                                 "counts": (built.output or {}).get("counts")}}
+        _print_result(plan, result, report, as_json, extra)
+    return exit_code(result)
+
+
+def run_aws_failover(plan: Plan, profile: str | None, region: str | None, as_json: bool, force: bool) -> int:
+    from workflows.executions import follow
+
+    sfn, machine = aws_machine(plan, profile, region, "failover")
+    try:
+        running = sfn.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]
+    except sfn.exceptions.StateMachineDoesNotExist as exc:
+        raise Precondition(f"{machine} is not deployed; run `pilotlight deploy` first") from exc
+    if running:
+        raise Precondition(f"failover {running[0]['name']} of plan {plan.name} is already running "
+                           "(`pilotlight status` shows it); a second one is not started")
+    arn = sfn.start_execution(stateMachineArn=machine,
+                              input=json.dumps(_failover_input("pilotlight failover", force)))["executionArn"]
+    click.echo(f"Started failover: {arn}", err=as_json)
+    result = follow(sfn, arn, on_progress=progress_printer(as_json), poll_seconds=5)
+    _print_result(plan, result, _rto_report(plan, result, modeled=False), as_json, {"plan": plan.name, "mode": "aws"})
+    return exit_code(result)
+
+
+@click.command()
+@click.argument("plan", type=click.Path(dir_okay=True))
+@workflow_options
+@click.option("--force", is_flag=True, help="Fail over even though every trigger alarm is OK.")
+def failover(plan: str, sandbox: bool, as_json: bool, profile: str | None, region: str | None, pace: float | None,
+             force: bool) -> None:
+    """Fail the plan's application over to the DR region, with live progress and a timeline.
+
+    Promotes the DR replica, waits until it is available, enables Multi-AZ, resizes it to the
+    failover class and repoints DNS. Refuses (exit 4) while every trigger alarm is OK unless
+    --force, and while another failover of the plan runs. With --sandbox the failover is rehearsed
+    in a fresh sandbox with a simulated outage (the trigger alarms in ALARM; with --force, none),
+    and the reported RTO is modeled time (the same on every run; --pace only slows it down to watch).
+    """
+    model = load(plan, as_json)
+    if sandbox:
+        code = run_sandbox_failover(model, pace, as_json, force=force)
+    else:
+        code = run_aws_failover(model, profile, region, as_json, force)
+    sys.exit(code)
+
+
+
+@click.command()
+@click.option("--plan", "plan_path", default=str(REFERENCE_PLAN), show_default=True, type=click.Path(),
+              help="Plan to demonstrate.")
+@click.option("--pace", default=DEMO_PACE, show_default=True, type=click.FloatRange(min=0),
+              help="At most N modeled seconds per wall second, so the run can be watched; 0: as fast as "
+                   "the CPU allows. Never changes a modeled figure.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout.")
+@click.option("--report-dir", default="pilotlight-reports", show_default=True, type=click.Path(file_okay=False),
+              help="Where the failover's HTML report is written.")
+def demo(plan_path: str, pace: float, as_json: bool, report_dir: str) -> None:
+    """Run a failover of the reference estate in the embedded sandbox; no AWS account needed."""
+    sys.exit(run_sandbox_demo(load(plan_path, as_json), pace or None, as_json, report_dir=report_dir))
+
+
+# The demo waits this long (modeled) for the outage's alarms to start a failover before giving up.
+DEMO_DETECTION_LIMIT = 3600.0
+
+
+def run_sandbox_demo(plan: Plan, pace: float | None, as_json: bool, *, report_dir: str = "pilotlight-reports") -> int:
+    """The reference estate failing over as deployed: nobody starts the failover.
+
+    The primary's alarm metrics breach (an outage), the alarms enter ALARM after their evaluation
+    periods, CloudWatch's event reaches the plan's rules (forwarded to the DR region) and EventBridge
+    starts the failover. A plan with ``triggers.failover: approval`` (the reference) then waits for
+    approval; the demo approves as the on-call operator would, through the code path of
+    ``pilotlight approve`` (``workflows.executions.answer_approval``). The timeline and the RTO count
+    from the outage's start; detection is its own line.
+    """
+    import dataclasses
+    import getpass
+
+    import boto3
+
+    from sandbox import Sandbox, clock
+    from workflows.executions import Follower, Step, answer_approval, fmt_duration, pending_approval_token
+
+    say = functools.partial(click.echo, err=as_json)
+    started = time.monotonic()
+    with Sandbox(pace=pace) as sb:
+        built = sandbox_estate(sb, plan, say, progress_printer(as_json), source="pilotlight demo")
+        say(replicate_line(built))
+        if built.status != "SUCCEEDED" or not (built.output or {}).get("ok"):
+            say(f"replicate {built.status}: {built.error or ''} {built.cause or ''}".rstrip())
+            return EXIT_FAILED
+        if not plan.triggers.alarms:
+            say(f"{plan.name} names no trigger alarm: nothing would start a failover on an outage")
+            return EXIT_PRECONDITION
+        sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
+        machine = sb.state_machine_arn(plan, "failover")
+        outage = sb.start_outage(plan)
+        t0 = outage.started_at
+        say(f"[{fmt_duration(0):>8}] ✗ Outage of {plan.primary_region} starts: "
+            + "; ".join(f"{m.namespace}/{m.name} = {m.value:g} every {m.period} s" for m in outage.metrics)
+            + f" (alarms {', '.join(a for _, a in outage.alarms)})")
+        try:
+            # Small steps: this poll is the only thing driving modeled time once the failover waits for
+            # approval, so the approval comes within a tenth of a modeled second of its request.
+            clock.wait_until(lambda: sb.eventbridge.started(machine), timeout=DEMO_DETECTION_LIMIT, step=0.1,
+                             what="a failover started by the plan's alarm rule")
+        except TimeoutError as exc:
+            say(f"No failover started: {exc}")
+            return EXIT_FAILED
+        detected = min(e.at for e in sb.eventbridge.alarm_events(state="ALARM") if e.at >= t0) - t0
+        for e in sb.eventbridge.alarm_events(state="ALARM"):
+            say(f"[{fmt_duration(e.at - t0):>8}] ! Alarm {e.event['detail']['alarmName']} ({e.region}) -> ALARM: "
+                f"{e.event['detail']['state']['reason']}")
+        runs = sorted(sb.eventbridge.started(machine), key=lambda d: (d.at, d.result))
+        for run in runs:
+            source = run.event["region"]
+            forwarded = f" (the event forwarded from {source})" if source != run.region else ""
+            say(f"[{fmt_duration(run.at - t0):>8}] ▶ EventBridge rule {run.rule} in {run.region}{forwarded} started "
+                f"failover {run.result.rsplit(':', 1)[-1]}, the alarm event as its input")
+        # The guard rails keep the oldest running failover and stop the others (one per alarm here).
+        described = sorted((sfn.describe_execution(executionArn=r.result) for r in runs),
+                           key=lambda d: (d["startDate"], d["executionArn"]))
+        arn = described[0]["executionArn"]
+        offset = described[0]["startDate"].timestamp() - t0
+        progress, follower = progress_printer(as_json, offset), Follower(sfn, arn)
+        approval: dict[str, Any] | None = None
+        while True:
+            # On the wall: while the approval request waits for a person, modeled time holds.
+            status = sfn.describe_execution(executionArn=arn)["status"]
+            for line in follower.poll():
+                progress(line)
+            if status != "RUNNING":
+                break
+            if plan.triggers.failover == "approval" and approval is None and pending_approval_token(sfn, arn):
+                who = getpass.getuser()
+                answered = answer_approval(sfn, machine, approve=True, who=who)
+                approval = {"by": who, "at_seconds": round(clock.now() - t0, 1), "execution_arn": answered,
+                            "via": "pilotlight approve (workflows.executions.answer_approval)"}
+                say(f"[{fmt_duration(clock.now() - t0):>8}] ✓ Approval requested on the plan's topic; approved by "
+                    f"{who}, as `pilotlight approve` does")
+            time.sleep(0.02)
+        result = follower.result(sfn.describe_execution(executionArn=arn), ended=True)
+        others = []
+        for d in described[1:]:
+            other = sfn.describe_execution(executionArn=d["executionArn"])
+            others.append({"execution_arn": other["executionArn"], "status": other["status"],
+                           "error": other.get("error")})
+            # Both trigger alarms went to ALARM, so EventBridge started a run for each; the later one stops itself.
+            say(f"A second trigger started failover {other['name']}; the guard rails stopped it as designed "
+                f"({other['status']} {other.get('error') or ''}: one failover of a plan at a time)".replace(" :", ":"))
+        timeline = [Step("Outage: primary alarm metrics breaching", 0.0, detected, "done"),
+                    Step("Alarm ALARM (detection)", detected, max(offset, detected), "done")]
+        timeline += [dataclasses.replace(s, start=s.start + offset, end=None if s.end is None else s.end + offset)
+                     for s in result.steps]
+        shifted = dataclasses.replace(result, steps=timeline,
+                                      duration=None if result.duration is None else result.duration + offset)
+        window = {"detection_seconds": round(detected, 1), "failover_started_seconds": round(offset, 1)}
+        report = _rto_report(plan, shifted, modeled=True, outage=window)
+        # The auditor's page of this failover (its own timeline counts from the execution's start).
+        from commands.report import save_reports
+
+        saved = save_reports(sfn, arn, plan, report_dir, formats=("html",))
+        extra = {"plan": plan.name, "mode": "sandbox", "trigger": "alarm", "pace": pace,
+                 "report": saved["files"]["html"],
+                 "wall_seconds": round(time.monotonic() - started, 1),
+                 "pilot_light": {"status": built.status, "modeled_seconds": round(built.duration or 0, 1),
+                                 "counts": (built.output or {}).get("counts")},
+                 "outage": {**window, "region": plan.primary_region, "alarms": [a for _, a in outage.alarms],
+                            "executions_started": len(runs), "other_executions": others, "approval": approval}}
+        _print_result(plan, shifted, report, as_json, extra)
+        say(f"Report (html): {saved['files']['html']}")
+    return exit_code(result)
+
+
+
+# -- readiness --------------------------------------------------------------------------------
