@@ -91,7 +91,9 @@ def build(plan: Plan) -> dict[str, Any]:
     selector = {"drill.$": "$.drill.id"}
     branches = failover.restore_branches(
         plan, "$.drill", extra_selector=selector, before_promote=_copy_states(), lag_of="$.db.identifier",
-        lag_step=COPY_STEP, extra_launch={"drill.$": "$.env.drill"})
+        lag_step=COPY_STEP, extra_launch={"drill.$": "$.env.drill"},
+        # The databases' Map opens with the copy: labelled as the copy, the promote step starts when it does.
+        db_map_step=COPY_STEP)
     if plan.buckets:
         branches.append(("buckets", _probe_branch()))
     cutover = "DrillDns" if plan.dns is not None and plan.dns_environment is not None else "VerifyService"

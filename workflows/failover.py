@@ -235,7 +235,7 @@ def branch(name: str, state: asl.State) -> asl.State:
 def restore_branches(plan: Plan, items: str = "$.plan", *, extra_selector: dict[str, str] | None = None,
                      before_promote: tuple[str, dict[str, asl.State]] | None = None, lag_of: str | None = None,
                      lag_step: str | None = None, extra_launch: dict[str, Any] | None = None,
-                     ) -> list[tuple[str, asl.State]]:
+                     db_map_step: str = "Promote DR replica") -> list[tuple[str, asl.State]]:
     """The restore's branches: databases promoted (and resized if asked), environments launched.
 
     ``items``: where the database and environment items are (``$.plan`` for the failover; a drill's
@@ -246,7 +246,7 @@ def restore_branches(plan: Plan, items: str = "$.plan", *, extra_selector: dict[
         db_states = _restore_database_states(
             plan.objectives.rpo_minutes, before_promote=before_promote,
             **({"lag_of": lag_of} if lag_of else {}), **({"lag_step": lag_step} if lag_step else {}))
-        out.append(("databases", branch("Databases", _map("Promote DR replica", f"{items}.databases", "db",
+        out.append(("databases", branch("Databases", _map(db_map_step, f"{items}.databases", "db",
                                                           "MeasureLag", db_states, extra_selector))))
     if plan.environments:
         out.append(("environments", branch("Environments", _map(
