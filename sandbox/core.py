@@ -27,7 +27,9 @@ from moto.core import DEFAULT_ACCOUNT_ID
 import lambdas
 from sandbox import (
     adapters,
+    adapters_aurora,
     adapters_beanstalk,
+    adapters_dynamodb,
     adapters_ec2,
     adapters_quotas,
     adapters_route53,
@@ -79,6 +81,8 @@ class Sandbox:
         self.eventbridge = triggers.EventBridge(self.account_id, on_start=self._started.append)
         self.faults: Faults
         self.dns: adapters_route53.World
+        self.aurora: adapters_aurora.World
+        self.dynamodb: adapters_dynamodb.World
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> Sandbox:
@@ -106,8 +110,10 @@ class Sandbox:
         adapters_ec2.install(self._events)
         adapters_s3.install(self._events, self.latency.delay("s3.replicate"))
         self.dns = adapters_route53.install(self._events, self.latency)
+        self.dynamodb = adapters_dynamodb.install(self._events, self.latency, self.dns.on_datum)
         self.eventbridge.install(self.dns)
         adapters_quotas.install(self._events)
+        self.aurora = adapters_aurora.install(self._events, self.latency)
         self._events.register_first("before-call.rds.ModifyDBInstance", snapshot_before_modify,
                                     unique_id="pilotlight-snapshot-modify")
         self.latency.install(self._events)
@@ -120,6 +126,8 @@ class Sandbox:
         self.faults.clear()
         self.latency.uninstall(self._events)
         self.eventbridge.uninstall()
+        adapters_dynamodb.uninstall(self._events)
+        adapters_aurora.uninstall(self._events)
         adapters_route53.uninstall(self._events)
         adapters_quotas.uninstall(self._events)
         adapters_s3.uninstall(self._events)

@@ -53,6 +53,14 @@ DURATIONS: dict[str, tuple[float, float]] = {
     # in the background (lazy loading: it serves before every block is loaded, RDS User Guide, "Restoring
     # to a DB instance"). No figure is published: 15 min p50, 30 min p95, as for creating an instance.
     "rds.restore_snapshot": (900, 1800),
+    # Aurora Global Database SwitchoverGlobalCluster / FailoverGlobalCluster, from the call to the target being
+    # the writer. The API reference says only that the database "is unavailable for a short time while the primary
+    # and selected secondary clusters are assuming their new roles" (API_SwitchoverGlobalCluster); the Aurora User
+    # Guide ("Using switchover or failover in Amazon Aurora Global Database") puts the RTO "in the order of minutes"
+    # and AWS's DR workshop (wellarchitectedlabs.com, Aurora failover) promotes a secondary "in under a minute".
+    # 1 min p50, 2 min p95 for both (a failover skips the synchronization but AWS gives no separate figure).
+    "rds.global_switchover": (60, 120),
+    "rds.global_failover": (60, 120),
     "route53.change": (60, 90),
     # A datum reaches a 60 s standard-resolution alarm and is evaluated when its period closes:
     # up to one period, plus ingestion, more when the datum lands early in the period.
@@ -67,6 +75,17 @@ DURATIONS: dict[str, tuple[float, float]] = {
     # groups); about 4 minutes for a small environment, up to 10 with a load balancer draining.
     "beanstalk.terminate_environment": (240, 600),
     "s3.replicate": (15, 900),
+    # DynamoDB global tables (2019.11.21): UpdateTable ReplicaUpdates Create -> the replica ACTIVE. AWS
+    # publishes no figure; adding a replica "can take from minutes to hours" with the table's size (the
+    # existing items are copied first), and real additions exceed 30 min (aws-cdk issue #10249: CDK's
+    # replica custom resource had to raise its 30-minute timeout). 15 min p50 for a small table, 2 h p95.
+    "dynamodb.create_replica": (900, 7200),
+    # ReplicaUpdates Delete -> the replica gone: no figure is published; a table deletion, not a copy.
+    "dynamodb.delete_replica": (300, 900),
+    # An item written to one replica appearing in the others: "usually propagated to all replica tables
+    # within a second" (DynamoDB Developer Guide, global tables: how it works); ReplicationLatency (ms)
+    # shows a few seconds at the tail, more with distance or a degraded region. 1 s p50, 5 s p95.
+    "dynamodb.replicate": (1.0, 5.0),
 }
 
 
