@@ -42,21 +42,13 @@ def drill_input(source: str, *, keep: bool, harden: bool, force: bool) -> dict[s
     return {"source": source, "keep": keep, "harden": harden, "force": force, "requested_by": getpass.getuser()}
 
 
-def _teardown_of(sfn: Any, teardown_machine: str, drill_arn: str) -> str | None:
-    """The teardown execution EventBridge started for the drill ``drill_arn`` (its input is the event)."""
-    try:
-        executions = sfn.list_executions(stateMachineArn=teardown_machine, maxResults=20)["executions"]
-    except sfn.exceptions.StateMachineDoesNotExist:
-        return None
-    for execution in executions:
-        described = sfn.describe_execution(executionArn=execution["executionArn"])
-        try:
-            event = json.loads(described.get("input") or "{}")
-        except ValueError:
-            continue
-        if isinstance(event, dict) and (event.get("detail") or {}).get("executionArn") == drill_arn:
-            return execution["executionArn"]
-    return None
+def _teardown_finder(sfn: Any, plan: Plan, drill_arn: str) -> Callable[[], str | None]:
+    """Finds the teardown EventBridge starts for the ended drill ``drill_arn`` (reports.model.teardown_of),
+    to be called until it has started."""
+    from reports.model import teardown_of
+
+    described = sfn.describe_execution(executionArn=drill_arn)
+    return functools.partial(teardown_of, sfn, plan, described["stateMachineArn"], drill_arn, described["stopDate"])
 
 
 def teardown_summary(result: Any, left: list[dict[str, str]]) -> dict[str, Any]:
@@ -206,13 +198,11 @@ def sandbox_drill(sb: Any, plan: Plan, payload: dict[str, Any],
     if progress is not None:
         click.echo(f"Started drill {drill_id}: {arn.rsplit(':', 1)[-1]}", err=True)
     result = follow(sfn, arn, on_progress=progress)
-    machine = sb.state_machine_arn(plan, "drill-teardown")
     try:
-        clock.wait_until(lambda: _teardown_of(sfn, machine, arn), timeout=TEARDOWN_START_LIMIT, step=1.0,
-                         what="the drill teardown EventBridge starts")
+        teardown_arn = clock.wait_until(_teardown_finder(sfn, plan, arn), timeout=TEARDOWN_START_LIMIT, step=1.0,
+                                        what="the drill teardown EventBridge starts")
     except TimeoutError:
         return result, drill_id, None
-    teardown_arn = _teardown_of(sfn, machine, arn)
     teardown = follow(sfn, teardown_arn, on_progress=progress)
     return result, drill_id, teardown
 
@@ -264,7 +254,6 @@ def run_aws_drill(plan: Plan, profile: str | None, region: str | None, as_json: 
     from workflows.executions import follow
 
     sfn, machine = aws_machine(plan, profile, region, "drill")
-    _, teardown_machine = aws_machine(plan, profile, region, "drill-teardown")
     payload = drill_input("pilotlight drill", keep=keep, harden=harden, force=force)
     try:
         arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps(payload))["executionArn"]
@@ -274,9 +263,9 @@ def run_aws_drill(plan: Plan, profile: str | None, region: str | None, as_json: 
     click.echo(f"Started drill {drill_id}: {arn}", err=as_json)
     progress = progress_printer(as_json)
     result = follow(sfn, arn, on_progress=progress, poll_seconds=5)
-    deadline, teardown_arn = time.monotonic() + TEARDOWN_START_LIMIT, None
+    deadline, teardown_arn, find = time.monotonic() + TEARDOWN_START_LIMIT, None, _teardown_finder(sfn, plan, arn)
     while teardown_arn is None and time.monotonic() < deadline:
-        teardown_arn = _teardown_of(sfn, teardown_machine, arn)
+        teardown_arn = find()
         if teardown_arn is None:
             time.sleep(5)
     teardown = follow(sfn, teardown_arn, on_progress=progress, poll_seconds=10) if teardown_arn else None

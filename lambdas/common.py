@@ -179,5 +179,14 @@ def raise_mapped(exc: ClientError | BotoCoreError, what: str) -> None:
     raise InvalidRequest(message) from exc
 
 
+def fmt_duration(seconds: float | None) -> str:
+    """``12m05s`` / ``1h02m03s`` (``-`` for none): how the CLI, the reports and the widget write durations."""
+    if seconds is None:
+        return "-"
+    hours, rest = divmod(int(round(seconds)), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
 def region_of_lambda(default: str | None = None) -> str:
     return os.environ.get("AWS_REGION") or default or "us-east-1"

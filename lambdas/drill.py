@@ -49,19 +49,20 @@ def _base36(value: int, width: int) -> str:
     return digits.rjust(width, "0")[-width:]
 
 
-def _epoch(started: Any) -> int:
-    if hasattr(started, "timestamp"):  # a datetime (duck-typed: the sandbox patches this module's class)
-        return int((started if started.tzinfo else started.replace(tzinfo=dt.UTC)).timestamp())
-    if isinstance(started, str):
-        return int(dt.datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp())
-    value = float(started)
-    return int(value / 1000 if value > 1e11 else value)  # EventBridge gives milliseconds
+def _epoch(moment: Any) -> float:
+    """Epoch seconds of a datetime, ISO text, epoch seconds or milliseconds (EventBridge gives milliseconds)."""
+    if hasattr(moment, "timestamp"):  # a datetime (duck-typed: the sandbox patches this module's class)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).timestamp()
+    if isinstance(moment, str):
+        return dt.datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp()
+    value = float(moment)
+    return value / 1000 if value > 1e11 else value
 
 
 def drill_id(execution_arn: str, started: Any) -> str:
     """The id of the drill run by ``execution_arn`` that started at ``started`` (datetime, ISO text,
     epoch seconds or milliseconds)."""
-    return "d" + _base36(_epoch(started), 6) + hashlib.sha256(execution_arn.encode()).hexdigest()[:2]
+    return "d" + _base36(int(_epoch(started)), 6) + hashlib.sha256(execution_arn.encode()).hexdigest()[:2]
 
 
 def is_drill_id(value: str) -> bool:
@@ -303,7 +304,7 @@ PREEMPTED = "PreemptedByFailover"
 def record(plan: str, region: str, started: str, restored_at: str) -> dict[str, Any]:
     """Publish the drill's RTO (start to verified service on the copies) as ``DrillRtoSeconds`` (the
     dashboard's "Last drill RTO" widget)."""
-    rto = _seconds(restored_at) - _seconds(started)
+    rto = _epoch(restored_at) - _epoch(started)
     try:
         client("cloudwatch", region).put_metric_data(Namespace=readiness_report.METRICS_NAMESPACE, MetricData=[
             {"MetricName": "DrillRtoSeconds", "Dimensions": [{"Name": "Plan", "Value": plan}], "Value": rto,
@@ -311,8 +312,3 @@ def record(plan: str, region: str, started: str, restored_at: str) -> dict[str, 
     except ClientError as exc:
         raise_mapped(exc, "publish DrillRtoSeconds")
     return {"rto_seconds": rto}
-
-
-def _seconds(moment: str) -> float:
-    return dt.datetime.fromisoformat(str(moment).replace("Z", "+00:00")).timestamp()
-

@@ -52,7 +52,7 @@ from botocore.exceptions import ClientError
 
 from lambdas import approval, readiness_report
 from lambdas import drill as names
-from lambdas.common import Registry, client, raise_mapped
+from lambdas.common import Registry, client, fmt_duration, raise_mapped
 
 LOG = logging.getLogger("pilotlight")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -147,15 +147,6 @@ def _loads(text: Any) -> Any:
         return json.loads(text) if isinstance(text, str) and text else None
     except ValueError:
         return None
-
-
-def duration_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    total = int(round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
 def console_url(region: str, execution_arn: str) -> str:
@@ -467,7 +458,7 @@ def _environment() -> Any:
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["duration"] = duration_text
+    env.filters["duration"] = fmt_duration
     return env
 
 

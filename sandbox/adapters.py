@@ -12,6 +12,8 @@ from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.backend import execution as execution_module
 
+from sandbox import responses
+
 
 def _rds(region: str) -> Any:
     from moto.rds.models import rds_backends
@@ -94,10 +96,8 @@ def after_restore(http_response: Any, parsed: dict[str, Any], context: dict[str,
 
 def before_delete(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
     """moto lists a cross-region replica in its source by ARN but removes it by identifier (and fails)."""
-    from sandbox.responses import request_params
-
     region = context.get("client_region", "")
-    db = _rds(region).databases.get(request_params(params).get("DBInstanceIdentifier", ""))
+    db = _rds(region).databases.get(responses.request_params(params).get("DBInstanceIdentifier", ""))
     source_id = getattr(db, "source_db_instance_identifier", None) if db is not None else None
     if not source_id or not source_id.startswith("arn:") or source_id.split(":")[3] == region:
         return
@@ -108,9 +108,7 @@ def before_delete(params: dict[str, Any], context: dict[str, Any], **_: Any) -> 
 
 def stash_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
     """Keep the API parameters in the request context for the ``after-call`` adapters."""
-    from sandbox.responses import request_params
-
-    context["pilotlight_params"] = request_params(params)
+    context["pilotlight_params"] = responses.request_params(params)
 
 
 def before_create_replica(params: dict[str, Any], context: dict[str, Any], **_: Any) -> Any:
@@ -119,8 +117,6 @@ def before_create_replica(params: dict[str, Any], context: dict[str, Any], **_: 
     The name is checked here in the replica's region (DBSubnetGroupNotFoundFault as AWS answers) and set
     aside from the request; :func:`after_create_replica` puts the replica in it.
     """
-    from sandbox import responses
-
     stash_params(params, context)
     body = responses.request_params(params)
     region = context.get("client_region", "")
@@ -202,16 +198,14 @@ def _set_error(self: Any, error: Any) -> None:
 
 
 def install(events: Any) -> None:
-    for event, handler in HANDLERS:
-        events.register_first(event, handler, unique_id=f"pilotlight-adapter-{event}")
+    responses.hook(events, HANDLERS, "adapter", where="first")
     execution_module.Execution.to_history_output = _history_output  # type: ignore[method-assign]
     Environment.set_error = _set_error  # type: ignore[method-assign]
     execution_module.Execution.stop = _stop  # type: ignore[method-assign]
 
 
 def uninstall(events: Any) -> None:
-    for event, _ in HANDLERS:
-        events.unregister(event, unique_id=f"pilotlight-adapter-{event}")
+    responses.unhook(events, HANDLERS, "adapter")
     execution_module.Execution.to_history_output = _original_history  # type: ignore[method-assign]
     Environment.set_error = _original_set_error  # type: ignore[method-assign]
     execution_module.Execution.stop = _original_stop  # type: ignore[method-assign]

@@ -350,13 +350,11 @@ def handlers(w: World) -> list[tuple[str, Any]]:
 def install(events: Any, latency: Any = None) -> World:
     global _world
     _world = World(latency=latency)
-    for event, handler in handlers(_world):
-        events.register(event, handler, unique_id=f"pilotlight-aurora-{event}")
+    responses.hook(events, handlers(_world), "aurora")
     return _world
 
 
 def uninstall(events: Any) -> None:
     if _world is None:
         return
-    for event, _ in handlers(_world):
-        events.unregister(event, unique_id=f"pilotlight-aurora-{event}")
+    responses.unhook(events, handlers(_world), "aurora")

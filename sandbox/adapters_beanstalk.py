@@ -485,16 +485,12 @@ LAST_HANDLERS: list[tuple[str, Any]] = [
 def install(events: Any, terminate_delay: Any = None) -> None:
     """``terminate_delay``: () -> modeled seconds a termination takes (default: its p50)."""
     store.reset(terminate_delay)
-    for event, handler in HANDLERS:
-        events.register(event, handler, unique_id=f"pilotlight-eb-{event}")
-    for event, handler in LAST_HANDLERS:
-        events.register_last(event, handler, unique_id=f"pilotlight-eb-last-{event}")
+    responses.hook(events, HANDLERS, "eb")
+    responses.hook(events, LAST_HANDLERS, "eb-last", where="last")
     adapters_iam.install(events)
 
 
 def uninstall(events: Any) -> None:
-    for event, _ in HANDLERS:
-        events.unregister(event, unique_id=f"pilotlight-eb-{event}")
-    for event, _ in LAST_HANDLERS:
-        events.unregister(event, unique_id=f"pilotlight-eb-last-{event}")
+    responses.unhook(events, HANDLERS, "eb")
+    responses.unhook(events, LAST_HANDLERS, "eb-last")
     adapters_iam.uninstall(events)

@@ -30,6 +30,7 @@ moto accepts ``UpdateTable`` with ``ReplicaUpdates`` and ignores them: no replic
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -380,18 +381,11 @@ def install(events: Any, latency: Any = None, on_datum: Callable[[str, str, dict
             ) -> World:
     """Register the adapters; delays follow the latency model (none when it is off or absent)."""
     global _adapters
-
-    def no_delay() -> float:
-        return 0.0
-
-    def delay(kind: str) -> Callable[[], float]:
-        return latency.delay(kind) if latency is not None else no_delay
-
+    delay = functools.partial(responses.delay_of, latency)
     world = World(delay("dynamodb.create_replica"), delay("dynamodb.delete_replica"), delay("dynamodb.replicate"),
                   on_datum)
     _adapters = Adapters(world)
-    for event, handler in handlers(_adapters):
-        events.register(event, handler, unique_id=f"pilotlight-ddb-{event}")
+    responses.hook(events, handlers(_adapters), "ddb")
     return world
 
 
@@ -399,6 +393,5 @@ def uninstall(events: Any) -> None:
     global _adapters
     if _adapters is None:
         return
-    for event, _ in handlers(_adapters):
-        events.unregister(event, unique_id=f"pilotlight-ddb-{event}")
+    responses.unhook(events, handlers(_adapters), "ddb")
     _adapters = None

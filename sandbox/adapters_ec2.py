@@ -142,10 +142,8 @@ HANDLERS: list[tuple[str, Any]] = [
 
 def install(events: Any) -> None:
     ENCRYPTION.clear()
-    for event, handler in HANDLERS:
-        events.register_first(event, handler, unique_id=f"pilotlight-ec2-{event}")
+    responses.hook(events, HANDLERS, "ec2", where="first")
 
 
 def uninstall(events: Any) -> None:
-    for event, _ in HANDLERS:
-        events.unregister(event, unique_id=f"pilotlight-ec2-{event}")
+    responses.unhook(events, HANDLERS, "ec2")

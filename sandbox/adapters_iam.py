@@ -160,10 +160,8 @@ HANDLERS: list[tuple[str, Any]] = [
 def install(events: Any) -> None:
     # First: this answers only for roles moto knows and passes on the rest (the functions' roles,
     # which sandbox/iam_enforce.py answers for).
-    for event, handler in HANDLERS:
-        events.register_first(event, handler, unique_id=f"pilotlight-eb-iam-{event}")
+    responses.hook(events, HANDLERS, "eb-iam", where="first")
 
 
 def uninstall(events: Any) -> None:
-    for event, _ in HANDLERS:
-        events.unregister(event, unique_id=f"pilotlight-eb-iam-{event}")
+    responses.unhook(events, HANDLERS, "eb-iam")

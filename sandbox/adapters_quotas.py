@@ -77,10 +77,8 @@ HANDLERS: list[tuple[str, Any]] = [
 
 def install(events: Any) -> None:
     reset()
-    for event, handler in HANDLERS:
-        events.register_first(event, handler, unique_id=f"pilotlight-quotas-{event}")
+    responses.hook(events, HANDLERS, "quotas", where="first")
 
 
 def uninstall(events: Any) -> None:
-    for event, _ in HANDLERS:
-        events.unregister(event, unique_id=f"pilotlight-quotas-{event}")
+    responses.unhook(events, HANDLERS, "quotas")

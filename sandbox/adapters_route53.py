@@ -456,15 +456,10 @@ _adapters: Adapters | None = None
 def install(events: Any, latency: Any = None) -> World:
     """Register the adapters; delays follow the latency model (none when it is off or absent)."""
     global _adapters
-    def no_delay() -> float:
-        return 0.0
-
-    alarm = latency.delay("cloudwatch.alarm_evaluation") if latency is not None else no_delay
-    checker = latency.delay("route53.health_check") if latency is not None else no_delay
-    world = World(alarm, checker)
+    world = World(responses.delay_of(latency, "cloudwatch.alarm_evaluation"),
+                  responses.delay_of(latency, "route53.health_check"))
     _adapters = Adapters(world)
-    for event, handler in handlers(_adapters):
-        events.register(event, handler, unique_id=f"pilotlight-r53-{event}")
+    responses.hook(events, handlers(_adapters), "r53")
     return world
 
 
@@ -472,7 +467,6 @@ def uninstall(events: Any) -> None:
     global _adapters
     if _adapters is None:
         return
-    for event, _ in handlers(_adapters):
-        events.unregister(event, unique_id=f"pilotlight-r53-{event}")
+    responses.unhook(events, handlers(_adapters), "r53")
     _adapters = None
 

@@ -252,13 +252,11 @@ def install(events: Any, delay: Any = lambda: 0.0) -> None:
     CONFIGS.clear()
     _OUTSTANDING.clear()
     _replicator = Replicator(delay)
-    for event, handler in handlers(_replicator):
-        events.register(event, handler, unique_id=f"pilotlight-s3-{event}")
+    responses.hook(events, handlers(_replicator), "s3")
 
 
 def uninstall(events: Any) -> None:
     if _replicator is None:
         return
-    for event, _ in handlers(_replicator):
-        events.unregister(event, unique_id=f"pilotlight-s3-{event}")
+    responses.unhook(events, handlers(_replicator), "s3")
 

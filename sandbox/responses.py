@@ -38,3 +38,29 @@ def stash_api_params(params: dict[str, Any], context: dict[str, Any], **_: Any) 
 
 def api_params(context: dict[str, Any]) -> dict[str, Any]:
     return context.get(API_PARAMS) or {}
+
+
+# Every adapter hooks a list of (event, handler) pairs into botocore under ids of its own, and takes them
+# out again on uninstall: written once here.
+Hooks = list[tuple[str, Any]]
+
+
+def hook(events: Any, hooks: Hooks, name: str, *, where: str = "") -> None:
+    """Register ``hooks`` under ids ``pilotlight-<name>-<event>``; ``where``: ``first``, ``last`` or the middle."""
+    register = {"first": events.register_first, "last": events.register_last}.get(where, events.register)
+    for event, handler in hooks:
+        register(event, handler, unique_id=f"pilotlight-{name}-{event}")
+
+
+def unhook(events: Any, hooks: Hooks, name: str) -> None:
+    for event, _ in hooks:
+        events.unregister(event, unique_id=f"pilotlight-{name}-{event}")
+
+
+def no_delay() -> float:
+    return 0.0
+
+
+def delay_of(latency: Any, kind: str) -> Any:
+    """The modeled duration of ``kind`` under a latency model, or none without one."""
+    return latency.delay(kind) if latency is not None else no_delay

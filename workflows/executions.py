@@ -20,6 +20,7 @@ from lambdas.approval import (  # noqa: F401  (re-exported: `pilotlight approve`
     running_executions,
 )
 from lambdas.approval import history as _history
+from lambdas.common import fmt_duration as fmt_duration  # re-exported: the CLI and reports import it from here
 from workflows import asl
 
 # The step label of the state that marks service restored (workflows/failover.py RESTORED_STATE).
@@ -273,17 +274,6 @@ def follow(
         time.sleep(poll_seconds)
 
     return follower.result(described, ended=True)
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m{secs:02d}s"
-    return f"{minutes}m{secs:02d}s"
 
 
 def timeline_table(result: Result) -> str:
