@@ -36,7 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.utils import parse_timestamp
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -130,15 +130,10 @@ class World:
         self.settle()
 
     def _begin(self, context: dict[str, Any], kind: str, data_loss: bool) -> Any:
-        p = responses.api_params(context)
-        ident = str(p.get("GlobalClusterIdentifier", "")).lower()
-        gc = _global_clusters().get(ident)
-        if gc is None:
-            return _not_found(ident)
-        target_id = str(p.get("TargetDbClusterIdentifier", ""))
-        target = _cluster(target_id, context.get("client_region", ""))
-        if target is None:
-            return responses.error("DBClusterNotFoundFault", f"DBCluster {target_id} not found.", 404)
+        found = _named(context, "TargetDbClusterIdentifier")
+        if not isinstance(found, _Named):
+            return found  # the error answer
+        ident, gc, target = found
         with self.lock:
             if ident in self.operations:
                 return responses.error("InvalidGlobalClusterStateFault",
@@ -177,15 +172,10 @@ class World:
 
     def before_remove(self, context: dict[str, Any], **_: Any) -> Any:
         self.settle()
-        p = responses.api_params(context)
-        ident = str(p.get("GlobalClusterIdentifier", "")).lower()
-        gc = _global_clusters().get(ident)
-        if gc is None:
-            return _not_found(ident)
-        cluster_id = str(p.get("DbClusterIdentifier", ""))
-        cluster = _cluster(cluster_id, context.get("client_region", ""))
-        if cluster is None:
-            return responses.error("DBClusterNotFoundFault", f"DBCluster {cluster_id} not found.", 404)
+        found = _named(context, "DbClusterIdentifier")
+        if not isinstance(found, _Named):
+            return found  # the error answer
+        ident, gc, cluster = found
         with self.lock:
             if cluster not in gc.members:
                 return responses.error(
@@ -280,6 +270,26 @@ def _phase(ident: str, op: Operation) -> Any:
 
     return Phase(("rds", "global", ident), f"rds.global_{op.kind}",
                  "failing-over" if op.data_loss else "switching-over", op.start, op.until)
+
+
+class _Named(NamedTuple):
+    ident: str
+    global_cluster: Any
+    cluster: Any
+
+
+def _named(context: dict[str, Any], cluster_param: str) -> Any:
+    """The global cluster and DB cluster a request names, or the error AWS answers when one is missing."""
+    p = responses.api_params(context)
+    ident = str(p.get("GlobalClusterIdentifier", "")).lower()
+    gc = _global_clusters().get(ident)
+    if gc is None:
+        return _not_found(ident)
+    cluster_id = str(p.get(cluster_param, ""))
+    cluster = _cluster(cluster_id, context.get("client_region", ""))
+    if cluster is None:
+        return responses.error("DBClusterNotFoundFault", f"DBCluster {cluster_id} not found.", 404)
+    return _Named(ident, gc, cluster)
 
 
 def _not_found(ident: str) -> Any:
