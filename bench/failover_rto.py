@@ -49,7 +49,7 @@ TARGET_OVER_FLOOR = 0.10
 
 def runbook_definition(plan: Plan) -> dict[str, Any]:
     """The sequential runbook for the plan's first database and environment, from the failover's own steps."""
-    db, env = plan.databases[0], plan.environments[0]
+    db, env = plan.rds_databases[0], plan.environments[0]
     region = {"region": plan.dr_region, "identifier": db.dr_replica_identifier}
     resize = {**region, "instance_class": db.failover_instance_class}
     launch = {"region": plan.dr_region, "plan": plan.name, "application": env.application, "environment": env.name,
@@ -143,7 +143,7 @@ def aws_seconds(plan: Plan, skew: float = 0.0) -> dict[str, float]:
 
 def floor_seconds(plan: Plan, skew: float = 0.0) -> float:
     aws = aws_seconds(plan, skew)
-    restore = max(aws["Promote DR replica"] if plan.databases else 0.0,
+    restore = max(aws["Promote DR replica"] if plan.rds_databases else 0.0,
                   aws["Launch DR environment"] if plan.environments else 0.0)
     return restore + (aws["Repoint DNS"] if plan.dns else 0.0)
 

@@ -132,12 +132,12 @@ class _Arns:
 
     # RDS: the DR replicas are what failover promotes and modifies.
     def db(self) -> list[str]:
-        return [self._arn("rds", self.plan.dr_region, f"db:{d.dr_replica_identifier}") for d in self.plan.databases]
+        return [self._arn("rds", self.plan.dr_region, f"db:{d.dr_replica_identifier}") for d in self.plan.rds_databases]
 
     # RDS in the primary region: the sources and their in-region second-AZ replicas.
     def source_db(self) -> list[str]:
         out = []
-        for d in self.plan.databases:
+        for d in self.plan.rds_databases:
             out.append(self._arn("rds", self.plan.primary_region, f"db:{d.identifier}"))
             if d.az2_replica:
                 out.append(self._arn("rds", self.plan.primary_region, f"db:{d.az2_replica.identifier}"))
@@ -145,7 +145,7 @@ class _Arns:
 
     # The DR replicas' DB subnet groups (RDS stores their names lower-case); named by CreateDBInstanceReadReplica.
     def dr_subnet_group(self) -> list[str]:
-        names = sorted({d.dr_network.subnet_group.lower() for d in self.plan.databases})
+        names = sorted({d.dr_network.subnet_group.lower() for d in self.plan.rds_databases})
         return [self._arn("rds", self.plan.dr_region, f"subgrp:{n}") for n in names]
 
     def hostedzone(self) -> list[str]:
@@ -182,7 +182,7 @@ class _Arns:
     # The DR-region KMS keys the plan names (encrypted replicas and image copies). A key named by
     # alias is granted on key/* in the DR region narrowed to keys carrying that alias.
     def dr_key(self) -> list[str | Scoped]:
-        keys = sorted({k for k in [self.plan.ami.dr_kms_key_id, *(d.dr_kms_key_id for d in self.plan.databases)] if k})
+        keys = sorted({k for k in [self.plan.ami.dr_kms_key_id, *(d.dr_kms_key_id for d in self.plan.rds_databases)] if k})
         out: list[str | Scoped] = []
         aliases: list[str] = []
         for key in keys:
@@ -470,13 +470,13 @@ class _Arns:
         from lambdas import drill
 
         return sorted({self._dr("rds", f"db:{self._drill_prefix(d.dr_replica_identifier, drill.DB_NAME_LIMIT)}*")
-                       for d in self.plan.databases})
+                       for d in self.plan.rds_databases})
 
     def drill_db_snapshot(self) -> list[str]:
         from lambdas import drill
 
         return sorted({self._dr("rds", f"snapshot:{self._drill_prefix(d.dr_replica_identifier, drill.DB_NAME_LIMIT)}*")
-                       for d in self.plan.databases})
+                       for d in self.plan.rds_databases})
 
     # The drill copies of the DR environments.
     def drill_environment(self) -> list[str]:

@@ -39,7 +39,7 @@ def seed_primary(plan: Plan, *, encrypted_volumes: bool | None = None) -> dict[s
     cw = boto3.client("cloudwatch", region_name=primary)
     created: dict[str, Any] = {"environments": [], "databases": [], "buckets": [], "alarms": []}
 
-    for db in plan.databases:
+    for db in plan.rds_databases:
         extra = {"KmsKeyId": _kms_key(primary)} if db.storage_encrypted else {}
         rds.create_db_instance(
             DBInstanceIdentifier=db.identifier, Engine=db.engine, DBInstanceClass=db.replica_instance_class,
@@ -52,7 +52,7 @@ def seed_primary(plan: Plan, *, encrypted_volumes: bool | None = None) -> dict[s
     if plan.environments:
         created.update(seed_environments(plan, encrypted_volumes=encrypted_volumes))
 
-    if plan.databases:
+    if plan.rds_databases:
         created["dr_network"] = seed_dr_network(plan)
 
     for pair in plan.buckets:
@@ -104,7 +104,7 @@ def seed_environments(plan: Plan, *, encrypted_volumes: bool = False) -> dict[st
     bucket = bundle_bucket(plan)
     _bucket(s3, bucket, primary)
     endpoints = [rds.describe_db_instances(DBInstanceIdentifier=db.identifier)["DBInstances"][0]["Endpoint"]
-                 for db in plan.databases]
+                 for db in plan.rds_databases]
     created: dict[str, Any] = {"environments": [], "instances": [], "versions": []}
     for app in sorted({e.application for e in plan.environments}):
         eb.create_application(ApplicationName=app)
@@ -161,7 +161,7 @@ def seed_dr_network(plan: Plan) -> dict[str, Any]:
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{i}.0/24", AvailabilityZone=z)["Subnet"]["SubnetId"]
                for i, z in enumerate(zones)]
     groups: list[str] = []
-    for group in sorted({d.dr_network.subnet_group.lower() for d in plan.databases}):
+    for group in sorted({d.dr_network.subnet_group.lower() for d in plan.rds_databases}):
         try:
             rds.describe_db_subnet_groups(DBSubnetGroupName=group)
         except rds.exceptions.DBSubnetGroupNotFoundFault:
@@ -169,10 +169,10 @@ def seed_dr_network(plan: Plan) -> dict[str, Any]:
                                        SubnetIds=subnets)
         groups.append(group)
     existing = {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]}
-    for sg in sorted({g for d in plan.databases for g in d.dr_network.security_groups} - existing):
+    for sg in sorted({g for d in plan.rds_databases for g in d.dr_network.security_groups} - existing):
         _security_group(ec2, vpc, sg, f"{plan.name}-db-{sg}")
     return {"vpc": vpc, "subnet_groups": groups,
-            "security_groups": sorted({g for d in plan.databases for g in d.dr_network.security_groups})}
+            "security_groups": sorted({g for d in plan.rds_databases for g in d.dr_network.security_groups})}
 
 
 def _security_group(ec2: Any, vpc: str, group_id: str, name: str) -> None:
@@ -188,7 +188,7 @@ def seed_pilot_light(plan: Plan) -> dict[str, Any]:
     dr = boto3.client("rds", region_name=plan.dr_region)
     src = boto3.client("rds", region_name=plan.primary_region)
     replicas = []
-    for db in plan.databases:
+    for db in plan.rds_databases:
         source_arn = src.describe_db_instances(DBInstanceIdentifier=db.identifier)["DBInstances"][0]["DBInstanceArn"]
         extra = {"KmsKeyId": db.dr_kms_key_id} if db.storage_encrypted and db.dr_kms_key_id else {}
         dr.create_db_instance_read_replica(

@@ -91,7 +91,7 @@ MALFORMED = {
                             "databases[0].az2_replica.availability_zone: must be a zone of the primary region"),
     "bad_schedule": (lambda d: d["schedules"].update(readiness="every 5 minutes"), "schedules.readiness: "),
     "nothing_to_protect": (lambda d: [d.pop(k) for k in ("environments", "databases", "buckets", "dns")],
-                           "environments: the plan names no environment, database or bucket"),
+                           "environments: the plan names no environment, database, table or bucket"),
 }
 
 

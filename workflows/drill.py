@@ -42,7 +42,7 @@ PREPARE_STEP = "Prepare drill"
 def drill_document(plan: Plan) -> dict[str, Any]:
     """The failover's plan document, plus what a drill needs to name and place its copies."""
     doc = failover.plan_document(plan)
-    for item, db in zip(doc["databases"], plan.databases, strict=True):
+    for item, db in zip(doc["databases"], plan.rds_databases, strict=True):
         item.update(subnet_group=db.dr_network.subnet_group, security_groups=list(db.dr_network.security_groups))
     doc["buckets"] = [b.destination for b in plan.buckets]
     # Only the record's place: the drill record and its target are the drill's own (lambdas/drill.py copies).
@@ -118,12 +118,12 @@ def build(plan: Plan) -> dict[str, Any]:
         **asl.task("Service restored", "drill", "record",
                    {"plan": plan.name, "region": plan.dr_region, "started.$": "$$.Execution.StartTime",
                     "restored_at.$": "$.restored.at"},
-                   result_path="$.recorded", next_state="HardenWanted?" if plan.databases else "Summary"),
+                   result_path="$.recorded", next_state="HardenWanted?" if plan.rds_databases else "Summary"),
         # The metric is evidence for the dashboard, not a gate: the drill goes on without it.
         "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.recorded",
-                   "Next": "HardenWanted?" if plan.databases else "Summary"}],
+                   "Next": "HardenWanted?" if plan.rds_databases else "Summary"}],
     }
-    if plan.databases:
+    if plan.rds_databases:
         states["HardenWanted?"] = {
             # Labelled with the step before it: a drill run with --no-harden shows no Harden step.
             "Type": "Choice", "Comment": "Service restored",
@@ -149,7 +149,7 @@ def build(plan: Plan) -> dict[str, Any]:
 
 
 def teardown_document(plan: Plan) -> dict[str, Any]:
-    protected_dbs = sorted({n for d in plan.databases for n in
+    protected_dbs = sorted({n for d in plan.rds_databases for n in
                             (d.identifier, d.dr_replica_identifier, *([d.az2_replica.identifier] if d.az2_replica
                                                                       else []))})
     doc: dict[str, Any] = {
@@ -157,7 +157,7 @@ def teardown_document(plan: Plan) -> dict[str, Any]:
         "dr_region": plan.dr_region,
         "protected_databases": protected_dbs,
         # A copy just made may not be in the tagging index yet: it is also looked for by the name it would have.
-        "dr_replicas": sorted({d.dr_replica_identifier for d in plan.databases}),
+        "dr_replicas": sorted({d.dr_replica_identifier for d in plan.rds_databases}),
         "protected_environments": sorted({n for e in plan.environments for n in (e.name, e.dr_environment_name)}),
         "buckets": [b.destination for b in plan.buckets],
     }
@@ -186,7 +186,7 @@ def build_teardown(plan: Plan) -> dict[str, Any]:
             "RemoveEnvironments", "Remove drill environments", "remove_drill_environments",
             "check_drill_environments_removed", {**base, "protected.$": "$.plan.protected_environments"},
             "drill environment termination", "beanstalk")))
-    if plan.databases:
+    if plan.rds_databases:
         branches.append(("databases", _remove_loop(
             "RemoveDatabases", "Remove drill databases", "remove_drill_databases", "check_drill_databases_removed",
             {**base, "protected.$": "$.plan.protected_databases", "replicas.$": "$.plan.dr_replicas"},

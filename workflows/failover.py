@@ -61,7 +61,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
                 "multi_az_on_failover": db.multi_az_on_failover,
                 "resize_before_cutover": db.resize_before_cutover,
             }
-            for db in plan.databases
+            for db in plan.rds_databases
         ],
         "environments": [
             {
@@ -242,7 +242,7 @@ def restore_branches(plan: Plan, items: str = "$.plan", *, extra_selector: dict[
     own copies for a drill), and what a drill adds (see :func:`_restore_database_states`).
     """
     out: list[tuple[str, asl.State]] = []
-    if plan.databases:
+    if plan.rds_databases:
         db_states = _restore_database_states(
             plan.objectives.rpo_minutes, before_promote=before_promote,
             **({"lag_of": lag_of} if lag_of else {}), **({"lag_step": lag_step} if lag_step else {}))
@@ -346,7 +346,7 @@ def _verify_params(plan: Plan) -> dict[str, Any]:
         "environments": [
             {"application": e.application, "dr_environment": e.dr_environment_name} for e in plan.environments
         ],
-        "databases": [d.dr_replica_identifier for d in plan.databases],
+        "databases": [d.dr_replica_identifier for d in plan.rds_databases],
     }
     if plan.dns is not None:
         params["dns_record"] = {
@@ -413,7 +413,7 @@ def harden_state(items: str, next_state: str, extra_selector: dict[str, str] | N
 
 def build(plan: Plan) -> dict[str, Any]:
     states: dict[str, asl.State] = {}
-    first = "Restore" if (plan.databases or plan.environments) else ("RepointDns" if plan.dns else "VerifyService")
+    first = "Restore" if (plan.rds_databases or plan.environments) else ("RepointDns" if plan.dns else "VerifyService")
     states["LoadPlan"] = {
         "Type": "Pass",
         "Comment": "Load plan",
@@ -422,7 +422,7 @@ def build(plan: Plan) -> dict[str, Any]:
     }
     states.update(_guard_states(plan, first))
     cutover = "RepointDns" if plan.dns else "VerifyService"
-    if plan.databases or plan.environments:
+    if plan.rds_databases or plan.environments:
         # Branch outputs by name: databases when the plan has any, environments likewise.
         states["Restore"] = parallel("Restore", restore_branches(plan), "$.restore", cutover)
     if plan.health_check_cutover:
@@ -469,7 +469,7 @@ def build(plan: Plan) -> dict[str, Any]:
                     "error.$": "$.dns_error.Error",
                     "cause.$": "$.dns_error.Cause",
                     "databases": [{"identifier": d.dr_replica_identifier, "source": d.identifier}
-                                  for d in plan.databases],
+                                  for d in plan.rds_databases],
                     "environments": [e.dr_environment_name for e in plan.environments],
                 },
                 result_path=None,
@@ -480,8 +480,8 @@ def build(plan: Plan) -> dict[str, Any]:
             "Retry": [{"ErrorEquals": asl.LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 3,
                        "BackoffRate": 2.0}],
         }
-    states.update(verify_states(_verify_params(plan), "Harden" if plan.databases else "Summary"))
-    if plan.databases:
+    states.update(verify_states(_verify_params(plan), "Harden" if plan.rds_databases else "Summary"))
+    if plan.rds_databases:
         states["Harden"] = harden_state("$.plan.databases", "Summary")
     summary: dict[str, Any] = {
         "plan.$": "$.plan.name",
@@ -491,9 +491,9 @@ def build(plan: Plan) -> dict[str, Any]:
         "hardened_at.$": "$$.State.EnteredTime",
         "objectives.$": "$.plan.objectives",
     }
-    if plan.databases or plan.environments:
+    if plan.rds_databases or plan.environments:
         summary["restore.$"] = "$.restore"
-    if plan.databases:
+    if plan.rds_databases:
         summary["hardened.$"] = "$.hardened"
     if plan.dns:
         summary["dns"] = {"record.$": "$.plan.dns.record_name", "target.$": "$.plan.dns.target"}

@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 __all__ = ["Plan", "PlanError", "PlanFieldError", "load_plan", "parse_plan", "plan_json_schema"]
 
@@ -192,6 +201,7 @@ class DbNetwork(_Model):
 class Database(_Model):
     """An RDS instance with its cross-region read replica (the pilot light)."""
 
+    kind: Literal["rds"] = Field(default="rds", description="rds (the default) or aurora-global")
     identifier: DbId
     engine: Literal["postgres", "mysql", "mariadb"] = "postgres"
     dr_replica_identifier: DbId
@@ -206,6 +216,85 @@ class Database(_Model):
     az2_replica: Az2Replica | None = None
     storage_encrypted: bool = Field(default=False, description="Whether the source instance is encrypted")
     dr_kms_key_id: KmsKey | None = Field(default=None, description="DR-region KMS key for encrypted copies")
+
+
+class AuroraGlobalDatabase(_Model):
+    """An Aurora Global Database: the writer cluster in the primary region, a secondary cluster in the DR region.
+
+    Replicate keeps the DR cluster a member of the global cluster with a writer-capable instance (none
+    when ``headless``). The failover moves the writer to it: a managed switchover (RPO 0) when the
+    primary region answers, otherwise a failover that allows data loss (or detaching the secondary,
+    ``ungraceful: detach``); then it hardens the new writer (``failover_instance_class``,
+    ``failover_readers``).
+    """
+
+    kind: Literal["aurora-global"]
+    global_cluster_identifier: DbId = Field(description="The global cluster (GlobalClusterIdentifier)")
+    identifier: DbId = Field(description="The primary (writer) DB cluster in the primary region")
+    dr_cluster_identifier: DbId = Field(description="The secondary DB cluster in the DR region")
+    engine: Literal["aurora-postgresql", "aurora-mysql"] = "aurora-postgresql"
+    dr_network: DbNetwork = Field(description="DB subnet group and security groups of the DR cluster")
+    dr_instance_class: DbClass = Field(
+        description="Class of the DR cluster's instance: writer-capable (not db.serverless unless the cluster "
+        "has Serverless v2 capacity), able to take the write load after a failover")
+    headless: bool = Field(
+        default=False,
+        description="Keep the DR cluster without instances (cheaper); the failover then adds one first, which "
+        "adds its creation time (about 10 minutes) to the RTO")
+    failover_instance_class: DbClass | None = Field(
+        default=None, description="After service is restored, resize the new writer to this class (default: keep)")
+    failover_readers: int = Field(
+        default=0, ge=0, le=15, description="After service is restored, add readers until the DR cluster has this many")
+    write_forwarding: bool = Field(
+        default=False, description="The DR cluster forwards writes to the primary (readiness checks it is enabled)")
+    ungraceful: Literal["failover", "detach"] = Field(
+        default="failover",
+        description="Without the primary region: FailoverGlobalCluster with AllowDataLoss (the old primary is kept "
+        "as a secondary to resynchronize), or RemoveFromGlobalCluster (detach and promote the DR cluster)")
+    storage_encrypted: bool = Field(default=False, description="Whether the global cluster's storage is encrypted")
+    dr_kms_key_id: KmsKey | None = Field(default=None, description="DR-region KMS key of the DR cluster's storage")
+
+
+def _database_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("kind", "rds"))
+    return str(getattr(value, "kind", "rds"))
+
+
+AnyDatabase = Annotated[
+    Annotated[Database, Tag("rds")] | Annotated[AuroraGlobalDatabase, Tag("aurora-global")],
+    Discriminator(_database_kind, custom_error_type="database_kind",
+                  custom_error_message="kind must be rds or aurora-global"),
+]
+DATABASE_KINDS = ("rds", "aurora-global")
+
+TableName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{3,255}$")]
+SsmParameterName = Annotated[str, Field(pattern=r"^/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", max_length=1011)]
+EnvPropertyName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")]
+
+
+class WriteRegionSetting(_Model):
+    """Where the application reads the region it writes to (plans that pin writes to one region).
+
+    ``ssm_parameter``: a String parameter in the DR region that the failover sets to the DR region.
+    ``environment_property``: an environment property of the plan's Beanstalk environments; replicate
+    writes the DR region into it in the DR saved configurations, so the DR environment the failover
+    launches writes locally.
+    """
+
+    ssm_parameter: SsmParameterName | None = None
+    environment_property: EnvPropertyName | None = None
+
+
+class GlobalTable(_Model):
+    """A DynamoDB global table (version 2019.11.21) with a replica in the DR region."""
+
+    name: TableName
+    write_region_setting: WriteRegionSetting | None = Field(
+        default=None, description="For plans that pin writes to one region: what the failover moves to the DR region")
+    capacity_lookback_hours: int = Field(
+        default=24, ge=1, le=336,
+        description="Readiness compares DR capacity with the primary's peak consumed capacity over this window")
 
 
 class BucketPair(_Model):
@@ -308,7 +397,8 @@ class Plan(_Model):
     dr_region: Region
     objectives: Objectives
     environments: list[Environment] = Field(default_factory=list)
-    databases: list[Database] = Field(default_factory=list)
+    databases: list[AnyDatabase] = Field(default_factory=list)
+    tables: list[GlobalTable] = Field(default_factory=list, description="DynamoDB global tables")
     buckets: list[BucketPair] = Field(default_factory=list)
     dns: Dns | None = None
     triggers: Triggers = Field(default_factory=Triggers)
@@ -327,14 +417,22 @@ class Plan(_Model):
         problems: list[PlanFieldError] = []
         if self.primary_region == self.dr_region:
             problems.append(PlanFieldError("dr_region", f"must differ from primary_region ({self.primary_region})"))
-        if not (self.environments or self.databases or self.buckets):
-            problems.append(PlanFieldError("environments", "the plan names no environment, database or bucket"))
+        if not (self.environments or self.databases or self.tables or self.buckets):
+            problems.append(PlanFieldError("environments", "the plan names no environment, database, table or bucket"))
         problems += _duplicates("environments", [e.name for e in self.environments], "name")
         problems += _duplicates(
             "environments", [e.dr_environment_name for e in self.environments], "dr_environment_name"
         )
         problems += _duplicates("databases", [d.identifier for d in self.databases], "identifier")
-        problems += _duplicates("databases", [d.dr_replica_identifier for d in self.databases], "dr_replica_identifier")
+        seen_dr: set[str] = set()
+        for i, d in enumerate(self.databases):
+            field, value = (("dr_replica_identifier", d.dr_replica_identifier) if isinstance(d, Database)
+                            else ("dr_cluster_identifier", d.dr_cluster_identifier))
+            if value in seen_dr:
+                problems.append(PlanFieldError(f"databases[{i}].{field}", f"'{value}' is used twice"))
+            seen_dr.add(value)
+        problems += _duplicates("tables", [t.name for t in self.tables], "name")
+        problems += self._aurora_problems()
         names = [b.source for b in self.buckets] + [b.destination for b in self.buckets]
         for i, bucket in enumerate(self.buckets):
             if bucket.source == bucket.destination:
@@ -367,6 +465,8 @@ class Plan(_Model):
                 )
         for i, db in enumerate(self.databases):
             path = f"databases[{i}]"
+            if not isinstance(db, Database):
+                continue
             if db.storage_encrypted and not db.dr_kms_key_id:
                 problems.append(
                     PlanFieldError(
@@ -419,7 +519,7 @@ class Plan(_Model):
         problems = []
         for collection, field, limit, values in (
             ("databases", "dr_replica_identifier", drill.DB_NAME_LIMIT,
-             [d.dr_replica_identifier for d in self.databases]),
+             [d.dr_replica_identifier for d in self.rds_databases]),
             ("environments", "dr_environment_name", drill.ENV_NAME_LIMIT,
              [e.dr_environment_name for e in self.environments]),
             ("environments", "dr_cname_prefix", drill.CNAME_LIMIT, [e.cname_prefix for e in self.environments]),
@@ -436,7 +536,66 @@ class Plan(_Model):
                 seen.setdefault(prefix, i)
         return problems
 
+    def _aurora_problems(self) -> list[PlanFieldError]:
+        problems: list[PlanFieldError] = []
+        globals_seen: dict[str, int] = {}
+        names = {e.name for e in self.environments}
+        for i, db in enumerate(self.databases):
+            if not isinstance(db, AuroraGlobalDatabase):
+                continue
+            path = f"databases[{i}]"
+            if db.global_cluster_identifier in globals_seen:
+                problems.append(PlanFieldError(
+                    f"{path}.global_cluster_identifier",
+                    f"'{db.global_cluster_identifier}' is already databases[{globals_seen[db.global_cluster_identifier]}]"))
+            globals_seen.setdefault(db.global_cluster_identifier, i)
+            if db.identifier == db.dr_cluster_identifier:
+                problems.append(PlanFieldError(f"{path}.dr_cluster_identifier", "must differ from identifier"))
+            if db.storage_encrypted and not db.dr_kms_key_id:
+                problems.append(PlanFieldError(
+                    f"{path}.dr_kms_key_id",
+                    f"required when storage_encrypted is true: the DR cluster's storage in {self.dr_region} is "
+                    "encrypted with a key of that region"))
+            if db.dr_kms_key_id and db.dr_kms_key_id.startswith("arn:") and _arn_region(db.dr_kms_key_id) != \
+                    self.dr_region:
+                problems.append(PlanFieldError(f"{path}.dr_kms_key_id",
+                                               f"the key must be in the DR region {self.dr_region}"))
+        for i, table in enumerate(self.tables):
+            setting = table.write_region_setting
+            if setting is None:
+                continue
+            path = f"tables[{i}].write_region_setting"
+            if (setting.ssm_parameter is None) == (setting.environment_property is None):
+                problems.append(PlanFieldError(path, "give exactly one of ssm_parameter and environment_property"))
+            elif setting.environment_property is not None and not names:
+                problems.append(PlanFieldError(
+                    f"{path}.environment_property",
+                    "the plan has no environment to set it in; use ssm_parameter"))
+        return problems
+
     # Convenience views used by builders and handlers.
+    @property
+    def rds_databases(self) -> list[Database]:
+        """The RDS instances with a cross-region read replica (``kind: rds``)."""
+        return [d for d in self.databases if isinstance(d, Database)]
+
+    @property
+    def aurora_databases(self) -> list[AuroraGlobalDatabase]:
+        """The Aurora Global Databases (``kind: aurora-global``)."""
+        return [d for d in self.databases if isinstance(d, AuroraGlobalDatabase)]
+
+    @property
+    def write_region_parameters(self) -> list[str]:
+        """SSM parameters (DR region) the failover sets to the DR region."""
+        return sorted({t.write_region_setting.ssm_parameter for t in self.tables
+                       if t.write_region_setting and t.write_region_setting.ssm_parameter})
+
+    @property
+    def write_region_properties(self) -> list[str]:
+        """Environment properties replicate sets to the DR region in the DR saved configurations."""
+        return sorted({t.write_region_setting.environment_property for t in self.tables
+                       if t.write_region_setting and t.write_region_setting.environment_property})
+
     @property
     def dns_environment(self) -> Environment | None:
         if self.dns is None or not self.environments:
@@ -524,6 +683,8 @@ def _arn_region(arn: str) -> str:
 
 def _loc(loc: tuple[Any, ...]) -> str:
     out = ""
+    # A database's kind (the discriminated union's tag) follows its index; the path a user wrote has none.
+    loc = tuple(p for i, p in enumerate(loc) if not (p in DATABASE_KINDS and i and isinstance(loc[i - 1], int)))
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
@@ -541,7 +702,7 @@ _MISSING_HINTS = {
 
 
 def _hint_key(loc: tuple[Any, ...]) -> tuple[str, str]:
-    names = [str(part) for part in loc if not isinstance(part, int)]
+    names = [str(part) for part in loc if not isinstance(part, int) and part not in DATABASE_KINDS]
     return (names[0], names[-1]) if len(names) == 2 else ("", "")
 
 

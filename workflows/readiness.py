@@ -43,7 +43,7 @@ def items(plan: Plan) -> list[dict[str, Any]]:
                         "security_groups": list(net.security_groups), "key_name": net.key_name,
                         "certificate_arns": dict(net.certificate_arns)},
         })
-    for db in plan.databases:
+    for db in plan.rds_databases:
         out.append({
             "kind": "database", "resource": db.identifier, "dr_replica_identifier": db.dr_replica_identifier,
             "dr_network": {"subnet_group": db.dr_network.subnet_group,
@@ -59,10 +59,10 @@ def items(plan: Plan) -> list[dict[str, Any]]:
         out.append({"kind": "dns", "resource": plan.dns.record_name, "hosted_zone_id": plan.dns.hosted_zone_id,
                     "record_type": plan.dns.record_type, "cutover": plan.dns.cutover,
                     "environment": env.name if env else None, "dr_target": plan.dns_dr_target})
-    if plan.environments or plan.databases:
+    if plan.environments or plan.rds_databases:
         out.append({"kind": "capacity", "resource": plan.dr_region,
                     "environments": [{"name": e.name, "application": e.application} for e in plan.environments],
-                    "databases": [d.dr_replica_identifier for d in plan.databases]})
+                    "databases": [d.dr_replica_identifier for d in plan.rds_databases]})
     from workflows import render  # render imports this module for its BUILDERS
 
     out.append({"kind": "failover", "resource": render.state_machine_name(plan, "failover"),
@@ -136,7 +136,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             "ami_max_age_hours": plan.ami.max_age_hours,
             "topic_arn": asl.NOTIFICATION_TOPIC,
             "databases": [{"identifier": d.identifier, "dr_replica_identifier": d.dr_replica_identifier}
-                          for d in plan.databases],
+                          for d in plan.rds_databases],
             "buckets": [{"source": b.source, "destination": b.destination} for b in plan.buckets],
         },
         "items": items(plan),

@@ -93,7 +93,7 @@ def _plan_document(plan: Plan) -> dict[str, Any]:
                     else None
                 ),
             }
-            for db in plan.databases
+            for db in plan.rds_databases
         ],
         "buckets": [
             {
@@ -359,7 +359,7 @@ def build(plan: Plan) -> dict[str, Any]:
     if plan.environments:
         branches.append(_branch("Images", "$.plan.environments", "env", "FindInstance", _image_states()))
         branches.append(_branch("AppVersions", "$.plan.environments", "env", "CopyAppVersion", _version_states()))
-    if plan.databases:
+    if plan.rds_databases:
         branches.append(_branch("Databases", "$.plan.databases", "db", "Replicas", _database_states()))
     if plan.buckets:
         branches.append(_branch("Buckets", "$.plan.buckets", "bucket", "EnsureReplication", _bucket_states()))
