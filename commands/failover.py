@@ -98,18 +98,18 @@ def _print_result(plan: Plan, result: Any, report: dict[str, Any], as_json: bool
                    f"{result.error}: {result.cause}", err=True)
 
 
-def _failover_input(source: str, force: bool) -> dict[str, Any]:
+def _failover_input(source: str, force: bool, mode: str = "auto") -> dict[str, Any]:
     import getpass
 
     # An operator starting a failover from the CLI is the approval the plan may ask for.
-    return {"source": source, "force": force, "approved_by": getpass.getuser()}
+    return {"source": source, "force": force, "approved_by": getpass.getuser(), "mode": mode}
 
 
 DEMO_PACE = 60.0
 
 
 def run_sandbox_failover(plan: Plan, pace: float | None, as_json: bool, *, demo: bool = False,
-                         force: bool = False) -> int:
+                         force: bool = False, mode: str = "auto") -> int:
     import boto3
 
     from sandbox import Sandbox
@@ -130,7 +130,7 @@ def run_sandbox_failover(plan: Plan, pace: float | None, as_json: bool, *, demo:
                 + (f"alarms {', '.join(alarms)} -> ALARM" if alarms else "the plan names no trigger alarm"))
         sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
         arn = sb.start(plan, "failover", _failover_input("pilotlight demo" if demo else "pilotlight failover --sandbox",
-                                                         force))
+                                                         force, mode))
         say(f"Started failover: {arn.rsplit(':', 1)[-1]}")
         result = follow(sfn, arn, on_progress=progress_printer(as_json))
         report = _rto_report(plan, result, modeled=True)
@@ -142,7 +142,8 @@ def run_sandbox_failover(plan: Plan, pace: float | None, as_json: bool, *, demo:
     return exit_code(result)
 
 
-def run_aws_failover(plan: Plan, profile: str | None, region: str | None, as_json: bool, force: bool) -> int:
+def run_aws_failover(plan: Plan, profile: str | None, region: str | None, as_json: bool, force: bool,
+                     mode: str = "auto") -> int:
     from workflows.executions import follow
 
     sfn, machine = aws_machine(plan, profile, region, "failover")
@@ -154,7 +155,7 @@ def run_aws_failover(plan: Plan, profile: str | None, region: str | None, as_jso
         raise Precondition(f"failover {running[0]['name']} of plan {plan.name} is already running "
                            "(`pilotlight status` shows it); a second one is not started")
     arn = sfn.start_execution(stateMachineArn=machine,
-                              input=json.dumps(_failover_input("pilotlight failover", force)))["executionArn"]
+                              input=json.dumps(_failover_input("pilotlight failover", force, mode)))["executionArn"]
     click.echo(f"Started failover: {arn}", err=as_json)
     result = follow(sfn, arn, on_progress=progress_printer(as_json), poll_seconds=5)
     _print_result(plan, result, _rto_report(plan, result, modeled=False), as_json, {"plan": plan.name, "mode": "aws"})
@@ -165,21 +166,30 @@ def run_aws_failover(plan: Plan, profile: str | None, region: str | None, as_jso
 @click.argument("plan", type=click.Path(dir_okay=True))
 @workflow_options
 @click.option("--force", is_flag=True, help="Fail over even though every trigger alarm is OK.")
+@click.option("--mode", type=click.Choice(["auto", "graceful", "ungraceful"]), default="auto", show_default=True,
+              help="Aurora Global Databases: graceful = managed switchover (RPO 0, needs the primary region); "
+                   "ungraceful = failover allowing data loss (or detach, per the plan); auto = graceful when the "
+                   "primary region answers.")
 def failover(plan: str, sandbox: bool, as_json: bool, profile: str | None, region: str | None, pace: float | None,
-             force: bool) -> None:
+             force: bool, mode: str) -> None:
     """Fail the plan's application over to the DR region, with live progress and a timeline.
 
     Promotes the DR replica, waits until it is available, enables Multi-AZ, resizes it to the
-    failover class and repoints DNS. Refuses (exit 4) while every trigger alarm is OK unless
+    failover class and repoints DNS. Moves an Aurora Global Database's writer to the DR cluster
+    (--mode) and checks a write and a read in every DynamoDB global table's DR replica.
+    Refuses (exit 4) while every trigger alarm is OK unless
     --force, and while another failover of the plan runs. With --sandbox the failover is rehearsed
     in a fresh sandbox with a simulated outage (the trigger alarms in ALARM; with --force, none),
     and the reported RTO is modeled time (the same on every run; --pace only slows it down to watch).
     """
     model = load(plan, as_json)
+    if mode != "auto" and not model.aurora_databases:
+        raise click.UsageError(f"--mode {mode}: the mode chooses how an Aurora Global Database's writer moves; "
+                               f"plan {model.name} has none")
     if sandbox:
-        code = run_sandbox_failover(model, pace, as_json, force=force)
+        code = run_sandbox_failover(model, pace, as_json, force=force, mode=mode)
     else:
-        code = run_aws_failover(model, profile, region, as_json, force)
+        code = run_aws_failover(model, profile, region, as_json, force, mode)
     sys.exit(code)
 
 

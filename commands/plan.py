@@ -22,7 +22,8 @@ def validate(plan: str, as_json: bool) -> None:
     else:
         click.echo(f"{plan}: valid plan '{model.name}' ({model.primary_region} -> {model.dr_region}: "
                    f"{len(model.environments)} environment(s), {len(model.databases)} database(s), "
-                   f"{len(model.buckets)} bucket pair(s))")
+                   + (f"{len(model.tables)} table(s), " if model.tables else "")
+                   + f"{len(model.buckets)} bucket pair(s))")
 
 
 @click.command()

@@ -249,8 +249,12 @@ def save_configuration(
     image_id: str | None = None,
     databases: list[dict[str, str]] | None = None,
     buckets: list[dict[str, str]] | None = None,
+    properties: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Create or replace the environment's DR saved configuration; unchanged when it already matches.
+
+    ``properties``: environment properties set to these values in the DR configuration (e.g. the plan's
+    write-region property of a global table, ``{"WRITE_REGION": "<DR region>"}``).
 
     The ImageId is the newest available DR copy of the environment's AMI unless ``image_id`` is given.
     A replacement never leaves the DR region without a saved configuration: the new one is created
@@ -274,6 +278,7 @@ def save_configuration(
         image_id=image_id,
         network=network,
         replacements=replacements,
+        properties=properties,
     )
     platform = dr_platform_arn(current.get("PlatformArn") or env.get("PlatformArn"), dr_region)
     name, staging = template_name(plan, environment), staging_template_name(plan, environment)

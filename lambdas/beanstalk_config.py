@@ -122,12 +122,15 @@ def dr_option_settings(
     image_id: str,
     network: dict[str, Any],
     replacements: dict[str, str],
+    properties: dict[str, str] | None = None,
 ) -> tuple[list[dict[str, str]], list[str]]:
     """The DR option settings for a primary configuration, and what could not be made regional.
 
     ``replacements`` maps primary values (DB endpoints, bucket names) to their DR counterparts
-    inside environment properties. Flags name every remaining value that mentions the primary
-    region or a primary resource id.
+    inside environment properties. ``properties`` are environment properties set to the given values
+    (added when the primary has none of that name), e.g. the write region of a global table's
+    application. Flags name every remaining value that mentions the primary region or a primary
+    resource id.
     """
     subnets = ",".join(network["subnets"])
     elb_subnets = ",".join(network.get("elb_subnets") or network["subnets"])
@@ -164,6 +167,12 @@ def dr_option_settings(
         if opt.get("ResourceName"):
             setting["ResourceName"] = opt["ResourceName"]
         out.append(setting)
+    for prop, wanted in sorted((properties or {}).items()):
+        found = next((s for s in out if s["Namespace"] == ENV_PROPERTIES and s["OptionName"] == prop), None)
+        if found is None:
+            out.append({"Namespace": ENV_PROPERTIES, "OptionName": prop, "Value": str(wanted)})
+        else:
+            found["Value"] = str(wanted)
     for setting in out:
         value = setting["Value"]
         stale = sorted(i for i in primary_ids if i in value)

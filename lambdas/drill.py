@@ -39,6 +39,10 @@ _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 # Name limits: RDS DB instance and snapshot identifiers 63, Beanstalk environment names 40,
 # CNAME prefixes 63 (a DNS label).
 DB_NAME_LIMIT, ENV_NAME_LIMIT, CNAME_LIMIT = 63, 40, 63
+# An Aurora drill clone's instances are named <clone>-<n>: the clone's name leaves room for "-1".
+CLUSTER_NAME_LIMIT = DB_NAME_LIMIT - 2
+# The key a drill's marker item has in a global table (lambdas/dynamodb.py).
+TABLE_MARKER_PREFIX = "pilotlight-drill#"
 
 
 def _base36(value: int, width: int) -> str:
@@ -203,7 +207,19 @@ def copies(doc: dict[str, Any], drill: str) -> dict[str, Any]:
         "cname_prefix": drill_name(env["cname_prefix"], drill, CNAME_LIMIT),
         "drill": {"id": drill, "databases": endpoints},
     } for env in doc.get("environments") or []]
+    aurora = [{
+        "global_cluster": a["global_cluster"],
+        "identifier": a["identifier"],
+        "live_cluster": a["dr_cluster"],  # the live secondary: the clone's source, never changed
+        "dr_cluster": drill_name(a["dr_cluster"], drill, CLUSTER_NAME_LIMIT),
+        "dr_instance_class": a["dr_instance_class"],
+        "failover_instance_class": a["failover_instance_class"],
+        "failover_readers": a["failover_readers"],
+        "subnet_group": a["subnet_group"],
+        "security_groups": a["security_groups"],
+    } for a in doc.get("aurora") or []]
     out: dict[str, Any] = {"id": drill, "databases": databases, "environments": environments,
+                           "aurora": aurora, "tables": [{"name": t["name"]} for t in doc.get("tables") or []],
                            "buckets": list(doc.get("buckets") or []), "dns": None, "verify_dns": None}
     dns = doc.get("dns")
     if dns:

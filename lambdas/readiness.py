@@ -401,15 +401,18 @@ def check_dns(ctx: dict[str, Any], item: dict[str, Any]) -> list[dict[str, Any]]
     r53 = client("route53", "us-east-1")  # Route 53's control plane
     if item["cutover"] == "health_check":
         return [_failover_records(r53, item)]
-    eb = client("elasticbeanstalk", ctx["primary_region"])
-    try:
-        envs = eb.describe_environments(EnvironmentNames=[item["environment"]])["Environments"]
-    except ClientError as exc:
-        raise_mapped(exc, f"describe {item['environment']}")
-    if not envs or not envs[0].get("CNAME"):
-        return [result("dns-record", name, UNKNOWN, f"primary environment {item['environment']} has no CNAME to "
-                       "compare the record with")]
-    expected = envs[0]["CNAME"]
+    if item.get("environment") is None:  # a plan without environments names the primary's host (dns.primary_target)
+        expected = item["primary_target"]
+    else:
+        eb = client("elasticbeanstalk", ctx["primary_region"])
+        try:
+            envs = eb.describe_environments(EnvironmentNames=[item["environment"]])["Environments"]
+        except ClientError as exc:
+            raise_mapped(exc, f"describe {item['environment']}")
+        if not envs or not envs[0].get("CNAME"):
+            return [result("dns-record", name, UNKNOWN, f"primary environment {item['environment']} has no CNAME "
+                           "to compare the record with")]
+        expected = envs[0]["CNAME"]
     try:
         values = dns.current_values(r53, zone, name, rtype)
     except ResourceNotFound:
@@ -420,7 +423,7 @@ def check_dns(ctx: dict[str, Any], item: dict[str, Any]) -> list[dict[str, Any]]
                        **evidence)]
     if values != [expected]:
         return [result("dns-record", name, NOT_READY, f"record {name} points at {', '.join(values)}, not the "
-                       f"primary environment {item['environment']} ({expected})", **evidence)]
+                       f"primary {item.get('environment') or 'target'} ({expected})", **evidence)]
     return [result("dns-record", name, READY, f"{name} points at {expected}; failover repoints it to "
                    f"{item['dr_target']}", **evidence)]
 

@@ -52,8 +52,16 @@ def seed_primary(plan: Plan, *, encrypted_volumes: bool | None = None) -> dict[s
     if plan.environments:
         created.update(seed_environments(plan, encrypted_volumes=encrypted_volumes))
 
-    if plan.rds_databases:
+    if plan.databases:
         created["dr_network"] = seed_dr_network(plan)
+    if plan.aurora_databases:
+        from sandbox import seed_aurora
+
+        created["aurora"] = seed_aurora.seed(plan)
+    if plan.tables:
+        from sandbox import seed_dynamodb
+
+        created["tables"] = seed_dynamodb.seed(plan)
 
     for pair in plan.buckets:
         _bucket(s3p, pair.source, primary)
@@ -70,13 +78,12 @@ def seed_primary(plan: Plan, *, encrypted_volumes: bool | None = None) -> dict[s
 
     if plan.dns is not None:
         _hosted_zone(plan)
-        env = plan.dns_environment
-        assert env is not None  # the plan validator guarantees an environment for dns
+        assert plan.dns_primary_target is not None  # an environment's CNAME, or dns.primary_target
         boto3.client("route53").change_resource_record_sets(
             HostedZoneId=plan.dns.hosted_zone_id,
             ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
                 "Name": plan.dns.record_name, "Type": plan.dns.record_type, "TTL": plan.dns.ttl,
-                "ResourceRecords": [{"Value": f"{env.name.lower()}.{primary}.elasticbeanstalk.com"}]}}]},
+                "ResourceRecords": [{"Value": plan.dns_primary_target}]}}]},
         )
     return created
 
@@ -161,7 +168,7 @@ def seed_dr_network(plan: Plan) -> dict[str, Any]:
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{i}.0/24", AvailabilityZone=z)["Subnet"]["SubnetId"]
                for i, z in enumerate(zones)]
     groups: list[str] = []
-    for group in sorted({d.dr_network.subnet_group.lower() for d in plan.rds_databases}):
+    for group in sorted({d.dr_network.subnet_group.lower() for d in plan.databases}):
         try:
             rds.describe_db_subnet_groups(DBSubnetGroupName=group)
         except rds.exceptions.DBSubnetGroupNotFoundFault:
@@ -169,10 +176,10 @@ def seed_dr_network(plan: Plan) -> dict[str, Any]:
                                        SubnetIds=subnets)
         groups.append(group)
     existing = {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]}
-    for sg in sorted({g for d in plan.rds_databases for g in d.dr_network.security_groups} - existing):
+    for sg in sorted({g for d in plan.databases for g in d.dr_network.security_groups} - existing):
         _security_group(ec2, vpc, sg, f"{plan.name}-db-{sg}")
     return {"vpc": vpc, "subnet_groups": groups,
-            "security_groups": sorted({g for d in plan.rds_databases for g in d.dr_network.security_groups})}
+            "security_groups": sorted({g for d in plan.databases for g in d.dr_network.security_groups})}
 
 
 def _security_group(ec2: Any, vpc: str, group_id: str, name: str) -> None:

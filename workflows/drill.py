@@ -44,6 +44,8 @@ def drill_document(plan: Plan) -> dict[str, Any]:
     doc = failover.plan_document(plan)
     for item, db in zip(doc["databases"], plan.rds_databases, strict=True):
         item.update(subnet_group=db.dr_network.subnet_group, security_groups=list(db.dr_network.security_groups))
+    for item, adb in zip(doc.get("aurora") or [], plan.aurora_databases, strict=True):
+        item.update(subnet_group=adb.dr_network.subnet_group, security_groups=list(adb.dr_network.security_groups))
     doc["buckets"] = [b.destination for b in plan.buckets]
     # Only the record's place: the drill record and its target are the drill's own (lambdas/drill.py copies).
     doc["dns"] = None
@@ -78,6 +80,46 @@ def _copy_states() -> tuple[str, dict[str, asl.State]]:
     )
 
 
+CLONE_STEP = "Clone Aurora secondary"
+# A clone (copy-on-write) takes minutes; its instance about as long as any new instance (~10 min).
+CLONE_FIRST, CLONE_POLL, CLONE_MAX = 300, 15, 240  # checks until 65 min
+
+
+def _aurora_states() -> dict[str, asl.State]:
+    """Per Aurora Global Database: the live secondary's lag (the RPO), then a clone of it with an instance,
+    standalone and writable: the drill's writer. The live secondary and the global cluster are only read."""
+    params = {"region.$": "$.dr_region", "plan.$": "$.plan", "drill_id.$": "$.drill",
+              "dr_cluster.$": "$.aurora.live_cluster", "instance_class.$": "$.aurora.dr_instance_class",
+              "subnet_group.$": "$.aurora.subnet_group", "security_groups.$": "$.aurora.security_groups"}
+    states: dict[str, asl.State] = {"MeasureGlobalLag": failover._aurora_lag_state(
+        "CloneCluster", cluster="$.aurora.live_cluster")}
+    states["MeasureGlobalLag"]["Comment"] = CLONE_STEP
+    states.update(asl.poll_loop(
+        "CloneCluster", CLONE_STEP, service="aurora", act=("create_drill_clone", params),
+        check=("check_drill_clone", params), interval_seconds=CLONE_POLL, first_wait_seconds=CLONE_FIRST,
+        max_attempts=CLONE_MAX, next_state="CloneReady", what="drill clone of the Aurora secondary"))
+    states["CloneReady"] = asl.end_pass(CLONE_STEP, {
+        "identifier.$": "$.aurora.dr_cluster", "source.$": "$.aurora.live_cluster", "kind": "aurora-global",
+        "rpo.$": "$.rpo", "cluster.$": "$.poll.cluster"})
+    return states
+
+
+def _table_states() -> dict[str, asl.State]:
+    """Per global table: the replication latency (the RPO), then a marker item written, read back and
+    deleted in the DR replica under the drill's key."""
+    states = failover._restore_table_states()
+    states = {"TableLatency": states["TableLatency"]}
+    states["TableLatency"]["Next"] = "DrillMarker"
+    states["TableLatency"]["Catch"][0]["Next"] = "DrillMarker"
+    states["DrillMarker"] = asl.task(
+        failover.TABLE_STEP, "dynamodb", "drill_marker",
+        {"region.$": "$.dr_region", "plan.$": "$.plan", "drill_id.$": "$.drill", "table.$": "$.table.name"},
+        result_path="$.verified", next_state="TableChecked")
+    states["TableChecked"] = asl.end_pass(failover.TABLE_STEP, {"table.$": "$.table.name", "rpo.$": "$.rpo",
+                                                                "verified.$": "$.verified"})
+    return states
+
+
 def _probe_branch() -> asl.State:
     probe = asl.task("Probe S3", "s3", "drill_probe", {"region.$": "$.dr_region", "plan.$": "$.plan",
                                                         "drill_id.$": "$.drill", "bucket.$": "$.bucket"},
@@ -93,7 +135,7 @@ def build(plan: Plan) -> dict[str, Any]:
         plan, "$.drill", extra_selector=selector, before_promote=_copy_states(), lag_of="$.db.identifier",
         lag_step=COPY_STEP, extra_launch={"drill.$": "$.env.drill"},
         # The databases' Map opens with the copy: labelled as the copy, the promote step starts when it does.
-        db_map_step=COPY_STEP)
+        db_map_step=COPY_STEP, aurora_states=_aurora_states(), tables_states=_table_states())
     if plan.buckets:
         branches.append(("buckets", _probe_branch()))
     cutover = "DrillDns" if plan.dns is not None and plan.dns_environment is not None else "VerifyService"
@@ -114,23 +156,29 @@ def build(plan: Plan) -> dict[str, Any]:
     verify = {"region": plan.dr_region, "environments.$": "$.drill.environments",
               "databases.$": "$.drill.databases", "dns_record.$": "$.drill.verify_dns"}
     states.update(failover.verify_states(verify, "RecordDrill"))
+    hardens = plan.rds_databases or plan.aurora_databases
     states["RecordDrill"] = {
         **asl.task("Service restored", "drill", "record",
                    {"plan": plan.name, "region": plan.dr_region, "started.$": "$$.Execution.StartTime",
                     "restored_at.$": "$.restored.at"},
-                   result_path="$.recorded", next_state="HardenWanted?" if plan.rds_databases else "Summary"),
+                   result_path="$.recorded", next_state="HardenWanted?" if hardens else "Summary"),
         # The metric is evidence for the dashboard, not a gate: the drill goes on without it.
         "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.recorded",
-                   "Next": "HardenWanted?" if plan.rds_databases else "Summary"}],
+                   "Next": "HardenWanted?" if hardens else "Summary"}],
     }
-    if plan.rds_databases:
+    after_rds = "HardenAurora" if plan.aurora_databases else "Summary"
+    if hardens:
         states["HardenWanted?"] = {
             # Labelled with the step before it: a drill run with --no-harden shows no Harden step.
             "Type": "Choice", "Comment": "Service restored",
-            "Choices": [{"Variable": "$.drill.options.harden", "BooleanEquals": True, "Next": "Harden"}],
+            "Choices": [{"Variable": "$.drill.options.harden", "BooleanEquals": True,
+                         "Next": "Harden" if plan.rds_databases else after_rds}],
             "Default": "Summary",
         }
-        states["Harden"] = failover.harden_state("$.drill.databases", "Summary", selector)
+    if plan.rds_databases:
+        states["Harden"] = failover.harden_state("$.drill.databases", after_rds, selector)
+    if plan.aurora_databases:
+        states["HardenAurora"] = failover.harden_aurora_state("$.drill.aurora", "Summary", selector)
     summary: dict[str, Any] = {
         "plan.$": "$.plan.name",
         "dr_region.$": "$.plan.dr_region",
@@ -160,6 +208,10 @@ def teardown_document(plan: Plan) -> dict[str, Any]:
         "dr_replicas": sorted({d.dr_replica_identifier for d in plan.rds_databases}),
         "protected_environments": sorted({n for e in plan.environments for n in (e.name, e.dr_environment_name)}),
         "buckets": [b.destination for b in plan.buckets],
+        "protected_clusters": sorted({n for a in plan.aurora_databases
+                                      for n in (a.identifier, a.dr_cluster_identifier)}),
+        "dr_clusters": sorted({a.dr_cluster_identifier for a in plan.aurora_databases}),
+        "tables": [t.name for t in plan.tables],
     }
     if plan.dns is not None:
         doc["dns"] = {"hosted_zone_id": plan.dns.hosted_zone_id, "record_name": plan.dns.record_name}
@@ -191,6 +243,16 @@ def build_teardown(plan: Plan) -> dict[str, Any]:
             "RemoveDatabases", "Remove drill databases", "remove_drill_databases", "check_drill_databases_removed",
             {**base, "protected.$": "$.plan.protected_databases", "replicas.$": "$.plan.dr_replicas"},
             "drill database deletion", "rds")))
+    if plan.aurora_databases:
+        branches.append(("clusters", _remove_loop(
+            "RemoveClusters", "Remove drill clusters", "remove_drill_clusters", "check_drill_clusters_removed",
+            {**base, "protected.$": "$.plan.protected_clusters", "dr_clusters.$": "$.plan.dr_clusters"},
+            "drill cluster deletion", "aurora")))
+    if plan.tables:
+        branches.append(("items", failover.branch("RemoveItems", asl.task(
+            "Remove drill items", "dynamodb", "remove_drill_items",
+            {"region": plan.dr_region, "plan": plan.name, "tables.$": "$.plan.tables",
+             "drills.$": "$.targets.drills"}, result_path="$", next_state=None))))
     if plan.dns is not None:
         branches.append(("dns", failover.branch("RemoveRecords", asl.task(
             "Remove drill records", "dns", "remove_drill_records",

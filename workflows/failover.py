@@ -35,12 +35,21 @@ LAUNCH_FIRST, LAUNCH_POLL, LAUNCH_MAX = 150, 10, 256  # p50 5 min; 45 min
 MULTI_AZ_FIRST, MULTI_AZ_POLL, MULTI_AZ_MAX = 450, 60, 83  # p50 15 min; 90 min
 RESIZE_FIRST, RESIZE_POLL, RESIZE_MAX = 300, 60, 71  # p50 10-20 min; 75 min
 DNS_FIRST, DNS_POLL, DNS_MAX = 30, 5, 115  # p50 60 s; 10 min
+# Aurora Global Database: a managed switchover or failover takes 1-2 min (p50 ~1 min); an instance for a
+# headless secondary ~10 min (as creating an RDS instance).
+WRITER_FIRST, WRITER_POLL, WRITER_MAX = 30, 5, 180  # checks until 15 min
+INSTANCE_FIRST, INSTANCE_POLL, INSTANCE_MAX = 300, 10, 256  # p50 ~10 min; checks until 47 min
+READERS_FIRST, READERS_POLL, READERS_MAX = 300, 60, 60  # after service is restored; 65 min
 VERIFY_POLL, VERIFY_MAX = 5, 60  # 5 min
 MACHINE_TIMEOUT = 6 * 3600
 APPROVAL_TIMEOUT = 4 * 3600  # an unanswered approval request fails the execution
 
 # Step labels (state Comments): the timeline and the RTO figures are read from them.
-RESTORE_STEPS = ("Promote DR replica", "Launch DR environment", "Repoint DNS", "Verify service")
+RESTORE_STEPS = ("Promote DR replica", "Move Aurora writer", "Verify DR table", "Launch DR environment",
+                 "Repoint DNS", "Verify service")
+AURORA_STEP = "Move Aurora writer"
+TABLE_STEP = "Verify DR table"
+FAILOVER_MODES = ("auto", "graceful", "ungraceful")
 RESTORED_STATE = "ServiceRestored"
 # Records mode: where a failed Route 53 change ends the run, with the manual step (error DnsCutoverFailed).
 DNS_FAILED_STATE = "DnsCutoverFailed"
@@ -73,6 +82,12 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             for env in plan.environments
         ],
     }
+    if plan.aurora_databases:
+        doc["aurora"] = aurora_documents(plan)
+    if plan.tables:
+        doc["tables"] = [{"name": t.name, "write_region_parameter": (t.write_region_setting.ssm_parameter
+                                                                      if t.write_region_setting else None)}
+                         for t in plan.tables]
     if plan.dns is not None:
         doc["dns"] = {
             "hosted_zone_id": plan.dns.hosted_zone_id,
@@ -83,6 +98,18 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             "cutover": plan.dns.cutover,
         }
     return doc
+
+
+def aurora_documents(plan: Plan) -> list[dict[str, Any]]:
+    return [{
+        "global_cluster": db.global_cluster_identifier,
+        "identifier": db.identifier,
+        "dr_cluster": db.dr_cluster_identifier,
+        "dr_instance_class": db.dr_instance_class,
+        "failover_instance_class": db.failover_instance_class,
+        "failover_readers": db.failover_readers,
+        "ungraceful": db.ungraceful,
+    } for db in plan.aurora_databases]
 
 
 def _resize_loop(name: str, next_state: str) -> dict[str, asl.State]:
@@ -202,6 +229,93 @@ def _restore_environment_states(extra_launch: dict[str, Any] | None = None) -> d
     return states
 
 
+def _aurora_lag_state(next_state: str, cluster: str = "$.aurora.dr_cluster") -> asl.State:
+    """The secondary's lag just before the writer moves: the RPO a failover with data loss accepts."""
+    return {
+        **asl.task(AURORA_STEP, "aurora", "global_lag",
+                   {"region.$": "$.dr_region", "dr_cluster.$": cluster, "rpo_minutes.$": "$.rpo_minutes"},
+                   result_path="$.rpo", next_state=next_state, retry=False),
+        # Evidence, not a gate (as the RDS lag): a metric that cannot be read does not hold the failover.
+        "Retry": [{"ErrorEquals": asl.LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 1, "MaxAttempts": 1}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.rpo", "Next": next_state}],
+    }
+
+
+def _restore_aurora_states() -> dict[str, asl.State]:
+    """Per Aurora Global Database: lag (RPO), mode, a writer-capable instance, move the writer, confirm.
+
+    The mode is the execution input's ``mode`` (``pilotlight failover --mode``) or ``auto``: a managed
+    switchover (RPO 0) when the primary region answers, a failover with data loss (or detaching the
+    secondary) when it does not.
+    """
+    cluster = {"region.$": "$.dr_region", "dr_cluster.$": "$.aurora.dr_cluster"}
+    states: dict[str, asl.State] = {
+        "MeasureGlobalLag": _aurora_lag_state("ChooseMode"),
+        "ChooseMode": asl.task(
+            AURORA_STEP, "aurora", "choose_mode",
+            {"primary_region.$": "$.primary_region", "region.$": "$.dr_region",
+             "global_cluster.$": "$.aurora.global_cluster", "identifier.$": "$.aurora.identifier",
+             "dr_cluster.$": "$.aurora.dr_cluster", "mode.$": "$.mode"},
+            result_path="$.mode_choice", next_state="EnsureWriterInstance"),
+    }
+    states.update(asl.poll_loop(
+        "EnsureWriterInstance", AURORA_STEP, service="aurora",
+        act=("ensure_writer_instance", {**cluster, "instance_class.$": "$.aurora.dr_instance_class"}),
+        check=("check_writer_instance", {**cluster, "instance_class.$": "$.aurora.dr_instance_class"}),
+        interval_seconds=INSTANCE_POLL, first_wait_seconds=INSTANCE_FIRST, max_attempts=INSTANCE_MAX,
+        next_state="SwitchWriter", what="writer-capable instance in the DR cluster"))
+    global_cluster = {**cluster, "global_cluster.$": "$.aurora.global_cluster"}
+    states.update(asl.poll_loop(
+        "SwitchWriter", AURORA_STEP, service="aurora",
+        act=("switch_writer", {**global_cluster, "mode.$": "$.mode_choice.mode",
+                               "ungraceful.$": "$.aurora.ungraceful"}),
+        check=("check_writer", {**global_cluster, "method.$": "$.poll.method", "rpo.$": "$.rpo"}),
+        interval_seconds=WRITER_POLL, first_wait_seconds=WRITER_FIRST, max_attempts=WRITER_MAX,
+        next_state="ConfirmWriter", what="Aurora writer move"))
+    # One more check whatever the loop saw (an act that found the work done skips the loop's checks): the
+    # writer, the old primary and the RPO accepted come from the same answer.
+    states["ConfirmWriter"] = asl.task(
+        AURORA_STEP, "aurora", "check_writer", {**global_cluster, "method.$": "$.poll.method", "rpo.$": "$.rpo"},
+        result_path="$.writer", next_state="WriterMoved")
+    states["WriterMoved"] = asl.end_pass(AURORA_STEP, {
+        "identifier.$": "$.aurora.dr_cluster", "source.$": "$.aurora.identifier", "kind": "aurora-global",
+        "mode.$": "$.mode_choice", "method.$": "$.writer.method", "rpo.$": "$.writer.rpo",
+        "cluster.$": "$.writer.cluster", "old_primary.$": "$.writer.old_primary"})
+    return states
+
+
+def _restore_table_states() -> dict[str, asl.State]:
+    """Per global table: its replication latency (the RPO), a write and a read in the DR region, and the
+    application's write-region parameter moved to the DR region when the plan names one."""
+    states: dict[str, asl.State] = {
+        "TableLatency": {
+            **asl.task(TABLE_STEP, "dynamodb", "replication_latency",
+                       {"primary_region.$": "$.primary_region", "region.$": "$.dr_region",
+                        "table.$": "$.table.name", "rpo_minutes.$": "$.rpo_minutes", "fast": True},
+                       result_path="$.rpo", next_state="VerifyTable", retry=False),
+            # Published in the primary region, which may be the one failing: evidence, never a gate.
+            "Retry": [{"ErrorEquals": asl.LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 1, "MaxAttempts": 1}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.rpo", "Next": "VerifyTable"}],
+        },
+        "VerifyTable": asl.task(
+            TABLE_STEP, "dynamodb", "verify_write_read",
+            {"region.$": "$.dr_region", "table.$": "$.table.name", "marker.$": "$$.Execution.Name"},
+            result_path="$.verified", next_state="WriteRegion?"),
+        "WriteRegion?": {
+            "Type": "Choice", "Comment": TABLE_STEP,
+            "Choices": [{"Variable": "$.table.write_region_parameter", "IsNull": False, "Next": "SetWriteRegion"}],
+            "Default": "TableRestored",
+        },
+        "SetWriteRegion": asl.task(
+            TABLE_STEP, "dynamodb", "set_write_region",
+            {"region.$": "$.dr_region", "parameter.$": "$.table.write_region_parameter", "value.$": "$.dr_region"},
+            result_path="$.write_region", next_state="TableRestored"),
+        "TableRestored": asl.end_pass(TABLE_STEP, {
+            "table.$": "$.table.name", "rpo.$": "$.rpo", "verified.$": "$.verified"}),
+    }
+    return states
+
+
 def _map(comment: str, items: str, item: str, start: str, states: dict[str, asl.State],
          extra_selector: dict[str, str] | None = None) -> asl.State:
     return {
@@ -235,13 +349,26 @@ def branch(name: str, state: asl.State) -> asl.State:
 def restore_branches(plan: Plan, items: str = "$.plan", *, extra_selector: dict[str, str] | None = None,
                      before_promote: tuple[str, dict[str, asl.State]] | None = None, lag_of: str | None = None,
                      lag_step: str | None = None, extra_launch: dict[str, Any] | None = None,
-                     db_map_step: str = "Promote DR replica") -> list[tuple[str, asl.State]]:
+                     db_map_step: str = "Promote DR replica", aurora_states: dict[str, asl.State] | None = None,
+                     aurora_start: str = "MeasureGlobalLag", tables_states: dict[str, asl.State] | None = None,
+                     tables_start: str = "TableLatency") -> list[tuple[str, asl.State]]:
     """The restore's branches: databases promoted (and resized if asked), environments launched.
 
     ``items``: where the database and environment items are (``$.plan`` for the failover; a drill's
-    own copies for a drill), and what a drill adds (see :func:`_restore_database_states`).
+    own copies for a drill), and what a drill adds (see :func:`_restore_database_states`); a drill
+    brings its own Aurora and table states (copies, not the live secondary).
     """
     out: list[tuple[str, asl.State]] = []
+    if plan.aurora_databases:
+        out.append(("aurora", branch("Aurora", _map(
+            AURORA_STEP, f"{items}.aurora", "aurora", aurora_start, aurora_states or _restore_aurora_states(),
+            {"primary_region.$": "$.plan.primary_region", "rpo_minutes.$": "$.plan.objectives.rpo_minutes",
+             **({"mode.$": "$.options.mode"} if aurora_states is None else {}), **(extra_selector or {})}))))
+    if plan.tables:
+        out.append(("tables", branch("Tables", _map(
+            TABLE_STEP, f"{items}.tables", "table", tables_start, tables_states or _restore_table_states(),
+            {"primary_region.$": "$.plan.primary_region", "rpo_minutes.$": "$.plan.objectives.rpo_minutes",
+             **(extra_selector or {})}))))
     if plan.rds_databases:
         db_states = _restore_database_states(
             plan.objectives.rpo_minutes, before_promote=before_promote,
@@ -411,20 +538,67 @@ def harden_state(items: str, next_state: str, extra_selector: dict[str, str] | N
     return state
 
 
+def _harden_aurora_states() -> dict[str, asl.State]:
+    cluster = {"region.$": "$.dr_region", "dr_cluster.$": "$.aurora.dr_cluster"}
+    states = asl.poll_loop(
+        "ResizeWriter", "Resize to failover class", service="aurora",
+        act=("resize_writer", {**cluster, "instance_class.$": "$.aurora.failover_instance_class"}),
+        check=("check_writer_resized", {**cluster, "instance_class.$": "$.aurora.failover_instance_class"}),
+        interval_seconds=RESIZE_POLL, first_wait_seconds=RESIZE_FIRST, max_attempts=RESIZE_MAX,
+        next_state="AddReaders", what="writer instance class change")
+    states.update(asl.poll_loop(
+        "AddReaders", "Add Aurora readers", service="aurora",
+        act=("add_readers", {**cluster, "count.$": "$.aurora.failover_readers",
+                             "instance_class.$": "$.aurora.failover_instance_class"}),
+        check=("check_readers", {**cluster, "count.$": "$.aurora.failover_readers"}),
+        interval_seconds=READERS_POLL, first_wait_seconds=READERS_FIRST, max_attempts=READERS_MAX,
+        next_state="AuroraHardened", what="Aurora readers"))
+    states["AuroraHardened"] = asl.end_pass("Add Aurora readers", {"identifier.$": "$.aurora.dr_cluster",
+                                                                   "readers.$": "$.poll"})
+    return states
+
+
+def harden_aurora_state(items: str, next_state: str, extra_selector: dict[str, str] | None = None) -> asl.State:
+    """The new writer resized to the failover class, then readers added, for every Aurora item at ``items``."""
+    state = {
+        **_map("Harden Aurora", items, "aurora", "ResizeWriter", _harden_aurora_states(), extra_selector),
+        "ResultPath": "$.hardened_aurora",
+        "Next": next_state,
+    }
+    del state["End"]
+    return state
+
+
+def _mode_states(next_state: str) -> dict[str, asl.State]:
+    """``$.options.mode``: the input's ``mode`` (``pilotlight failover --mode``) or ``auto``."""
+    return {
+        "ModeGiven?": {"Type": "Choice", "Comment": "Load plan",
+                       "Choices": [{"Variable": "$.trigger.mode", "IsPresent": True, "Next": "ModeFromInput"}],
+                       "Default": "ModeAuto"},
+        "ModeFromInput": {"Type": "Pass", "Comment": "Load plan", "Parameters": {"mode.$": "$.trigger.mode"},
+                          "ResultPath": "$.options", "Next": next_state},
+        "ModeAuto": {"Type": "Pass", "Comment": "Load plan", "Result": {"mode": "auto"}, "ResultPath": "$.options",
+                     "Next": next_state},
+    }
+
+
 def build(plan: Plan) -> dict[str, Any]:
     states: dict[str, asl.State] = {}
-    first = "Restore" if (plan.rds_databases or plan.environments) else ("RepointDns" if plan.dns else "VerifyService")
+    branches = restore_branches(plan)
+    first = "Restore" if branches else ("RepointDns" if plan.dns else "VerifyService")
     states["LoadPlan"] = {
         "Type": "Pass",
         "Comment": "Load plan",
         "Parameters": {"plan": plan_document(plan), "trigger.$": "$"},
-        "Next": "GuardRails",
+        "Next": "ModeGiven?" if plan.aurora_databases else "GuardRails",
     }
+    if plan.aurora_databases:
+        states.update(_mode_states("GuardRails"))
     states.update(_guard_states(plan, first))
     cutover = "RepointDns" if plan.dns else "VerifyService"
-    if plan.rds_databases or plan.environments:
-        # Branch outputs by name: databases when the plan has any, environments likewise.
-        states["Restore"] = parallel("Restore", restore_branches(plan), "$.restore", cutover)
+    if branches:
+        # Branch outputs by name: aurora, tables, databases, environments, for what the plan has.
+        states["Restore"] = parallel("Restore", branches, "$.restore", cutover)
     if plan.health_check_cutover:
         # Data-plane cutover: the primary's Route 53 health check follows a DR-region alarm on a
         # metric pilotlight publishes; flipping the metric fails the records over. No Route 53
@@ -480,9 +654,12 @@ def build(plan: Plan) -> dict[str, Any]:
             "Retry": [{"ErrorEquals": asl.LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 3,
                        "BackoffRate": 2.0}],
         }
-    states.update(verify_states(_verify_params(plan), "Harden" if plan.rds_databases else "Summary"))
+    after_harden = "HardenAurora" if plan.aurora_databases else "Summary"
+    states.update(verify_states(_verify_params(plan), "Harden" if plan.rds_databases else after_harden))
     if plan.rds_databases:
-        states["Harden"] = harden_state("$.plan.databases", "Summary")
+        states["Harden"] = harden_state("$.plan.databases", after_harden)
+    if plan.aurora_databases:
+        states["HardenAurora"] = harden_aurora_state("$.plan.aurora", "Summary")
     summary: dict[str, Any] = {
         "plan.$": "$.plan.name",
         "dr_region.$": "$.plan.dr_region",
@@ -491,10 +668,12 @@ def build(plan: Plan) -> dict[str, Any]:
         "hardened_at.$": "$$.State.EnteredTime",
         "objectives.$": "$.plan.objectives",
     }
-    if plan.rds_databases or plan.environments:
+    if branches:
         summary["restore.$"] = "$.restore"
     if plan.rds_databases:
         summary["hardened.$"] = "$.hardened"
+    if plan.aurora_databases:
+        summary["hardened_aurora.$"] = "$.hardened_aurora"
     if plan.dns:
         summary["dns"] = {"record.$": "$.plan.dns.record_name", "target.$": "$.plan.dns.target"}
     states["Summary"] = {"Type": "Pass", "Comment": "Summary", "Parameters": summary, "End": True}

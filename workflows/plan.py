@@ -336,6 +336,12 @@ class Dns(_Model):
     environment: EnvName | None = Field(
         default=None, description="Plan environment whose DR CNAME the record points at (default: the first)"
     )
+    primary_target: Fqdn | None = Field(
+        default=None, description="Host name the record points at in the primary region, for a plan without a "
+        "Beanstalk environment (e.g. the primary load balancer's DNS name)")
+    dr_target: Fqdn | None = Field(
+        default=None, description="Host name the record points at after a failover, for a plan without a Beanstalk "
+        "environment (e.g. the DR load balancer's DNS name)")
     routing: Literal["failover", "latency", "geolocation"] = Field(
         default="failover",
         description="health_check mode: the routing policy of the record pair replicate builds",
@@ -492,8 +498,16 @@ class Plan(_Model):
             problems.append(PlanFieldError("ami.dr_kms_key_id", f"the key must be in the DR region {self.dr_region}"))
         if self.dns is not None:
             problems += _dns_mode_problems(self.dns)
-            if not self.environments:
-                problems.append(PlanFieldError("dns", "needs an environment to point at; the plan has none"))
+            targets = (self.dns.primary_target, self.dns.dr_target)
+            if not self.environments and None in targets:
+                missing = "dns.dr_target" if self.dns.dr_target is None else "dns.primary_target"
+                problems.append(PlanFieldError(
+                    missing, "required when the plan has no environment: the host names the record points at in "
+                    "the primary and the DR region"))
+            elif self.environments and any(targets):
+                problems.append(PlanFieldError(
+                    "dns.dr_target" if self.dns.dr_target else "dns.primary_target",
+                    "only for a plan without environments (the record points at the DR environment's CNAME)"))
             elif self.dns.environment and self.dns.environment not in {e.name for e in self.environments}:
                 problems.append(
                     PlanFieldError("dns.environment", f"'{self.dns.environment}' is not one of the plan's environments")
@@ -547,7 +561,8 @@ class Plan(_Model):
             if db.global_cluster_identifier in globals_seen:
                 problems.append(PlanFieldError(
                     f"{path}.global_cluster_identifier",
-                    f"'{db.global_cluster_identifier}' is already databases[{globals_seen[db.global_cluster_identifier]}]"))
+                    f"'{db.global_cluster_identifier}' is already "
+                    f"databases[{globals_seen[db.global_cluster_identifier]}]"))
             globals_seen.setdefault(db.global_cluster_identifier, i)
             if db.identifier == db.dr_cluster_identifier:
                 problems.append(PlanFieldError(f"{path}.dr_cluster_identifier", "must differ from identifier"))
@@ -609,12 +624,16 @@ class Plan(_Model):
 
     @property
     def dns_dr_target(self) -> str | None:
+        if self.dns is not None and self.dns.dr_target:
+            return self.dns.dr_target.rstrip(".")
         env = self.dns_environment
         return env.dr_cname(self.dr_region) if env else None
 
     @property
     def dns_primary_target(self) -> str | None:
         """The primary environment's own CNAME (``<env>.<primary_region>.elasticbeanstalk.com``)."""
+        if self.dns is not None and self.dns.primary_target:
+            return self.dns.primary_target.rstrip(".")
         env = self.dns_environment
         return f"{env.name.lower()}.{self.primary_region}.elasticbeanstalk.com" if env else None
 

@@ -51,6 +51,16 @@ def items(plan: Plan) -> list[dict[str, Any]]:
             "az2": ({"identifier": db.az2_replica.identifier, "availability_zone": db.az2_replica.availability_zone}
                     if db.az2_replica else None),
         })
+    for adb in plan.aurora_databases:
+        out.append({"kind": "aurora", "resource": adb.identifier, "global_cluster": adb.global_cluster_identifier,
+                    "identifier": adb.identifier, "dr_cluster": adb.dr_cluster_identifier,
+                    "dr_instance_class": adb.dr_instance_class, "headless": adb.headless,
+                    "write_forwarding": adb.write_forwarding, "failover_instance_class": adb.failover_instance_class})
+    for table in plan.tables:
+        setting = table.write_region_setting
+        out.append({"kind": "table", "resource": table.name, "table": table.name,
+                    "capacity_lookback_hours": table.capacity_lookback_hours,
+                    "write_region_parameter": setting.ssm_parameter if setting else None})
     for pair in plan.buckets:
         out.append({"kind": "bucket", "resource": f"{pair.source} -> {pair.destination}", "source": pair.source,
                     "destination": pair.destination})
@@ -58,7 +68,8 @@ def items(plan: Plan) -> list[dict[str, Any]]:
         env = plan.dns_environment
         out.append({"kind": "dns", "resource": plan.dns.record_name, "hosted_zone_id": plan.dns.hosted_zone_id,
                     "record_type": plan.dns.record_type, "cutover": plan.dns.cutover,
-                    "environment": env.name if env else None, "dr_target": plan.dns_dr_target})
+                    "environment": env.name if env else None, "dr_target": plan.dns_dr_target,
+                    "primary_target": plan.dns_primary_target})
     if plan.environments or plan.rds_databases:
         out.append({"kind": "capacity", "resource": plan.dr_region,
                     "environments": [{"name": e.name, "application": e.application} for e in plan.environments],

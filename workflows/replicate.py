@@ -20,6 +20,7 @@ from workflows.plan import Plan
 IMAGE_POLL, IMAGE_MAX = 60, 60  # 1 h
 COPY_POLL, COPY_MAX = 60, 120  # 2 h
 REPLICA_POLL, REPLICA_MAX = 60, 90  # 90 min
+TABLE_REPLICA_MAX = 180  # a new replica is filled with the table's items: hours for a large table (3 h)
 CANARY_POLL, CANARY_MAX = 10, 90  # 15 min
 MACHINE_TIMEOUT = 6 * 3600
 
@@ -95,6 +96,22 @@ def _plan_document(plan: Plan) -> dict[str, Any]:
             }
             for db in plan.rds_databases
         ],
+        "aurora": [
+            {
+                "global_cluster": db.global_cluster_identifier,
+                "identifier": db.identifier,
+                "dr_cluster": db.dr_cluster_identifier,
+                "engine": db.engine,
+                "instance_class": db.dr_instance_class,
+                "headless": db.headless,
+                "write_forwarding": db.write_forwarding,
+                "subnet_group": db.dr_network.subnet_group,
+                "security_groups": list(db.dr_network.security_groups),
+                "kms_key_id": db.dr_kms_key_id,
+            }
+            for db in plan.aurora_databases
+        ],
+        "tables": [t.name for t in plan.tables],
         "buckets": [
             {
                 "source": b.source,
@@ -257,6 +274,49 @@ def _database_states() -> dict[str, asl.State]:
     }
 
 
+def _aurora_states() -> dict[str, asl.State]:
+    """The DR cluster a connected member of the global cluster, with its instance; then its lag."""
+    a = "$.aurora"
+    states = asl.poll_loop(
+        "EnsureSecondary", "Aurora secondary cluster", service="aurora",
+        act=("ensure_secondary", {
+            "primary_region.$": "$.plan.primary_region", "region.$": "$.plan.dr_region",
+            "global_cluster.$": f"{a}.global_cluster", "identifier.$": f"{a}.identifier",
+            "dr_cluster.$": f"{a}.dr_cluster", "engine.$": f"{a}.engine", "instance_class.$": f"{a}.instance_class",
+            "headless.$": f"{a}.headless", "write_forwarding.$": f"{a}.write_forwarding",
+            "subnet_group.$": f"{a}.subnet_group", "security_groups.$": f"{a}.security_groups",
+            "kms_key_id.$": f"{a}.kms_key_id"}),
+        check=("check_secondary", {"region.$": "$.plan.dr_region", "global_cluster.$": f"{a}.global_cluster",
+                                   "dr_cluster.$": f"{a}.dr_cluster", "headless.$": f"{a}.headless",
+                                   "record.$": "$.poll.record"}),
+        interval_seconds=REPLICA_POLL, max_attempts=REPLICA_MAX, next_state="KeepSecondary",
+        what="Aurora secondary cluster")
+    states["KeepSecondary"] = _keep("$.poll", "$.secondary", "GlobalLag")
+    states["GlobalLag"] = asl.task(
+        "Aurora global lag against RPO", "aurora", "global_lag",
+        {"region.$": "$.plan.dr_region", "dr_cluster.$": f"{a}.dr_cluster", "rpo_minutes.$": "$.plan.rpo_minutes"},
+        result_path="$.lag", next_state="AuroraDone")
+    states["AuroraDone"] = {"Type": "Pass", "Parameters": {"secondary.$": "$.secondary", "lag.$": "$.lag"},
+                            "End": True}
+    return states
+
+
+def _table_states() -> dict[str, asl.State]:
+    """The table's replica in the DR region ACTIVE; then the replication latency."""
+    params = {"primary_region.$": "$.plan.primary_region", "region.$": "$.plan.dr_region", "table.$": "$.table"}
+    states = asl.poll_loop(
+        "EnsureTableReplica", "DynamoDB replica", service="dynamodb",
+        act=("ensure_replica", params), check=("check_replica", {**params, "record.$": "$.poll.record"}),
+        interval_seconds=REPLICA_POLL, max_attempts=TABLE_REPLICA_MAX, next_state="KeepTableReplica",
+        what="DynamoDB replica")
+    states["KeepTableReplica"] = _keep("$.poll", "$.replica", "TableLatency")
+    states["TableLatency"] = asl.task(
+        "Replication latency against RPO", "dynamodb", "replication_latency",
+        {**params, "rpo_minutes.$": "$.plan.rpo_minutes"}, result_path="$.lag", next_state="TableDone")
+    states["TableDone"] = {"Type": "Pass", "Parameters": {"replica.$": "$.replica", "lag.$": "$.lag"}, "End": True}
+    return states
+
+
 def _bucket_states() -> dict[str, asl.State]:
     pair = {"source.$": "$.bucket.source", "destination.$": "$.bucket.destination"}
     states: dict[str, asl.State] = {
@@ -361,6 +421,10 @@ def build(plan: Plan) -> dict[str, Any]:
         branches.append(_branch("AppVersions", "$.plan.environments", "env", "CopyAppVersion", _version_states()))
     if plan.rds_databases:
         branches.append(_branch("Databases", "$.plan.databases", "db", "Replicas", _database_states()))
+    if plan.aurora_databases:
+        branches.append(_branch("Aurora", "$.plan.aurora", "aurora", "EnsureSecondary", _aurora_states()))
+    if plan.tables:
+        branches.append(_branch("Tables", "$.plan.tables", "table", "EnsureTableReplica", _table_states()))
     if plan.buckets:
         branches.append(_branch("Buckets", "$.plan.buckets", "bucket", "EnsureReplication", _bucket_states()))
     if plan.health_check_cutover:
