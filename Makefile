@@ -37,6 +37,8 @@ lint: $(STAMP)
 
 render: $(STAMP)
 	$(BIN)/pilotlight render examples/reference.yaml -o asl/reference
+	$(BIN)/pilotlight render examples/fitness-global.yaml -o asl/fitness-global
+	$(BIN)/pilotlight render examples/ecommerce.yaml -o asl/ecommerce
 
 docs: $(STAMP)
 	$(BIN)/python -m infra.iam_doc > docs/iam.md

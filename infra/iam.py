@@ -182,7 +182,8 @@ class _Arns:
     # The DR-region KMS keys the plan names (encrypted replicas and image copies). A key named by
     # alias is granted on key/* in the DR region narrowed to keys carrying that alias.
     def dr_key(self) -> list[str | Scoped]:
-        keys = sorted({k for k in [self.plan.ami.dr_kms_key_id, *(d.dr_kms_key_id for d in self.plan.rds_databases)] if k})
+        keys = sorted({k for k in [self.plan.ami.dr_kms_key_id, *(d.dr_kms_key_id for d in self.plan.rds_databases)]
+                       if k})
         out: list[str | Scoped] = []
         aliases: list[str] = []
         for key in keys:
@@ -564,6 +565,118 @@ RESOURCE_KINDS: dict[str, Callable[[_Arns], list[str]]] = {
         "drill_statemachine", "teardown_statemachine", "failover_statemachine", "plan_execution", "report_object",
     )
 }
+
+
+# -- DynamoDB global tables (lambdas/dynamodb.py, lambdas/readiness_dynamodb.py) -----------------------------
+# Tables are named by the plan: table/<name> in the primary region (the table replicate adds a replica to) and
+# in the DR region (the replica: created by DynamoDB with the caller's CreateTable, CreateTableReplica and item
+# permissions there, then written and read by the failover and drills). DynamoDB creates the replication
+# service-linked role with the caller's iam:CreateServiceLinkedRole on the first global table of the account.
+def _table_arns(arns: _Arns, regions: tuple[str, ...]) -> list[str]:
+    return [arns._arn("dynamodb", r, f"table/{t.name}") for r in regions for t in arns.plan.tables]
+
+
+def _global_table(arns: _Arns) -> list[str]:
+    """The plan's DynamoDB tables in the primary and DR regions (the table and its DR replica)."""
+    return _table_arns(arns, (arns.plan.primary_region, arns.plan.dr_region))
+
+
+def _source_table(arns: _Arns) -> list[str]:
+    """The plan's DynamoDB tables in the primary region (UpdateTable adds their DR replica)."""
+    return _table_arns(arns, (arns.plan.primary_region,))
+
+
+def _dr_table(arns: _Arns) -> list[str]:
+    """The DR replicas of the plan's DynamoDB tables (created with the caller's permissions; failover writes)."""
+    return _table_arns(arns, (arns.plan.dr_region,))
+
+
+def _replication_slr(arns: _Arns) -> list[str | Scoped]:
+    """DynamoDB's replication service-linked role, created on the account's first global table."""
+    if not arns.plan.tables:
+        return []
+    role = (f"arn:{arns.partition}:iam::{arns.account}:role/aws-service-role/replication.dynamodb.amazonaws.com/"
+            "AWSServiceRoleForDynamoDBReplication")
+    return [Scoped((role,), {"StringEquals": {"iam:AWSServiceName": "replication.dynamodb.amazonaws.com"}})]
+
+
+# The SSM parameters (DR region) the failover sets to the DR region: the application's write region.
+def _write_region_parameter(arns: _Arns) -> list[str]:
+    """The plan's write-region SSM parameters in the DR region (set to the DR region by the failover)."""
+    return [arns._arn("ssm", arns.plan.dr_region, "parameter" + ("" if n.startswith("/") else "/") + n)
+            for n in arns.plan.write_region_parameters]
+
+
+RESOURCE_KINDS.update({"table": _global_table, "source_table": _source_table, "dr_table": _dr_table,
+                       "replication_slr": _replication_slr, "write_region_parameter": _write_region_parameter})
+
+
+# -- Aurora Global Database (lambdas/aurora.py, lambdas/readiness_aurora.py) ----------------------------------
+# The plan's global clusters (account-level ARNs: no region), the primary clusters (read by the failover's probe;
+# their roles change in a switchover or failover), the DR clusters and their instances <dr_cluster>-<n>, the DR DB
+# subnet groups and the default parameter groups the DR cluster and its instances are created with, the DR-region
+# keys of encrypted DR clusters, and a drill's copies <prefix>-drill-<id> (cluster, its instance, the snapshot a
+# headless DR cluster is copied through).
+def _aurora_global_cluster(arns: _Arns) -> list[str]:
+    return [f"arn:{arns.partition}:rds::{arns.account}:global-cluster:{d.global_cluster_identifier}"
+            for d in arns.plan.aurora_databases]
+
+
+def _aurora_primary_cluster(arns: _Arns) -> list[str]:
+    return [arns._arn("rds", arns.plan.primary_region, f"cluster:{d.identifier}") for d in arns.plan.aurora_databases]
+
+
+def _aurora_dr_cluster(arns: _Arns) -> list[str]:
+    return [arns._dr("rds", f"cluster:{d.dr_cluster_identifier}") for d in arns.plan.aurora_databases]
+
+
+def _aurora_dr_instance(arns: _Arns) -> list[str]:
+    return [arns._dr("rds", f"db:{d.dr_cluster_identifier}-*") for d in arns.plan.aurora_databases]
+
+
+def _aurora_subnet_group(arns: _Arns) -> list[str]:
+    names = sorted({d.dr_network.subnet_group.lower() for d in arns.plan.aurora_databases})
+    return [arns._dr("rds", f"subgrp:{n}") for n in names]
+
+
+def _aurora_parameter_group(arns: _Arns) -> list[str]:
+    if not arns.plan.aurora_databases:
+        return []
+    return [arns._dr("rds", "cluster-pg:default.*"), arns._dr("rds", "pg:default.*")]
+
+
+def _aurora_dr_key(arns: _Arns) -> list[str | Scoped]:
+    out: list[str | Scoped] = []
+    aliases: list[str] = []
+    for key in sorted({d.dr_kms_key_id for d in arns.plan.aurora_databases if d.dr_kms_key_id}):
+        if key.startswith("alias/"):
+            aliases.append(key)
+        elif key.startswith("arn:") and ":alias/" in key:
+            aliases.append("alias/" + key.split(":alias/", 1)[1])
+        else:
+            out.append(key if key.startswith("arn:") else arns._dr("kms", f"key/{key}"))
+    if aliases:
+        out.append(Scoped((arns._dr("kms", "key/*"),), {"ForAnyValue:StringEquals": {"kms:ResourceAliases": aliases}}))
+    return out
+
+
+def _aurora_drill(arns: _Arns, resource: str) -> list[str]:
+    from lambdas import aurora
+
+    return sorted({arns._dr("rds", f"{resource}:{drill_prefix}*") for drill_prefix in
+                   (arns._drill_prefix(d.dr_cluster_identifier, aurora.CLONE_NAME_LIMIT)
+                    for d in arns.plan.aurora_databases)})
+
+
+RESOURCE_KINDS.update({
+    "aurora_global_cluster": _aurora_global_cluster, "aurora_primary_cluster": _aurora_primary_cluster,
+    "aurora_dr_cluster": _aurora_dr_cluster, "aurora_dr_instance": _aurora_dr_instance,
+    "aurora_subnet_group": _aurora_subnet_group, "aurora_parameter_group": _aurora_parameter_group,
+    "aurora_dr_key": _aurora_dr_key,
+    "aurora_drill_cluster": lambda arns: _aurora_drill(arns, "cluster"),
+    "aurora_drill_instance": lambda arns: _aurora_drill(arns, "db"),
+    "aurora_drill_snapshot": lambda arns: _aurora_drill(arns, "cluster-snapshot"),
+})
 
 
 def resource_arns(

@@ -72,6 +72,10 @@ class EnvironmentUnhealthy(TerminalError):
     """A launched environment stayed Ready with health Red past its grace period (its causes in the message)."""
 
 
+class ReadBackMismatch(TerminalError):
+    """The marker item read back from a DynamoDB DR replica (strongly consistent) is not the one just written."""
+
+
 def _subclasses(root: type) -> list[type]:
     out = []
     for cls in root.__subclasses__():

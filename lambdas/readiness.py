@@ -24,7 +24,18 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambdas import ami, beanstalk, beanstalk_access, dns, iam, rds, rds_network, readiness_report
+from lambdas import (
+    ami,
+    beanstalk,
+    beanstalk_access,
+    dns,
+    iam,
+    rds,
+    rds_network,
+    readiness_aurora,
+    readiness_dynamodb,
+    readiness_report,
+)
 from lambdas import s3 as s3_steps
 from lambdas.common import Registry, client, raise_mapped
 from lambdas.errors import ResourceNotFound
@@ -156,7 +167,7 @@ def _configuration_check(
     image_id = _option(template, beanstalk.LAUNCH, "ImageId") or ""  # judged by the dr-ami check
     expected, flags = beanstalk.dr_option_settings(
         current.get("OptionSettings") or [], primary_region=primary, image_id=image_id,
-        network=item["network"], replacements=replacements,
+        network=item["network"], replacements=replacements, properties=item.get("properties") or None,
     )
     actual = beanstalk.settable(template.get("OptionSettings") or [])
     skipped: list[str] = []
@@ -429,7 +440,8 @@ def check_dns(ctx: dict[str, Any], item: dict[str, Any]) -> list[dict[str, Any]]
 
 
 def _failover_records(r53: Any, item: dict[str, Any]) -> dict[str, Any]:
-    """health_check cutover: a PRIMARY record with a health check and a SECONDARY record at the DR target."""
+    """health_check cutover: the routing pair replicate builds (lambdas.dns.routing_records), whatever the
+    policy: the primary record (``...-primary``) carrying a health check and the DR one at the DR target."""
     name, zone = item["resource"], item["hosted_zone_id"]
     try:
         sets = r53.list_resource_record_sets(HostedZoneId=zone, StartRecordName=name.rstrip(".") + ".",
@@ -439,18 +451,19 @@ def _failover_records(r53: Any, item: dict[str, Any]) -> dict[str, Any]:
             return result("dns-record", name, NOT_READY, f"hosted zone {zone} of {name} does not exist")
         raise_mapped(exc, f"read {name} in {zone}")
     mine = [s for s in sets if s["Name"].rstrip(".") == name.rstrip(".") and s["Type"] == item["record_type"]]
-    by_role = {s.get("Failover"): s for s in mine}
-    secondary = by_role.get("SECONDARY")
-    values = [r["Value"] for r in (secondary or {}).get("ResourceRecords", [])]
-    evidence = {"zone": zone, "failover_records": sorted(str(k) for k in by_role), "secondary_values": values}
-    if "PRIMARY" not in by_role or not by_role["PRIMARY"].get("HealthCheckId"):
-        return result("dns-record", name, NOT_READY, f"{name} has no PRIMARY failover record with a health check",
+    by_role = {str(s.get("SetIdentifier", "")).rsplit("-", 1)[-1]: s for s in mine if s.get("SetIdentifier")}
+    primary, dr = by_role.get("primary"), by_role.get("dr")
+    values = [r["Value"] for r in (dr or {}).get("ResourceRecords", [])]
+    evidence = {"zone": zone, "routing_records": sorted(str(s.get("SetIdentifier")) for s in mine),
+                "dr_values": values}
+    if primary is None or not primary.get("HealthCheckId"):
+        return result("dns-record", name, NOT_READY, f"{name} has no primary routing record with a health check",
                       **evidence)
     if values != [item["dr_target"]]:
-        return result("dns-record", name, NOT_READY, f"the SECONDARY failover record of {name} points at "
+        return result("dns-record", name, NOT_READY, f"the DR routing record of {name} points at "
                       f"{', '.join(values) or 'nothing'}, not {item['dr_target']}", **evidence)
-    return result("dns-record", name, READY, f"{name} has PRIMARY (health-checked) and SECONDARY ({values[0]}) "
-                  "failover records", **evidence)
+    return result("dns-record", name, READY, f"{name} has its primary (health-checked) and DR ({values[0]}) "
+                  "routing records", **evidence)
 
 
 # -- capacity in the DR region --------------------------------------------------------------------
@@ -559,19 +572,23 @@ def check_failover(ctx: dict[str, Any], item: dict[str, Any], run: dict[str, Any
 
 
 _KINDS = {"environment": check_environment, "database": check_database, "bucket": check_bucket,
-          "dns": check_dns, "capacity": check_capacity}
+          "dns": check_dns, "capacity": check_capacity, "aurora": readiness_aurora.check_aurora,
+          "table": readiness_dynamodb.check_table}
+_PERMISSIONS = ["ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeInstanceTypes",
+                "elasticbeanstalk:DescribeConfigurationSettings", "elasticbeanstalk:DescribeEnvironments",
+                "elasticbeanstalk:DescribeApplicationVersions", "rds:DescribeDBInstances",
+                "cloudwatch:GetMetricStatistics", "s3:GetReplicationConfiguration", "s3:GetBucketVersioning",
+                "s3:ListBucket", "s3:GetObject", "route53:ListResourceRecordSets", "servicequotas:GetServiceQuota",
+                "states:DescribeStateMachine", *rds_network.NETWORK_PERMISSIONS, *iam.PERMISSIONS,
+                *beanstalk_access.READ_CHECK_PERMISSIONS, *readiness_aurora.PERMISSIONS,
+                *readiness_dynamodb.PERMISSIONS]
 
 
 @registry.action(
     "check",
-    permissions=["ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeInstanceTypes",
-                 "elasticbeanstalk:DescribeConfigurationSettings", "elasticbeanstalk:DescribeEnvironments",
-                 "elasticbeanstalk:DescribeApplicationVersions", "rds:DescribeDBInstances",
-                 "cloudwatch:GetMetricStatistics", "s3:GetReplicationConfiguration", "s3:GetBucketVersioning",
-                 "s3:ListBucket", "s3:GetObject", "route53:ListResourceRecordSets", "servicequotas:GetServiceQuota",
-                 "states:DescribeStateMachine", *rds_network.NETWORK_PERMISSIONS, *iam.PERMISSIONS,
-                 *beanstalk_access.READ_CHECK_PERMISSIONS],
-    resource={"elasticbeanstalk:DescribeConfigurationSettings": ("source_environment", "configurationtemplate"),
+    permissions=list(dict.fromkeys(_PERMISSIONS)),
+    resource={**readiness_aurora.RESOURCES, **readiness_dynamodb.RESOURCES,
+              "elasticbeanstalk:DescribeConfigurationSettings": ("source_environment", "configurationtemplate"),
               "elasticbeanstalk:DescribeEnvironments": "source_environment",
               "elasticbeanstalk:DescribeApplicationVersions": "applicationversion",
               # Listing the DR region's instances (the quota check) needs the region's db:* resources.

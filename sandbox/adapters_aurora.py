@@ -25,6 +25,15 @@ created with ``GlobalClusterIdentifier`` as a member (the first one the writer).
   the global cluster's ARN as its ``GlobalClusterIdentifier``; here it is the writer, with the name.
 - **DescribeGlobalClusters** answers only the named global cluster (``GlobalClusterNotFoundFault`` if
   none) and shows ``SynchronizationStatus`` for secondaries.
+- **Write forwarding**: moto ignores ``ModifyDBCluster`` ``EnableGlobalWriteForwarding``. Here a secondary's
+  request is kept: ``DescribeDBClusters`` shows ``GlobalWriteForwardingRequested`` and
+  ``GlobalWriteForwardingStatus`` (``enabled`` at once: the ``enabling`` phase is not modeled; ``disabled``
+  for a secondary without it), and so does the global cluster's member entry.
+- **Clones** (``RestoreDBClusterToPointInTime`` ``RestoreType=copy-on-write``) and clusters restored from a
+  snapshot (``RestoreDBClusterFromSnapshot``) of a global cluster's member: moto makes the new cluster a member
+  of the global cluster too; here it is standalone and writable, as in Aurora. A clone of a cluster without a
+  DB instance is refused (``InvalidDBClusterStateFault``: Aurora clones only a cluster with an instance), and
+  restoring a snapshot of a secondary (created without a master password) no longer fails inside moto.
 - **CloudWatch** ``AWS/RDS`` ``AuroraGlobalDBReplicationLag`` and ``AuroraGlobalDBRPOLag`` (dimension
   ``DBClusterIdentifier``, milliseconds) answer one datapoint per period of ``GetMetricStatistics``
   for a cluster that is a connected secondary now: a steady lag (``World.replication_lag_ms``,
@@ -66,6 +75,7 @@ class World:
     lag_overrides: dict[tuple[str, str], float] = field(default_factory=dict)  # (metric, cluster id) -> ms
     operations: dict[str, Operation] = field(default_factory=dict)  # global cluster id -> operation under way
     resync: dict[str, float] = field(default_factory=dict)  # cluster ARN -> when it is connected again
+    write_forwarding: set[str] = field(default_factory=set)  # ARNs of secondaries that asked for it
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def seconds(self, kind: str) -> float:
@@ -103,7 +113,8 @@ class World:
                 entry["Readers"] = [r.db_cluster_arn for r in gc.members if not r.is_writer]
             else:
                 entry["Readers"] = []
-                entry["GlobalWriteForwardingStatus"] = "disabled"
+                entry["GlobalWriteForwardingStatus"] = ("enabled" if m.db_cluster_arn in self.write_forwarding
+                                                        else "disabled")
                 entry["SynchronizationStatus"] = "pending-resync" if m.db_cluster_arn in self.resync else "connected"
             members.append(entry)
         out: dict[str, Any] = {
@@ -252,6 +263,84 @@ class World:
         parsed["Datapoints"] = points
         parsed["Label"] = metric
 
+    # -- write forwarding, clones and restores (moto: ignored / made members of the global cluster) ----
+    def after_modify_cluster(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any],
+                             **_: Any) -> None:
+        p = responses.api_params(context)
+        if http_response.status_code >= 300 or "EnableGlobalWriteForwarding" not in p:
+            return
+        cluster = _cluster(str(p.get("DBClusterIdentifier", "")), context.get("client_region", ""))
+        if cluster is None:
+            return
+        with self.lock:
+            if p["EnableGlobalWriteForwarding"]:
+                self.write_forwarding.add(cluster.db_cluster_arn)
+            else:
+                self.write_forwarding.discard(cluster.db_cluster_arn)
+            cluster._global_write_forwarding_requested = bool(p["EnableGlobalWriteForwarding"])
+        self._show_forwarding(parsed.get("DBCluster") or {})
+
+    def _show_forwarding(self, doc: dict[str, Any]) -> None:
+        arn = doc.get("DBClusterArn")
+        if not arn or not doc.get("GlobalClusterIdentifier"):
+            doc.pop("GlobalWriteForwardingStatus", None)
+            return
+        cluster = _cluster(arn, "")
+        if cluster is None or cluster.is_writer:
+            doc.pop("GlobalWriteForwardingStatus", None)
+            return
+        on = arn in self.write_forwarding
+        doc["GlobalWriteForwardingStatus"] = "enabled" if on else "disabled"
+        doc["GlobalWriteForwardingRequested"] = on
+
+    def after_describe_clusters(self, http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+        if http_response.status_code >= 300:
+            return
+        with self.lock:
+            for doc in parsed.get("DBClusters") or []:
+                self._show_forwarding(doc)
+
+    def before_clone(self, context: dict[str, Any], **_: Any) -> Any:
+        self.settle()
+        p = responses.api_params(context)
+        if p.get("RestoreType") != "copy-on-write":
+            return None
+        source = _cluster(str(p.get("SourceDBClusterIdentifier", "")), context.get("client_region", ""))
+        if source is not None and not _instances(source):
+            return responses.error(
+                "InvalidDBClusterStateFault",
+                f"Cannot clone DB cluster {source.db_cluster_identifier}: it has no DB instance.")
+        return None
+
+    def before_restore_snapshot(self, context: dict[str, Any], **_: Any) -> None:
+        # moto copies the source cluster's settings, and a secondary has no master password to copy.
+        from moto.rds.models import DBCluster
+
+        p = responses.api_params(context)
+        backend = _rds()[context.get("client_region", "")]
+        snap = backend.cluster_snapshots.get(str(p.get("SnapshotIdentifier", "")))
+        source = getattr(snap, "cluster", None)
+        if isinstance(source, DBCluster):
+            source.__dict__.setdefault("_master_user_password", None)
+
+    def after_restore(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        """A clone or a restored cluster is standalone and writable, never a member of the source's global cluster."""
+        if http_response.status_code >= 300:
+            return
+        doc = parsed.get("DBCluster") or {}
+        cluster = _cluster(str(doc.get("DBClusterArn", "")), "")
+        if cluster is None:
+            return
+        with self.lock:
+            for gc in _global_clusters().values():
+                if cluster in gc.members:
+                    gc.members.remove(cluster)
+            cluster.global_cluster_identifier = None
+            cluster.is_writer = True
+            cluster._global_write_forwarding_requested = False
+        doc.pop("GlobalClusterIdentifier", None)
+        doc.pop("GlobalWriteForwardingStatus", None)
+
     def connected_secondary(self, cluster: Any) -> bool:
         with self.lock:
             if cluster.db_cluster_arn in self.resync or cluster.is_writer:
@@ -339,7 +428,8 @@ _world: World | None = None
 def handlers(w: World) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     for op in ("SwitchoverGlobalCluster", "FailoverGlobalCluster", "RemoveFromGlobalCluster",
-               "DescribeGlobalClusters", "CreateGlobalCluster"):
+               "DescribeGlobalClusters", "CreateGlobalCluster", "ModifyDBCluster", "RestoreDBClusterToPointInTime",
+               "RestoreDBClusterFromSnapshot"):
         out.append((f"before-parameter-build.rds.{op}", responses.stash_api_params))
     out += [
         ("before-parameter-build.cloudwatch.GetMetricStatistics", responses.stash_api_params),
@@ -353,6 +443,12 @@ def handlers(w: World) -> list[tuple[str, Any]]:
         ("before-call.rds.DescribeDBInstances", w.before_any),
         ("before-call.rds.DeleteDBCluster", w.before_any),
         ("after-call.cloudwatch.GetMetricStatistics", w.after_get_metric_statistics),
+        ("after-call.rds.ModifyDBCluster", w.after_modify_cluster),
+        ("after-call.rds.DescribeDBClusters", w.after_describe_clusters),
+        ("before-call.rds.RestoreDBClusterToPointInTime", w.before_clone),
+        ("after-call.rds.RestoreDBClusterToPointInTime", w.after_restore),
+        ("before-call.rds.RestoreDBClusterFromSnapshot", w.before_restore_snapshot),
+        ("after-call.rds.RestoreDBClusterFromSnapshot", w.after_restore),
     ]
     return out
 

@@ -15,6 +15,8 @@ moto accepts ``UpdateTable`` with ``ReplicaUpdates`` and ignores them: no replic
   with ``ResourceNotFoundException``. After the modeled creation time (``dynamodb.create_replica``) the
   new replica holds every item of the source (the backfill) and both are ACTIVE. Creation and deletion
   are read lazily, as the latency model reads RDS changes: they drive no modeled time forward.
+  A provisioned table's Application Auto Scaling targets are given to the new replica (write auto
+  scaling applies to every replica of a global table; read capacity starts as the source's).
 - **Removing a replica.** ``{"Delete": {"RegionName": r}}`` shows it ``DELETING`` (the table
   UPDATING) until ``dynamodb.delete_replica`` has passed; then the table in ``r`` is gone.
 - **Replication.** An item written (``PutItem``, ``UpdateItem``, ``DeleteItem``, ``BatchWriteItem``,
@@ -23,7 +25,8 @@ moto accepts ``UpdateTable`` with ``ReplicaUpdates`` and ignores them: no replic
   older than the newest write the receiving replica has seen of that item is dropped (last writer
   wins, by modeled write time; simultaneous writes by region name). Each replication puts a
   ``ReplicationLatency`` datum (milliseconds, dimensions ``TableName`` and ``ReceivingRegion``) in the
-  writing region's ``AWS/DynamoDB`` namespace.
+  writing region's ``AWS/DynamoDB`` namespace; every write puts a ``ConsumedWriteCapacityUnits`` datum
+  (one unit per item, dimension ``TableName``) in the region it was made in.
 - Every replica's ``DescribeTable`` (and ``UpdateTable``'s answer) lists the *other* replicas in
   ``Replicas`` and has ``GlobalTableVersion`` 2019.11.21.
 """
@@ -88,6 +91,7 @@ class World:
             indexes=[i.describe() for i in source.indexes] or None,
             streams=dict(source.stream_specification or {}) or None, billing_mode=source.billing_mode,
             sse_specification=None, tags=[], deletion_protection_enabled=False, warm_throughput=None)
+        _copy_autoscaling(table, source_region, region)
         with self.lock:
             group = self.tables.setdefault(table, {})
             group.setdefault(source_region, Replica(source_region))
@@ -309,13 +313,27 @@ class Adapters:
 
     # Writing ----------------------------------------------------------------------------------
     def after_write(self, http_response: Any, model: Any, context: dict[str, Any], **_: Any) -> None:
-        if http_response.status_code >= 300 or not self.world.tables:
+        if http_response.status_code >= 300:
             return
         p = responses.api_params(context)
         region = context.get("client_region", "")
-        for name, key in _written_keys(model.name, p, region):
+        written = _written_keys(model.name, p, region)
+        _consumed_writes(region, written)
+        for name, key in written:
             if name in self.world.tables:
                 self.world.wrote(name, region, key)
+
+
+def _consumed_writes(region: str, written: list[tuple[str, dict[str, Any]]]) -> None:
+    """``ConsumedWriteCapacityUnits`` (AWS/DynamoDB, TableName) for writes made in ``region``: one unit per
+    item written, whatever its size (DynamoDB counts one per KB)."""
+    counts: dict[str, int] = {}
+    for name, _ in written:
+        counts[name] = counts.get(name, 0) + 1
+    for name, units in counts.items():
+        _cloudwatch(region).put_metric_data("AWS/DynamoDB", [{
+            "MetricName": "ConsumedWriteCapacityUnits", "Unit": "Count", "Value": float(units),
+            "Dimensions": [{"Name": "TableName", "Value": name}]}])
 
 
 def _written_keys(operation: str, p: dict[str, Any], region: str) -> list[tuple[str, dict[str, Any]]]:
@@ -355,6 +373,20 @@ def _write_autoscaled(region: str, name: str) -> bool:
 
     targets = applicationautoscaling_backends[DEFAULT_ACCOUNT_ID][region].targets
     return f"table/{name}" in targets.get("dynamodb:table:WriteCapacityUnits", {})
+
+
+def _copy_autoscaling(name: str, source_region: str, region: str) -> None:
+    """A new replica of a provisioned table gets the table's auto scaling targets (write auto scaling applies to
+    every replica of a global table; read capacity starts as the source's, per replica afterwards)."""
+    from moto.applicationautoscaling.models import applicationautoscaling_backends
+
+    source = applicationautoscaling_backends[DEFAULT_ACCOUNT_ID][source_region]
+    target = applicationautoscaling_backends[DEFAULT_ACCOUNT_ID][region]
+    for dimension in ("dynamodb:table:WriteCapacityUnits", "dynamodb:table:ReadCapacityUnits"):
+        found = source.targets.get(dimension, {}).get(f"table/{name}")
+        if found is not None:
+            target.register_scalable_target("dynamodb", found.resource_id, dimension, found.min_capacity,
+                                            found.max_capacity, found.role_arn, found.suspended_state)
 
 
 def handlers(a: Adapters) -> list[tuple[str, Any]]:

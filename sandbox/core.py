@@ -200,6 +200,13 @@ class Sandbox:
                     AlarmName=alarm.name, StateValue="ALARM", StateReason="sandbox: simulated outage of the primary")
         return [a.name for a in plan.triggers.alarms]
 
+    def region_unreachable(self, region: str, service: str = "*") -> Any:
+        """A context manager: calls to ``service`` (botocore's name, e.g. ``rds``; ``*`` for all) in ``region``
+        fail to connect (``EndpointConnectionError``) until it ends, as a regional outage looks to a client."""
+        from sandbox import outage_api
+
+        return outage_api.region_unreachable(self, region, service)
+
     def start_outage(self, plan: Plan, **kwargs: Any) -> triggers.Outage:
         """The primary starts failing now, as its trigger alarms see it: their metrics breach, one datum
         per period (no alarm state is set by hand). Each alarm enters ALARM after its evaluation

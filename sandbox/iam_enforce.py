@@ -46,7 +46,7 @@ from sandbox import adapters_beanstalk, responses
 # botocore's event service name -> IAM service prefix, where they differ.
 _PREFIX = {"elastic-beanstalk": "elasticbeanstalk", "sfn": "states", "service-quotas": "servicequotas",
            "elastic-load-balancing-v2": "elasticloadbalancing", "route-53": "route53", "eventbridge": "events",
-           "resource-groups-tagging-api": "tag"}
+           "resource-groups-tagging-api": "tag", "application-auto-scaling": "application-autoscaling"}
 
 # S3 operations authorize as differently named IAM actions.
 _S3_ACTIONS = {
@@ -93,7 +93,7 @@ _DESCRIBE_ENVIRONMENTS = "after-call.elastic-beanstalk.DescribeEnvironments"
 _ERROR_CODES = {"ec2": "UnauthorizedOperation", "lambda": "AccessDeniedException", "states": "AccessDeniedException",
                 "ssm": "AccessDeniedException", "kms": "AccessDeniedException", "servicequotas":
                 "AccessDeniedException", "events": "AccessDeniedException", "sns": "AuthorizationError",
-                "tag": "AccessDeniedException"}
+                "tag": "AccessDeniedException", "dynamodb": "AccessDeniedException"}
 
 
 def iam_action(service: str, operation: str) -> str:
@@ -261,6 +261,8 @@ class Enforcer:
         action = iam_action(service, operation)
         if action == "s3:DeleteObject" and p.get("Bucket"):
             return self._s3_deletes(operation, p)
+        if action == "dynamodb:UpdateTable" and p.get("ReplicaUpdates"):
+            return self._dynamodb_replica_updates(p, region)
         return [(action, r) for r in self.resources(service, operation, p, region) or [None]]
 
     def _s3_deletes(self, operation: str, p: dict[str, Any]) -> list[tuple[str, str | None]]:
@@ -272,6 +274,23 @@ class Enforcer:
             objects = (p.get("Delete") or {}).get("Objects") or []
             return [one(o) for o in objects] or [("s3:DeleteObject", None)]
         return [one(p)]
+
+    # Creating a replica (UpdateTable ReplicaUpdates Create): DynamoDB creates and fills the replica's table with
+    # the caller's permissions there (Developer Guide, "DynamoDB global tables security"); deleting one, likewise.
+    _REPLICA_CREATE = ("dynamodb:CreateTable", "dynamodb:CreateTableReplica", "dynamodb:Scan", "dynamodb:Query",
+                       "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem",
+                       "dynamodb:BatchWriteItem")
+    _REPLICA_DELETE = ("dynamodb:DeleteTable", "dynamodb:DeleteTableReplica")
+
+    def _dynamodb_replica_updates(self, p: dict[str, Any], region: str) -> list[tuple[str, str | None]]:
+        name = str(p.get("TableName", "")).rsplit("/", 1)[-1]
+        out: list[tuple[str, str | None]] = [("dynamodb:UpdateTable", self._arn("dynamodb", region, f"table/{name}"))]
+        for update in p.get("ReplicaUpdates") or []:
+            for kind, needed in (("Create", self._REPLICA_CREATE), ("Delete", self._REPLICA_DELETE)):
+                target = (update.get(kind) or {}).get("RegionName")
+                if target:
+                    out += [(a, self._arn("dynamodb", target, f"table/{name}")) for a in needed]
+        return out
 
     def _arn(self, service: str, region: str, resource: str, account: str | None = None) -> str:
         acct = self.account if account is None else account
@@ -293,6 +312,10 @@ class Enforcer:
             return [self._arn("cloudwatch", region, f"alarm:{n}") for n in names]
         if service == "ssm" and p.get("Name"):
             return [self._arn("ssm", region, "parameter" + ("" if p["Name"].startswith("/") else "/") + p["Name"])]
+        if service == "dynamodb" and isinstance(p.get("TableName"), str):
+            # A table's name, or its ARN (item calls and DescribeTable, UpdateTable...).
+            name = p["TableName"]
+            return [name if name.startswith("arn:") else self._arn("dynamodb", region, f"table/{name}")]
         if service == "sns" and p.get("TopicArn"):
             return [p["TopicArn"]]
         if service == "route53":
@@ -330,6 +353,31 @@ class Enforcer:
         source = p.get("SourceDBInstanceIdentifier")
         if isinstance(source, str) and source.startswith("arn:"):
             out.append(source)
+        out.extend(self._rds_aurora(operation, p, region))
+        return out
+
+    def _rds_aurora(self, operation: str, p: dict[str, Any], region: str) -> list[str]:
+        """Aurora: DB clusters (``cluster:<id>``, or their ARN as the global cluster operations name them),
+        global clusters (account-level ARNs without a region) and cluster snapshots."""
+        out = []
+        for key in ("DBClusterIdentifier", "DbClusterIdentifier", "TargetDbClusterIdentifier",
+                    "SourceDBClusterIdentifier"):
+            ident = p.get(key)
+            if isinstance(ident, str) and ident:
+                out.append(ident if ident.startswith("arn:") else self._arn("rds", region, f"cluster:{ident}"))
+        if operation == "DescribeDBClusters" and not p.get("DBClusterIdentifier"):
+            out.append(self._arn("rds", region, "cluster:*"))  # a listing of the region's clusters
+        ident = p.get("GlobalClusterIdentifier")
+        if isinstance(ident, str) and ident:
+            out.append(ident if ident.startswith("arn:") else self._arn("rds", "", f"global-cluster:{ident}"))
+        elif operation == "DescribeGlobalClusters":
+            out.append(self._arn("rds", "", "global-cluster:*"))
+        snapshot = p.get("DBClusterSnapshotIdentifier")
+        if operation == "RestoreDBClusterFromSnapshot":
+            snapshot = p.get("SnapshotIdentifier")
+        if isinstance(snapshot, str) and snapshot:
+            out.append(snapshot if snapshot.startswith("arn:") else
+                       self._arn("rds", region, f"cluster-snapshot:{snapshot}"))
         return out
 
     def _beanstalk(self, operation: str, p: dict[str, Any], region: str) -> list[str]:

@@ -25,6 +25,10 @@ def _tagged(tags: list[dict[str, str]] | None, name: str, drill: str) -> bool:
     return names.tag_value(tags, names.DRILL_TAG) == drill or names.id_in_name(name) == drill
 
 
+# The steps that make a drill's copies (a failover has none to make): RDS copies and Aurora clones.
+COPY_STEPS = ("Copy DR replica", "Clone Aurora secondary")
+
+
 def leftovers(plan: Plan, drill: str, session: Any = None) -> list[dict[str, str]]:
     """Every resource of drill ``drill`` that still exists, as ``{"kind", "id"}``."""
     out: list[dict[str, str]] = []
@@ -33,6 +37,11 @@ def leftovers(plan: Plan, drill: str, session: Any = None) -> list[dict[str, str
         for db in page["DBInstances"]:
             if _tagged(db.get("TagList"), db["DBInstanceIdentifier"], drill):
                 out.append({"kind": "db_instance", "id": db["DBInstanceIdentifier"]})
+    if plan.aurora_databases:
+        for page in rds.get_paginator("describe_db_clusters").paginate():
+            for cluster in page["DBClusters"]:
+                if _tagged(cluster.get("TagList"), cluster["DBClusterIdentifier"], drill):
+                    out.append({"kind": "db_cluster", "id": cluster["DBClusterIdentifier"]})
     for page in rds.get_paginator("describe_db_snapshots").paginate(SnapshotType="manual"):
         for snap in page["DBSnapshots"]:
             if _tagged(snap.get("TagList"), snap["DBSnapshotIdentifier"], drill):
@@ -63,11 +72,14 @@ def figures(plan: Plan, result: Any) -> dict[str, Any]:
     output = result.output or {}
     restored = result.restored_at
     lags: dict[str, float | None] = {}
-    for db in (output.get("restore") or {}).get("databases") or []:
+    restore = output.get("restore") or {}
+    for db in [*(restore.get("databases") or []), *(restore.get("aurora") or [])]:
         lags[db.get("source") or db.get("identifier")] = (db.get("rpo") or {}).get("lag_seconds")
+    for table in restore.get("tables") or []:
+        lags[table.get("table")] = (table.get("rpo") or {}).get("lag_seconds")
     known = [v for v in lags.values() if v is not None]
     rpo = max(known) if known else None
-    copy = [s for s in result.steps if s.name == "Copy DR replica"]
+    copy = [s for s in result.steps if s.name in COPY_STEPS]
     copy_seconds = max((s.end or s.start) for s in copy) - min(s.start for s in copy) if copy else None
     objective = plan.objectives.rto_minutes * 60
     # A failover promotes the DR replica itself: it has no copy to make. Less the copy is what the drill

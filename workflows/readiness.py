@@ -42,6 +42,9 @@ def items(plan: Plan) -> list[dict[str, Any]]:
                         "elb_subnets": list(net.elb_subnets or net.subnets),
                         "security_groups": list(net.security_groups), "key_name": net.key_name,
                         "certificate_arns": dict(net.certificate_arns)},
+            # Properties replicate sets in the DR saved configuration (tables pinning writes to one region).
+            **({"properties": {p: plan.dr_region for p in plan.write_region_properties}}
+               if plan.write_region_properties else {}),
         })
     for db in plan.rds_databases:
         out.append({

@@ -402,13 +402,16 @@ def _dns_routing_branch() -> dict[str, Any]:
     return {"StartAt": "EnsureHealthAlarm", "States": states}
 
 
-def _configuration_states() -> dict[str, asl.State]:
+def _configuration_states(plan: Plan) -> dict[str, asl.State]:
+    params = {"plan.$": "$.plan.name", "primary_region.$": "$.plan.primary_region", "dr_region.$": "$.plan.dr_region",
+              "application.$": "$.env.application", "environment.$": "$.env.name", "network.$": "$.env.network",
+              "databases.$": "$.plan.databases", "buckets.$": "$.plan.buckets"}
+    if plan.write_region_properties:
+        # Tables that pin writes to one region: the DR environment writes in the DR region from its launch.
+        params["properties"] = {name: plan.dr_region for name in plan.write_region_properties}
     return {
         "SaveConfiguration": asl.task(
-            "Beanstalk DR saved configuration", "beanstalk", "save_configuration",
-            {"plan.$": "$.plan.name", "primary_region.$": "$.plan.primary_region", "dr_region.$": "$.plan.dr_region",
-             "application.$": "$.env.application", "environment.$": "$.env.name", "network.$": "$.env.network",
-             "databases.$": "$.plan.databases", "buckets.$": "$.plan.buckets"},
+            "Beanstalk DR saved configuration", "beanstalk", "save_configuration", params,
             result_path="$", next_state=None,
         )
     }
@@ -447,7 +450,7 @@ def build(plan: Plan) -> dict[str, Any]:
     }
     if plan.environments:
         configurations = _map("Configurations", "$.plan.environments", "env", "SaveConfiguration",
-                              _configuration_states())
+                              _configuration_states(plan))
         del configurations["End"]
         configurations.update({"ResultPath": "$.configurations", "Next": "Summary"})
         configurations["Catch"][0]["Next"] = "ConfigurationsFailed"
