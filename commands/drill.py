@@ -124,17 +124,17 @@ def print_report(plan: Plan, doc: dict[str, Any], result: Any, as_json: bool) ->
     rto, rpo = doc["rto"], doc["rpo"]
     if rto["seconds"] is not None:
         verdict = "within" if rto["met"] else "OVER"
-        copy = f" (copying the DR replica took {fmt_duration(rto['copy_seconds'])})" if rto["copy_seconds"] else ""
+        copy = f" (making the copies took {fmt_duration(rto['copy_seconds'])})" if rto["copy_seconds"] else ""
         click.echo(f"Drill RTO: {fmt_duration(rto['seconds'])} to verified service on the copies{copy}, {verdict} the "
                    f"objective of {plan.objectives.rto_minutes} min")
         if rto["less_copy_seconds"] is not None:
             verdict = "within" if rto["less_copy_met"] else "OVER"
-            click.echo(f"  less the copy (a failover promotes the DR replica itself): "
+            click.echo(f"  less the copy (a failover moves the live DR database itself): "
                        f"{fmt_duration(rto['less_copy_seconds'])}, {verdict} the objective")
     if rpo["seconds"] is not None:
         verdict = "within" if rpo["met"] else "OVER"
-        click.echo(f"Drill RPO: DR replica lag {rpo['seconds']:g} s when it was copied, {verdict} the objective of "
-                   f"{plan.objectives.rpo_minutes} min")
+        click.echo(f"Drill RPO: {rpo['seconds']:g} s of writes behind in the DR region when the copies were made, "
+                   f"{verdict} the objective of {plan.objectives.rpo_minutes} min")
     if doc["status"] != "SUCCEEDED":
         click.echo(f"Drill {doc['status']} at step '{doc['failed_step']}': {doc['error']}: {doc['cause']}", err=True)
     teardown = doc["teardown"]

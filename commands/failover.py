@@ -31,15 +31,17 @@ REFERENCE_PLAN = Path(__file__).resolve().parent.parent / "examples" / "referenc
 
 
 def _rto_report(plan: Plan, result: Any, modeled: bool, outage: dict[str, Any] | None = None) -> dict[str, Any]:
-    """RTO = start of the execution to verified service; RPO = replica lag read just before promotion.
+    """RTO = start of the execution to verified service; RPO = the worst data-loss window of the data tiers:
+    each RDS replica's lag read just before promotion, the lag an Aurora failover accepted (0 after a
+    managed switchover), each global table's replication latency (:func:`reports.model.rpo_lags`).
 
     ``outage`` (the demo): the result's steps count from the outage's start, and so does the RTO;
     its detection and failover start times are reported beside it.
     """
+    from reports.model import rpo_lags
+
     restored, hardened = result.restored_at, result.duration if result.status == "SUCCEEDED" else None
-    lags = {}
-    for db in ((result.output or {}).get("restore") or {}).get("databases") or []:
-        lags[db["identifier"]] = (db.get("rpo") or {}).get("lag_seconds")
+    lags = rpo_lags("failover", result.output, result.events)
     known = [v for v in lags.values() if v is not None]
     rpo_seconds = max(known) if known else None
     counted = {"counted_from": "execution start"}
@@ -86,12 +88,14 @@ def _print_result(plan: Plan, result: Any, report: dict[str, Any], as_json: bool
     rpo = report["rpo"]
     if rpo["lag_seconds"] is not None:
         verdict = "within" if rpo["met"] else "OVER"
-        click.echo(f"RPO: replica lag {rpo['lag_seconds']:g} s at promotion, {verdict} the objective of "
+        each = ", ".join(f"{name} {'unknown' if lag is None else f'{lag:g} s'}"
+                         for name, lag in sorted(rpo["per_database"].items()))
+        click.echo(f"RPO: {rpo['lag_seconds']:g} s of writes at risk ({each}), {verdict} the objective of "
                    f"{plan.objectives.rpo_minutes} min")
     elif rpo["per_database"]:
-        click.echo("RPO: unknown (no ReplicaLag datapoint when the replica was promoted)")
+        click.echo("RPO: unknown (no lag datapoint was read when the data tier was failed over)")
     if result.status == "SUCCEEDED":
-        click.echo(f"DR site hardened (Multi-AZ, failover class) after {fmt_duration(report['hardened_seconds'])} "
+        click.echo(f"DR site hardened after {fmt_duration(report['hardened_seconds'])} "
                    f"({report['hardened_minutes']} min)")
     else:
         click.echo(f"Failover {result.status} at step '{result.failed_step}' (state {result.failed_state}): "

@@ -614,9 +614,9 @@ RESOURCE_KINDS.update({"table": _global_table, "source_table": _source_table, "d
 # -- Aurora Global Database (lambdas/aurora.py, lambdas/readiness_aurora.py) ----------------------------------
 # The plan's global clusters (account-level ARNs: no region), the primary clusters (read by the failover's probe;
 # their roles change in a switchover or failover), the DR clusters and their instances <dr_cluster>-<n>, the DR DB
-# subnet groups and the default parameter groups the DR cluster and its instances are created with, the DR-region
-# keys of encrypted DR clusters, and a drill's copies <prefix>-drill-<id> (cluster, its instance, the snapshot a
-# headless DR cluster is copied through).
+# subnet groups and the default parameter and option groups the DR cluster and its instances are created with, the
+# DR-region keys of encrypted DR clusters, and a drill's copies <prefix>-drill-<id> (cluster, its instance, the
+# snapshot a headless DR cluster is copied through).
 def _aurora_global_cluster(arns: _Arns) -> list[str]:
     return [f"arn:{arns.partition}:rds::{arns.account}:global-cluster:{d.global_cluster_identifier}"
             for d in arns.plan.aurora_databases]
@@ -639,10 +639,14 @@ def _aurora_subnet_group(arns: _Arns) -> list[str]:
     return [arns._dr("rds", f"subgrp:{n}") for n in names]
 
 
+# The Service Authorization Reference lists the cluster parameter group (cluster-pg*) and the option group (og*) as
+# required resource types of rds:CreateDBCluster, rds:RestoreDBClusterToPointInTime and
+# rds:RestoreDBClusterFromSnapshot (and pg, og as resource types of rds:CreateDBInstance): a cluster created without
+# naming them gets its engine's defaults, default.<family> (cluster-pg:, pg:) and default:<engine>-<version> (og:).
 def _aurora_parameter_group(arns: _Arns) -> list[str]:
     if not arns.plan.aurora_databases:
         return []
-    return [arns._dr("rds", "cluster-pg:default.*"), arns._dr("rds", "pg:default.*")]
+    return [arns._dr("rds", "cluster-pg:default.*"), arns._dr("rds", "pg:default.*"), arns._dr("rds", "og:default:*")]
 
 
 def _aurora_dr_key(arns: _Arns) -> list[str | Scoped]:

@@ -161,6 +161,21 @@ _DRILL_WILDCARDS = {
     "per run.",
 }
 
+# Aurora Global Database (infra/iam.py, the Aurora block): names minted per instance, per drill, or by RDS.
+_AURORA_WILDCARDS = {
+    "aurora_dr_instance": "The DR cluster's instances are named <DR cluster>-<n>, n chosen when one is added "
+    "(a headless cluster's first writer, readers added on failover); DR region and account only.",
+    "aurora_parameter_group": "A DR or drill cluster created without naming its parameter and option groups gets its "
+    "engine's defaults (default.<family>, default:<engine>-<version>), which CreateDBCluster and the restores "
+    "authorize on; only default groups in the DR region.",
+    "aurora_drill_cluster": "A drill's copy of the DR cluster is named <DR cluster>-drill-<id>; the id is minted per "
+    "drill.",
+    "aurora_drill_instance": "The instance of a drill's copy is named <DR cluster>-drill-<id>-1; the id is minted per "
+    "drill.",
+    "aurora_drill_snapshot": "A headless DR cluster is copied for a drill through a cluster snapshot named "
+    "<DR cluster>-drill-<id>; the id is minted per drill.",
+}
+
 
 class DrStack(Stack):
     """Functions, state machines, triggers, schedules, topic and dashboard in the DR region."""
@@ -384,7 +399,7 @@ class DrStack(Stack):
         )
         # What Beanstalk builds with the failover's permissions when it creates the DR environment: names and
         # ids are minted during the launch (infra/iam.py explains each kind's wildcard and its narrowing).
-        for kind, why in {**_ENVIRONMENT_BUILD_WILDCARDS, **_DRILL_WILDCARDS}.items():
+        for kind, why in {**_ENVIRONMENT_BUILD_WILDCARDS, **_DRILL_WILDCARDS, **_AURORA_WILDCARDS}.items():
             tokens = {"account": "<AWS::AccountId>", "partition": "<AWS::Partition>"}
             for arn in plan_iam.resource_arns(self.plan, kind, **tokens):
                 for resource in (arn.arns if isinstance(arn, plan_iam.Scoped) else (arn,)):

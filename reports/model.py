@@ -37,7 +37,8 @@ CRITICAL_PATH_RULE = (
 )
 
 # Scheduled-task input keys whose value is the id of a resource the task acts on or reads.
-_RESOURCE_KEYS = ("identifier", "dr_environment", "name", "record_name", "zone_id", "hosted_zone_id", "bucket")
+_RESOURCE_KEYS = ("identifier", "dr_environment", "name", "record_name", "zone_id", "hosted_zone_id", "bucket",
+                  "dr_cluster", "global_cluster", "table", "parameter", "clone")
 # Keys holding a list (or one object) of resources: string items are ids; in object items, the key naming it.
 _RESOURCE_LISTS = {"environments": "dr_environment", "databases": "dr_replica_identifier", "dns_record": "name",
                    "buckets": None, "alarms": "name"}

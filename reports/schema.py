@@ -44,7 +44,8 @@ class Rto(_Model):
                                               "null when service was not restored")
     objective_seconds: int = Field(description="The plan's objectives.rto_minutes, in seconds")
     met: bool = Field(description="seconds <= objective_seconds (false when not restored)")
-    copy_seconds: float | None = Field(description="Drills: time the `Copy DR replica` step took; null for failovers")
+    copy_seconds: float | None = Field(description="Drills: time the copies took (`Copy DR replica`, `Clone Aurora "
+                                      "secondary`); null for failovers")
     less_copy_seconds: float | None = Field(description="Drills: seconds less copy_seconds (a failover promotes the "
                                                         "DR replica itself); null for failovers")
     less_copy_met: bool | None = Field(description="Drills: less_copy_seconds <= objective_seconds")

@@ -78,6 +78,18 @@ class World:
     write_forwarding: set[str] = field(default_factory=set)  # ARNs of secondaries that asked for it
     lock: threading.RLock = field(default_factory=threading.RLock)
 
+    def creating(self, cluster: Any) -> bool:
+        """The cluster is still being created (the latency model holds it ``creating``)."""
+        return self.latency is not None and self.latency.cluster_busy(cluster.region,
+                                                                      cluster.db_cluster_identifier) is not None
+
+    def available_instances(self, cluster: Any) -> list[Any]:
+        """The cluster's DB instances that are available (none the latency model still holds)."""
+        if self.latency is None:
+            return _instances(cluster)
+        return [db for db in _instances(cluster)
+                if self.latency.busy(("rds", cluster.region, db.db_instance_identifier)) is None]
+
     def seconds(self, kind: str) -> float:
         if self.latency is None:
             return 0.0
@@ -115,7 +127,12 @@ class World:
                 entry["Readers"] = []
                 entry["GlobalWriteForwardingStatus"] = ("enabled" if m.db_cluster_arn in self.write_forwarding
                                                         else "disabled")
-                entry["SynchronizationStatus"] = "pending-resync" if m.db_cluster_arn in self.resync else "connected"
+                if m.db_cluster_arn in self.resync:
+                    entry["SynchronizationStatus"] = "pending-resync"
+                elif not self.creating(m):
+                    # A secondary being created has no synchronization status yet (botocore's enum has only
+                    # connected and pending-resync); it is connected once available.
+                    entry["SynchronizationStatus"] = "connected"
             members.append(entry)
         out: dict[str, Any] = {
             "GlobalClusterIdentifier": gc.global_cluster_identifier,
@@ -154,10 +171,14 @@ class World:
                 return responses.error(
                     "InvalidGlobalClusterStateFault",
                     f"The cluster {target.db_cluster_arn} is not a secondary cluster of global cluster {ident}.")
-            if not _instances(target):
+            if self.creating(target):
                 return responses.error(
                     "InvalidDBClusterStateFault",
-                    f"The cluster {target.db_cluster_arn} has no DB instance to promote to the writer.")
+                    f"The cluster {target.db_cluster_arn} is not available (it is creating).")
+            if not self.available_instances(target):
+                return responses.error(
+                    "InvalidDBClusterStateFault",
+                    f"The cluster {target.db_cluster_arn} has no available DB instance to promote to the writer.")
             now = clock.now()
             seconds = self.seconds("rds.global_failover" if kind == "failover" else "rds.global_switchover")
             op = Operation(kind, writer.db_cluster_arn if writer is not None else "", target.db_cluster_arn, now,
@@ -343,7 +364,7 @@ class World:
 
     def connected_secondary(self, cluster: Any) -> bool:
         with self.lock:
-            if cluster.db_cluster_arn in self.resync or cluster.is_writer:
+            if cluster.db_cluster_arn in self.resync or cluster.is_writer or self.creating(cluster):
                 return False
             return any(cluster in gc.members for gc in _global_clusters().values())
 

@@ -61,6 +61,36 @@ DURATIONS: dict[str, tuple[float, float]] = {
     # 1 min p50, 2 min p95 for both (a failover skips the synchronization but AWS gives no separate figure).
     "rds.global_switchover": (60, 120),
     "rds.global_failover": (60, 120),
+    # CreateDBInstance into an Aurora cluster (a writer for a headless secondary, a reader, a drill copy's
+    # instance) -> available. No data is copied: "all the Aurora Replicas ... share the same underlying
+    # volume" (Aurora User Guide, "Amazon Aurora DB clusters"), so only the compute is provisioned. AWS
+    # publishes no figure ("The replica becomes available in a few minutes" is a blog's; the Aurora User
+    # Guide's headless-cluster page only says the instance must be added before the cluster serves). 10 min
+    # p50, as lambdas/aurora.py's HEADLESS_RTO_NOTE tells users, 20 min p95 (a large class, a busy AZ).
+    "rds.create_aurora_instance": (600, 1200),
+    # CreateDBCluster with GlobalClusterIdentifier in another region -> available: Aurora builds the
+    # secondary's cluster volume from the primary's across regions ("Adding an AWS Region to an Amazon Aurora
+    # global database", Aurora User Guide), so the time grows with the volume's size. No figure is published:
+    # 20 min p50 for a small volume, as a cross-region RDS replica (rds.create_replica), 2 h p95 for a large
+    # one (as dynamodb.create_replica, the other cross-region copy of a whole data set).
+    "rds.create_aurora_secondary": (1200, 7200),
+    # RestoreDBClusterToPointInTime RestoreType=copy-on-write (an Aurora clone) -> the cluster available
+    # (its instance is rds.create_aurora_instance). The clone shares the source's pages: "designed to be fast
+    # and cost-effective ... faster and more space-efficient than physically copying the data using other
+    # techniques, such as restoring a snapshot" (Aurora User Guide, "Cloning a volume for an Amazon Aurora DB
+    # cluster"), whatever the size. No figure is published: 5 min p50, 15 min p95.
+    "rds.clone_aurora_cluster": (300, 900),
+    # RestoreDBClusterFromSnapshot (a drill's copy of a headless secondary) -> the cluster available. Unlike an
+    # RDS instance restore there is no lazy loading: "the cluster downloads data from Amazon S3 to the storage
+    # nodes ... before the data becomes available", and restore time is "non-linear" in the size (AWS Knowledge
+    # Center, "aurora-mysql-snapshot-restore-options"). No figure is published: 20 min p50, 1 h p95.
+    "rds.restore_aurora_snapshot": (1200, 3600),
+    # CreateDBClusterSnapshot (a drill snapshots a headless secondary, which cannot be cloned) -> available:
+    # "The amount of time it takes to create a DB cluster snapshot varies with the size of your databases"
+    # and the cluster must be available (Aurora User Guide, "Creating a DB cluster snapshot"). No figure is
+    # published; Aurora's storage backs up continuously, so a manual snapshot is far quicker than a first RDS
+    # snapshot (rds.create_snapshot): 5 min p50, 30 min p95.
+    "rds.create_aurora_snapshot": (300, 1800),
     "route53.change": (60, 90),
     # A datum reaches a 60 s standard-resolution alarm and is evaluated when its period closes:
     # up to one period, plus ingestion, more when the datum lands early in the period.
@@ -132,8 +162,10 @@ class LatencyModel:
         self.phases: list[Phase] = []
 
     # -- bookkeeping -------------------------------------------------------------------------
-    def hold(self, key: tuple[str, str, str], kind: str, status: str, **attrs: Any) -> Busy:
-        busy = Busy(kind, clock.now() + duration(kind, self.profile) + self.skew, status, **attrs)
+    def hold(self, key: tuple[str, str, str], kind: str, status: str, not_before: float = 0.0,
+             **attrs: Any) -> Busy:
+        """Hold ``key`` in ``status`` for ``kind``'s duration (and at least until ``not_before``, modeled time)."""
+        busy = Busy(kind, max(clock.now() + duration(kind, self.profile) + self.skew, not_before), status, **attrs)
         with self._lock:
             previous = self._current(key)
             if previous is not None:
@@ -196,6 +228,21 @@ class LatencyModel:
             ("before-call.rds.RestoreDBInstanceFromDBSnapshot", self._refuse_while_snapshot_busy),
             ("before-call.rds.DeleteDBSnapshot", self._refuse_while_snapshot_busy),
             ("after-call.rds.DeleteDBSnapshot", self._after_delete_snapshot),
+            ("after-call.rds.CreateDBInstance", self._after_create_instance),
+            ("before-call.rds.CreateDBClusterSnapshot", self._refuse_while_cluster_busy),
+            ("before-call.rds.RestoreDBClusterToPointInTime", self._refuse_while_cluster_busy),
+            ("before-call.rds.ModifyDBCluster", self._refuse_while_cluster_busy),
+            ("after-call.rds.CreateDBCluster", self._after_create_cluster),
+            ("before-parameter-build.rds.RestoreDBClusterToPointInTime", responses.stash_api_params),
+            ("after-call.rds.RestoreDBClusterToPointInTime", self._after_restore_cluster),
+            ("after-call.rds.RestoreDBClusterFromSnapshot", self._after_restore_cluster),
+            ("after-call.rds.DescribeDBClusters", self._describe_db_clusters),
+            ("after-call.rds.DeleteDBCluster", self._after_delete_cluster),
+            ("after-call.rds.CreateDBClusterSnapshot", self._after_create_cluster_snapshot),
+            ("after-call.rds.DescribeDBClusterSnapshots", self._describe_db_cluster_snapshots),
+            ("before-call.rds.RestoreDBClusterFromSnapshot", self._refuse_while_cluster_snapshot_busy),
+            ("before-call.rds.DeleteDBClusterSnapshot", self._refuse_while_cluster_snapshot_busy),
+            ("after-call.rds.DeleteDBClusterSnapshot", self._after_delete_cluster_snapshot),
             ("after-call.ec2.CreateImage", self._after_create_image),
             ("after-call.ec2.CopyImage", self._after_copy_image),
             ("after-call.ec2.DescribeImages", self._describe_images),
@@ -349,6 +396,121 @@ class LatencyModel:
             if busy:
                 _apply(db, busy)
 
+    # Aurora: clusters, their instances and cluster snapshots are `creating` until their modeled time has passed
+    # (moto makes them available at once). Clusters are keyed ("rds_cluster", region, identifier), cluster
+    # snapshots ("rds_cluster_snapshot", ...), Aurora instances as other instances ("rds", ...).
+    def cluster_busy(self, region: str, ident: str) -> Busy | None:
+        return self.busy(("rds_cluster", region, _ident(ident)))
+
+    def _after_create_instance(
+        self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        """An Aurora instance (one with a DBClusterIdentifier); other CreateDBInstance calls are not modeled."""
+        if not self.enabled or http_response.status_code >= 300:
+            return
+        db = parsed["DBInstance"]
+        if not db.get("DBClusterIdentifier"):
+            return
+        region = context["client_region"]
+        # Added to a cluster that is still being created, it is available no earlier than its cluster.
+        cluster = self.cluster_busy(region, db["DBClusterIdentifier"])
+        busy = self.hold(("rds", region, db["DBInstanceIdentifier"]), "rds.create_aurora_instance", "creating",
+                         not_before=cluster.until if cluster else 0.0)
+        _apply(db, busy)
+
+    def _refuse_while_cluster_busy(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> Any:
+        """A cluster not available yet cannot be snapshotted, cloned or modified (InvalidDBClusterStateFault)."""
+        if not self.enabled:
+            return None
+        p = responses.request_params(params)
+        ident = str(p.get("SourceDBClusterIdentifier") or p.get("DBClusterIdentifier") or "")
+        busy = self.cluster_busy(context.get("client_region", ""), ident)
+        if busy is not None:
+            return responses.error("InvalidDBClusterStateFault",
+                                   f"DB cluster {_ident(ident)} is not in available state (it is {busy.status}).")
+        return None
+
+    def _after_create_cluster(
+        self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        """A secondary cluster of a global cluster (a member that is not its writer); a standalone or primary
+        cluster (which seeding creates with the model off) is not modeled."""
+        from moto.rds.models import rds_backends
+
+        if not self.enabled or http_response.status_code >= 300:
+            return
+        doc = parsed["DBCluster"]
+        region = context["client_region"]
+        cluster = rds_backends[DEFAULT_ACCOUNT_ID][region].clusters.get(_ident(doc["DBClusterIdentifier"]))
+        if cluster is None or not cluster.global_cluster_identifier or cluster.is_writer:
+            return
+        busy = self.hold(("rds_cluster", region, _ident(doc["DBClusterIdentifier"])), "rds.create_aurora_secondary",
+                         "creating")
+        doc["Status"] = busy.status
+
+    def _after_restore_cluster(
+        self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        if not self.enabled or http_response.status_code >= 300:
+            return
+        doc = parsed["DBCluster"]
+        # RestoreDBClusterFromSnapshot and a full-copy point-in-time restore copy the data; a clone does not.
+        clone = responses.api_params(context).get("RestoreType") == "copy-on-write"
+        busy = self.hold(("rds_cluster", context["client_region"], _ident(doc["DBClusterIdentifier"])),
+                         "rds.clone_aurora_cluster" if clone else "rds.restore_aurora_snapshot", "creating")
+        doc["Status"] = busy.status
+
+    def _describe_db_clusters(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if not self.enabled:
+            return
+        for doc in parsed.get("DBClusters", []):
+            busy = self.cluster_busy(context.get("client_region", ""), doc.get("DBClusterIdentifier", ""))
+            if busy:
+                doc["Status"] = busy.status
+
+    def _after_delete_cluster(
+        self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        if http_response.status_code < 300:
+            self._drop(("rds_cluster", context["client_region"], _ident(parsed["DBCluster"]["DBClusterIdentifier"])))
+
+    def _after_create_cluster_snapshot(
+        self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        if not self.enabled or http_response.status_code >= 300:
+            return
+        snap = parsed["DBClusterSnapshot"]
+        key = ("rds_cluster_snapshot", context["client_region"], _ident(snap["DBClusterSnapshotIdentifier"]))
+        busy = self.hold(key, "rds.create_aurora_snapshot", "creating")
+        _apply_snapshot(snap, busy)
+
+    def _describe_db_cluster_snapshots(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if not self.enabled:
+            return
+        for snap in parsed.get("DBClusterSnapshots", []):
+            busy = self.busy(("rds_cluster_snapshot", context.get("client_region", ""),
+                              _ident(snap["DBClusterSnapshotIdentifier"])))
+            if busy:
+                _apply_snapshot(snap, busy)
+
+    def _refuse_while_cluster_snapshot_busy(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> Any:
+        if not self.enabled:
+            return None
+        p = responses.request_params(params)
+        ident = _ident(str(p.get("SnapshotIdentifier") or p.get("DBClusterSnapshotIdentifier") or ""))
+        busy = self.busy(("rds_cluster_snapshot", context.get("client_region", ""), ident))
+        if busy is not None:
+            return responses.error("InvalidDBClusterSnapshotStateFault",
+                                   f"Cluster snapshot {ident} is not available (it is {busy.status}).")
+        return None
+
+    def _after_delete_cluster_snapshot(
+        self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        if http_response.status_code < 300:
+            self._drop(("rds_cluster_snapshot", context["client_region"],
+                        _ident(parsed["DBClusterSnapshot"]["DBClusterSnapshotIdentifier"])))
+
     # EC2 images -------------------------------------------------------------------------------
     def _after_create_image(
         self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
@@ -428,6 +590,9 @@ class LatencyModel:
             info["Status"] = "PENDING"
 
 
+def _ident(ident: str) -> str:
+    """A DB cluster's or cluster snapshot's identifier as RDS stores it (lower-case), from a name or an ARN."""
+    return ident.rsplit(":", 1)[-1].lower() if ident.startswith("arn:") else ident.lower()
 
 
 def _apply(db: dict[str, Any], busy: Busy) -> None:

@@ -36,7 +36,7 @@ def test_failover_human_output_shows_progress_timeline_and_rto():
     assert "✓ Repoint DNS" in result.output
     assert "Timeline (modeled time)" in result.output
     assert "Modeled RTO:" in result.output
-    assert "to verified service" in result.output and "RPO: replica lag" in result.output
+    assert "to verified service" in result.output and "s of writes at risk (shop-db-dr " in result.output
 
 
 def test_failover_on_invalid_plan_exits_3(tmp_path):

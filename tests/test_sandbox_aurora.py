@@ -16,8 +16,11 @@ PRIMARY, DR = "us-east-1", "us-west-2"
 GLOBAL = "orders-global"
 
 
-def build() -> dict[str, Any]:
-    """A global cluster: a primary cluster in us-east-1 and a secondary in us-west-2, one instance each."""
+def build(ready: bool = True) -> dict[str, Any]:
+    """A global cluster: a primary cluster in us-east-1 and a secondary in us-west-2, one instance each.
+
+    ``ready``: let modeled time run until the secondary and the instances are available (the latency model
+    holds them ``creating``; the west instance is available with its cluster)."""
     east, west = boto3.client("rds", region_name=PRIMARY), boto3.client("rds", region_name=DR)
     east.create_global_cluster(GlobalClusterIdentifier=GLOBAL, Engine="aurora-postgresql", EngineVersion="15.4")
     primary = east.create_db_cluster(DBClusterIdentifier="orders-east", Engine="aurora-postgresql",
@@ -29,6 +32,8 @@ def build() -> dict[str, Any]:
                                        EngineVersion="15.4", GlobalClusterIdentifier=GLOBAL)["DBCluster"]
     west.create_db_instance(DBInstanceIdentifier="orders-west-1", DBClusterIdentifier="orders-west",
                             Engine="aurora-postgresql", DBInstanceClass="db.r6g.large")
+    if ready:
+        clock.advance(max(duration("rds.create_aurora_secondary"), duration("rds.create_aurora_instance")))
     return {"east": east, "west": west, "primary": primary["DBClusterArn"], "secondary": secondary["DBClusterArn"]}
 
 
@@ -183,3 +188,115 @@ def test_create_global_cluster_from_an_existing_cluster_keeps_it_the_writer() ->
         assert gc["GlobalClusterMembers"][0]["IsWriter"]
         cluster = east.describe_db_clusters(DBClusterIdentifier="solo")["DBClusters"][0]
         assert cluster["GlobalClusterIdentifier"] == "g2"
+
+
+# -- creation times (sandbox/latency.py): moto makes clusters, instances and snapshots available at once ---------
+
+
+def cluster_status(client: Any, ident: str) -> str:
+    return str(client.describe_db_clusters(DBClusterIdentifier=ident)["DBClusters"][0]["Status"])
+
+
+def instance_status(client: Any, ident: str) -> str:
+    return str(client.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["DBInstanceStatus"])
+
+
+def snapshot_status(client: Any, ident: str) -> str:
+    return str(client.describe_db_cluster_snapshots(
+        DBClusterSnapshotIdentifier=ident)["DBClusterSnapshots"][0]["Status"])
+
+
+def waited(start: float, predicate: Any, what: str) -> float:
+    """Modeled seconds from ``start`` until ``predicate`` holds, polled every 5 modeled seconds."""
+    clock.wait_until(predicate, timeout=4 * 3600, step=5, what=what)
+    return clock.now() - start
+
+
+def test_a_new_aurora_instance_is_creating_for_the_modeled_time() -> None:
+    with Sandbox():
+        w = build()
+        start = clock.now()
+        answer = w["west"].create_db_instance(DBInstanceIdentifier="orders-west-2", DBClusterIdentifier="orders-west",
+                                              Engine="aurora-postgresql", DBInstanceClass="db.r6g.large")
+        assert answer["DBInstance"]["DBInstanceStatus"] == "creating"
+        assert instance_status(w["west"], "orders-west-2") == "creating"
+        with pytest.raises(ClientError) as err:  # nothing can be changed meanwhile
+            w["west"].modify_db_instance(DBInstanceIdentifier="orders-west-2", DBInstanceClass="db.r6g.xlarge",
+                                         ApplyImmediately=True)
+        assert err.value.response["Error"]["Code"] == "InvalidDBInstanceState"
+        elapsed = waited(start, lambda: instance_status(w["west"], "orders-west-2") == "available",
+                         "the reader to be available")
+        assert elapsed == pytest.approx(duration("rds.create_aurora_instance"), abs=5)
+
+
+def test_a_new_secondary_is_creating_and_not_connected_for_the_modeled_time() -> None:
+    with Sandbox():
+        start = clock.now()
+        w = build(ready=False)
+        assert cluster_status(w["west"], "orders-west") == "creating"
+        # The instance added meanwhile is available no earlier than its cluster.
+        assert instance_status(w["west"], "orders-west-1") == "creating"
+        entry = members(w["west"])[w["secondary"]]
+        assert not entry["IsWriter"] and "SynchronizationStatus" not in entry
+        with pytest.raises(ClientError) as err:  # not a switchover target yet
+            w["east"].switchover_global_cluster(GlobalClusterIdentifier=GLOBAL,
+                                                TargetDbClusterIdentifier=w["secondary"])
+        assert err.value.response["Error"]["Code"] == "InvalidDBClusterStateFault"
+        with pytest.raises(ClientError) as err:
+            w["west"].modify_db_cluster(DBClusterIdentifier="orders-west", EnableGlobalWriteForwarding=True)
+        assert err.value.response["Error"]["Code"] == "InvalidDBClusterStateFault"
+        elapsed = waited(start, lambda: cluster_status(w["west"], "orders-west") == "available",
+                         "the secondary to be available")
+        assert elapsed == pytest.approx(duration("rds.create_aurora_secondary"), abs=5)
+        assert members(w["west"])[w["secondary"]]["SynchronizationStatus"] == "connected"
+        assert instance_status(w["west"], "orders-west-1") == "available"
+        # The primary (its writer instance created at the same time) was available long before.
+        assert instance_status(w["east"], "orders-east-1") == "available"
+
+
+def test_an_aurora_clone_is_creating_for_the_modeled_time() -> None:
+    with Sandbox():
+        w = build()
+        start = clock.now()
+        answer = w["west"].restore_db_cluster_to_point_in_time(
+            DBClusterIdentifier="orders-copy", SourceDBClusterIdentifier="orders-west", RestoreType="copy-on-write",
+            UseLatestRestorableTime=True)["DBCluster"]
+        assert answer["Status"] == "creating"
+        assert cluster_status(w["west"], "orders-copy") == "creating"
+        elapsed = waited(start, lambda: cluster_status(w["west"], "orders-copy") == "available",
+                         "the clone to be available")
+        assert elapsed == pytest.approx(duration("rds.clone_aurora_cluster"), abs=5)
+
+
+def test_an_aurora_cluster_snapshot_is_creating_for_the_modeled_time() -> None:
+    with Sandbox():
+        w = build()
+        start = clock.now()
+        answer = w["west"].create_db_cluster_snapshot(DBClusterSnapshotIdentifier="orders-snap",
+                                                      DBClusterIdentifier="orders-west")["DBClusterSnapshot"]
+        assert answer["Status"] == "creating" and answer["PercentProgress"] == 0
+        assert snapshot_status(w["west"], "orders-snap") == "creating"
+        with pytest.raises(ClientError) as err:  # nothing can be restored from it yet
+            w["west"].restore_db_cluster_from_snapshot(DBClusterIdentifier="orders-copy", SnapshotIdentifier="orders-snap",
+                                                       Engine="aurora-postgresql")
+        assert err.value.response["Error"]["Code"] == "InvalidDBClusterSnapshotStateFault"
+        elapsed = waited(start, lambda: snapshot_status(w["west"], "orders-snap") == "available",
+                         "the snapshot to be available")
+        assert elapsed == pytest.approx(duration("rds.create_aurora_snapshot"), abs=5)
+
+
+def test_a_cluster_restored_from_a_snapshot_is_creating_for_the_modeled_time() -> None:
+    with Sandbox():
+        w = build()
+        w["west"].create_db_cluster_snapshot(DBClusterSnapshotIdentifier="orders-snap", DBClusterIdentifier="orders-west")
+        at(clock.now() + duration("rds.create_aurora_snapshot"))
+        start = clock.now()
+        answer = w["west"].restore_db_cluster_from_snapshot(DBClusterIdentifier="orders-copy",
+                                                            SnapshotIdentifier="orders-snap",
+                                                            Engine="aurora-postgresql")["DBCluster"]
+        assert answer["Status"] == "creating"
+        assert "GlobalClusterIdentifier" not in answer
+        assert cluster_status(w["west"], "orders-copy") == "creating"
+        elapsed = waited(start, lambda: cluster_status(w["west"], "orders-copy") == "available",
+                         "the restored cluster to be available")
+        assert elapsed == pytest.approx(duration("rds.restore_aurora_snapshot"), abs=5)

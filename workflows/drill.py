@@ -135,7 +135,8 @@ def build(plan: Plan) -> dict[str, Any]:
         plan, "$.drill", extra_selector=selector, before_promote=_copy_states(), lag_of="$.db.identifier",
         lag_step=COPY_STEP, extra_launch={"drill.$": "$.env.drill"},
         # The databases' Map opens with the copy: labelled as the copy, the promote step starts when it does.
-        db_map_step=COPY_STEP, aurora_states=_aurora_states(), tables_states=_table_states())
+        db_map_step=COPY_STEP, aurora_states=_aurora_states(), tables_states=_table_states(),
+        aurora_map_step=CLONE_STEP)
     if plan.buckets:
         branches.append(("buckets", _probe_branch()))
     cutover = "DrillDns" if plan.dns is not None and plan.dns_environment is not None else "VerifyService"

@@ -351,7 +351,8 @@ def restore_branches(plan: Plan, items: str = "$.plan", *, extra_selector: dict[
                      lag_step: str | None = None, extra_launch: dict[str, Any] | None = None,
                      db_map_step: str = "Promote DR replica", aurora_states: dict[str, asl.State] | None = None,
                      aurora_start: str = "MeasureGlobalLag", tables_states: dict[str, asl.State] | None = None,
-                     tables_start: str = "TableLatency") -> list[tuple[str, asl.State]]:
+                     tables_start: str = "TableLatency", aurora_map_step: str = AURORA_STEP,
+                     ) -> list[tuple[str, asl.State]]:
     """The restore's branches: databases promoted (and resized if asked), environments launched.
 
     ``items``: where the database and environment items are (``$.plan`` for the failover; a drill's
@@ -361,7 +362,7 @@ def restore_branches(plan: Plan, items: str = "$.plan", *, extra_selector: dict[
     out: list[tuple[str, asl.State]] = []
     if plan.aurora_databases:
         out.append(("aurora", branch("Aurora", _map(
-            AURORA_STEP, f"{items}.aurora", "aurora", aurora_start, aurora_states or _restore_aurora_states(),
+            aurora_map_step, f"{items}.aurora", "aurora", aurora_start, aurora_states or _restore_aurora_states(),
             {"primary_region.$": "$.plan.primary_region", "rpo_minutes.$": "$.plan.objectives.rpo_minutes",
              **({"mode.$": "$.options.mode"} if aurora_states is None else {}), **(extra_selector or {})}))))
     if plan.tables:

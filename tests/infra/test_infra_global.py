@@ -1,0 +1,262 @@
+"""The plans with the global data tiers (Aurora Global Database, DynamoDB global tables) synthesize cleanly:
+cdk-nag and cfn-lint pass, every service their workflows call is deployed, and the aurora and dynamodb roles
+mutate only the plan's global cluster, clusters, tables and write-region parameter.
+
+One synth per plan, shared by this module's tests (CDK synth through jsii takes seconds).
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ACCOUNT, Template
+
+from infra import iam as plan_iam
+from workflows import render
+from workflows.plan import Plan, load_plan
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+PLANS = ["ecommerce.yaml", "fitness-global.yaml"]
+
+
+class Synth:
+    def __init__(self, plan: Plan, result: Any, seconds: float) -> None:
+        from infra.stacks import dr_stack_name
+
+        self.plan, self.result, self.seconds = plan, result, seconds
+        self.dr = Template(result.templates[dr_stack_name(plan)], plan.dr_region)
+
+
+@pytest.fixture(scope="module", params=PLANS)
+def synth(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    from infra import app
+
+    plan = load_plan(EXAMPLES / request.param)
+    started = time.monotonic()
+    result = app.synthesize(plan, tmp_path_factory.mktemp("cdk") / "cdk.out")
+    seconds = time.monotonic() - started
+    print(f"\nsynth of {request.param}: {seconds:.1f} s")
+    return Synth(plan, result, seconds)
+
+
+# Helpers (as tests/infra/test_infra_stacks.py) -------------------------------------------------------------
+
+
+def _list(v):
+    return v if isinstance(v, list) else [v]
+
+
+def _functions(dr: Template) -> dict[str, tuple[str, dict]]:
+    return {
+        r["Properties"]["FunctionName"]: (lid, r["Properties"])
+        for lid, r in dr.of_type("AWS::Lambda::Function").items()
+    }
+
+
+def _function_role_statements(dr: Template) -> dict[str, list[dict]]:
+    """Service -> resolved statements of its function's role."""
+    out: dict[str, list[dict]] = {}
+    for name, (_, props) in _functions(dr).items():
+        role_lid = props["Role"]["Fn::GetAtt"][0]
+        statements = []
+        for policy in dr.of_type("AWS::IAM::Policy").values():
+            if {"Ref": role_lid} in policy["Properties"]["Roles"]:
+                statements += dr.resolve(policy["Properties"]["PolicyDocument"]["Statement"])
+        out[props["Handler"].split(".")[1]] = statements
+        assert not dr.props(role_lid).get("ManagedPolicyArns"), f"{name}: no managed policies"
+    return out
+
+
+def _grants(statements: list[dict]) -> dict[str, set[str]]:
+    """Action -> every resource it is granted on."""
+    out: dict[str, set[str]] = {}
+    for s in statements:
+        for action in _list(s["Action"]):
+            out.setdefault(action, set()).update(_list(s["Resource"]))
+    return out
+
+
+def _flat(plan: Plan, kind: str) -> set[str]:
+    found = plan_iam.resource_arns(plan, kind, account=ACCOUNT)
+    return {a for x in found for a in ((x,) if isinstance(x, str) else x.arns)}
+
+
+def _nag_rows(out_dir: Path) -> list[dict[str, str]]:
+    rows = []
+    for report in sorted(out_dir.glob("AwsSolutions-*-NagReport.csv")):
+        with report.open(newline="") as fh:
+            rows += list(csv.DictReader(fh))
+    return rows
+
+
+# cdk-nag and cfn-lint --------------------------------------------------------------------------------------
+
+
+def test_cdk_nag_reports_no_non_compliant_rows(synth):
+    assert synth.result.errors == []
+    rows = _nag_rows(Path(synth.result.out_dir))
+    assert rows, "AwsSolutionsChecks ran and wrote its reports"
+    assert [r for r in rows if r["Compliance"] == "Non-Compliant"] == []
+
+
+def test_every_nag_suppression_has_a_written_reason(synth):
+    suppressed = [r for r in _nag_rows(Path(synth.result.out_dir)) if r["Compliance"] == "Suppressed"]
+    assert suppressed
+    for row in suppressed:
+        reason = row["Exception Reason"].split("] ", 1)[-1]
+        assert len(reason) > 30, row
+
+
+def test_cfn_lint_reports_no_errors(synth):
+    from cfnlint.api import ManualArgs, lint_file
+
+    plan = synth.plan
+    templates = sorted(Path(synth.result.out_dir).glob("*.template.json"))
+    assert len(templates) == len(synth.result.templates)
+    problems = []
+    for path in templates:
+        region = plan.dr_region if path.name.startswith("Dr.") else plan.primary_region
+        for match in lint_file(path, ManualArgs(regions=[region])):
+            if match.rule.severity == "error":
+                problems.append(f"{path.name}: {match.rule.id} {match.message}")
+    assert problems == []
+
+
+# Functions -------------------------------------------------------------------------------------------------
+
+
+def test_one_function_per_service_the_workflows_use(synth):
+    plan = synth.plan
+    services = render.services_used(plan)
+    assert "aurora" in services
+    assert ("dynamodb" in services) == bool(plan.tables)
+    if plan.name == "ecommerce":
+        assert "dynamodb" in services
+    handlers = [props["Handler"] for _, props in _functions(synth.dr).values()]
+    for service in services:
+        assert handlers.count(f"lambdas.{service}.handler") == 1, service
+    functions = _functions(synth.dr)
+    assert set(functions) == {render.function_name(plan, s) for s in services | {"widget"}}
+    for service in services:
+        _, props = functions[render.function_name(plan, service)]
+        assert props["Handler"] == f"lambdas.{service}.handler"
+
+
+# IAM -------------------------------------------------------------------------------------------------------
+
+
+def test_no_mutating_action_on_a_wildcard_resource(synth):
+    for service, statements in _function_role_statements(synth.dr).items():
+        for s in statements:
+            mutating = [a for a in _list(s["Action"]) if plan_iam.is_mutating(a)]
+            if mutating and "*" in _list(s["Resource"]):
+                assert set(mutating) <= set(plan_iam.UNSCOPED_WITH_CONDITION) and s.get("Condition"), (service, s)
+
+
+@pytest.mark.parametrize("service", ["aurora", "dynamodb"])
+def test_data_tier_mutations_are_granted_only_on_the_plan_resources(synth, service):
+    """Every mutating rds/dynamodb/ssm action is on ARNs infra.iam derives for the kinds the handler declares."""
+    plan = synth.plan
+    statements = _function_role_statements(synth.dr)
+    if service not in statements:
+        assert service == "dynamodb" and not plan.tables
+        pytest.skip(f"{plan.name} has no DynamoDB tables")
+    registry = plan_iam.registry_for(service)
+    declared: dict[str, set[str]] = {}
+    for action in registry.actions.values():
+        for perm in action.permissions:
+            kinds = [k for k in action.resource_for(perm) if k != "*"]
+            declared.setdefault(perm, set()).update(*(_flat(plan, k) for k in kinds))
+    plan_arns = set().union(*(_flat(plan, k) for k in plan_iam.RESOURCE_KINDS))
+    checked = 0
+    for s in statements[service]:
+        for action in _list(s["Action"]):
+            if action.split(":")[0] in {"rds", "dynamodb", "ssm"} and plan_iam.is_mutating(action):
+                resources = set(_list(s["Resource"]))
+                assert "*" not in resources, (service, action)
+                assert resources <= plan_arns, (service, action, resources - plan_arns)
+                assert resources <= declared[action], (service, action, resources - declared[action])
+                checked += 1
+    assert checked, f"the {service} role mutates the plan's data tier"
+
+
+def test_global_cluster_operations_name_the_global_cluster_and_its_clusters_only(synth):
+    plan = synth.plan
+    rds = _grants(_function_role_statements(synth.dr)["aurora"])
+    (db,) = plan.aurora_databases
+    global_cluster = f"arn:aws:rds::{ACCOUNT}:global-cluster:{db.global_cluster_identifier}"
+    dr_cluster = f"arn:aws:rds:{plan.dr_region}:{ACCOUNT}:cluster:{db.dr_cluster_identifier}"
+    primary_cluster = f"arn:aws:rds:{plan.primary_region}:{ACCOUNT}:cluster:{db.identifier}"
+    assert _flat(plan, "aurora_global_cluster") == {global_cluster}
+    # The Service Authorization Reference: cluster* and global-cluster* for all three; a switchover or failover
+    # changes the roles of the DR cluster (new writer) and the primary cluster (demoted), a detach only the DR one.
+    assert rds["rds:SwitchoverGlobalCluster"] == {global_cluster, dr_cluster, primary_cluster}
+    assert rds["rds:FailoverGlobalCluster"] == {global_cluster, dr_cluster, primary_cluster}
+    assert rds["rds:RemoveFromGlobalCluster"] == {global_cluster, dr_cluster}
+    # No global cluster operation is granted to any other function.
+    for service, statements in _function_role_statements(synth.dr).items():
+        if service != "aurora":
+            assert not {a for a in _grants(statements) if a.endswith("GlobalCluster") and plan_iam.is_mutating(a)}
+
+
+def test_aurora_creates_and_restores_are_granted_on_their_required_resource_types(synth):
+    """CreateDBCluster, RestoreDBClusterToPointInTime and RestoreDBClusterFromSnapshot require cluster*, cluster-pg*,
+    og* and subgrp* (Service Authorization Reference); each is granted on the plan's DR-region ones only."""
+    plan = synth.plan
+    rds = _grants(_function_role_statements(synth.dr)["aurora"])
+    (db,) = plan.aurora_databases
+    prefix = f"arn:aws:rds:{plan.dr_region}:{ACCOUNT}:"
+    subnet_group = f"{prefix}subgrp:{db.dr_network.subnet_group.lower()}"
+    global_cluster = f"arn:aws:rds::{ACCOUNT}:global-cluster:{db.global_cluster_identifier}"
+    for action in ("rds:CreateDBCluster", "rds:RestoreDBClusterToPointInTime", "rds:RestoreDBClusterFromSnapshot"):
+        granted = rds[action]
+        for resource_type in ("cluster:", "cluster-pg:", "og:", "subgrp:"):
+            assert any(r.startswith(prefix + resource_type) for r in granted), (action, resource_type)
+        assert subnet_group in granted
+        assert all(r.startswith(prefix) for r in granted - {global_cluster}), granted
+    # The secondary joins the plan's global cluster (CreateDBCluster with GlobalClusterIdentifier).
+    assert global_cluster in rds["rds:CreateDBCluster"]
+
+
+def test_dynamodb_item_writes_are_on_the_plan_tables_only(synth):
+    plan = synth.plan
+    statements = _function_role_statements(synth.dr)
+    if not plan.tables:
+        assert "dynamodb" not in statements
+        pytest.skip(f"{plan.name} has no DynamoDB tables")
+    ddb = _grants(statements["dynamodb"])
+    dr_tables = {f"arn:aws:dynamodb:{plan.dr_region}:{ACCOUNT}:table/{t.name}" for t in plan.tables}
+    primary_tables = {f"arn:aws:dynamodb:{plan.primary_region}:{ACCOUNT}:table/{t.name}" for t in plan.tables}
+    # Markers are written to (and deleted from) the DR replicas; the replica's backfill writes there too.
+    assert ddb["dynamodb:PutItem"] == dr_tables
+    assert ddb["dynamodb:DeleteItem"] == dr_tables
+    # Adding the replica: UpdateTable on the source table, CreateTable/CreateTableReplica on the replica
+    # (Developer Guide, "Using IAM with global tables", version 2019.11.21).
+    assert ddb["dynamodb:UpdateTable"] == primary_tables
+    assert ddb["dynamodb:CreateTableReplica"] == dr_tables
+    for action, resources in ddb.items():
+        if action.startswith("dynamodb:") and plan_iam.is_mutating(action):
+            assert resources <= dr_tables | primary_tables, (action, resources)
+    # No other function writes items.
+    for service, other in statements.items():
+        if service != "dynamodb":
+            assert not {"dynamodb:PutItem", "dynamodb:DeleteItem"} & set(_grants(other)), service
+
+
+def test_write_region_parameter_is_the_only_parameter_put(synth):
+    plan = synth.plan
+    statements = _function_role_statements(synth.dr)
+    if plan.name == "ecommerce":
+        # A name starting with "/" is not given a second slash: parameter/shop/..., not parameter//shop/...
+        expected = {f"arn:aws:ssm:us-west-2:{ACCOUNT}:parameter/shop/orders/write-region"}
+        assert plan.write_region_parameters == ["/shop/orders/write-region"]
+        assert _flat(plan, "write_region_parameter") == expected
+        assert _grants(statements["dynamodb"])["ssm:PutParameter"] == expected
+    for service in ("aurora", "dynamodb"):
+        puts = _grants(statements.get(service, [])).get("ssm:PutParameter", set())
+        assert puts <= _flat(plan, "write_region_parameter"), (service, puts)
+        assert not any("//" in arn.split(":", 5)[5] for arn in puts), puts
