@@ -204,3 +204,24 @@ def test_readiness_names_what_is_wrong_with_the_data_tiers(ecommerce: Plan) -> N
         assert ("global-membership", db.identifier) in problems, problems
         assert db.dr_cluster_identifier in problems[("global-membership", db.identifier)]
         assert ("table-replica", plan.tables[0].name) in problems, problems
+
+
+def test_failover_cli_mode_moves_the_aurora_writer_as_asked(fitness: Plan) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import cli
+    from tests.conftest import REFERENCE
+
+    result = CliRunner().invoke(cli, ["failover", str(FITNESS), "--sandbox", "--mode", "ungraceful", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    (moved,) = doc["output"]["restore"]["aurora"]
+    assert (moved["mode"]["requested"], moved["mode"]["mode"], moved["method"]) == ("ungraceful", "ungraceful",
+                                                                                    "failover")
+    assert doc["rto"]["rpo"]["per_database"] == {fitness.aurora_databases[0].dr_cluster_identifier:
+                                                 moved["rpo"]["lag_seconds"]}
+    # A plan without an Aurora Global Database has no writer to move: --mode is a usage error (exit 2).
+    refused = CliRunner().invoke(cli, ["failover", str(REFERENCE), "--sandbox", "--mode", "graceful"])
+    assert refused.exit_code == 2 and "has none" in refused.output

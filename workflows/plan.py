@@ -7,32 +7,49 @@ with the full path of the field it is about (``databases[0].dr_kms_key_id: ...``
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    ValidationError,
-    field_validator,
-    model_validator,
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from workflows.plan_tiers import (  # noqa: F401 - re-exported: the plan's models live here for their users
+    DATABASE_KINDS,
+    AnyDatabase,
+    AsgNetwork,
+    AuroraGlobalDatabase,
+    AutoScalingGroup,
+    Az2Replica,
+    Capacity,
+    Database,
+    DbNetwork,
+    GlobalTable,
+    Topology,
+    WriteRegionSetting,
+)
+from workflows.plan_types import (  # noqa: F401 - re-exported
+    Arn,
+    BucketName,
+    EnvName,
+    Fqdn,
+    HostedZoneId,
+    IamRoleName,
+    InstanceProfileName,
+    KmsKey,
+    Name,
+    PlanFieldError,
+    Region,
+    ScheduleExpr,
+    SgId,
+    SubnetId,
+    VpcId,
+    _check_region,
+    _Model,
+    known_regions,
+    unique_values,
 )
 
 __all__ = ["Plan", "PlanError", "PlanFieldError", "load_plan", "parse_plan", "plan_json_schema"]
-
-
-class PlanFieldError(ValueError):
-    """A semantic problem with a field below the model that raises it (``path`` is relative)."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(message)
-        self.path = path
-        self.message = message
 
 
 class PlanError(Exception):
@@ -42,62 +59,6 @@ class PlanError(Exception):
         super().__init__(f"{source}: " + "; ".join(problems))
         self.source = source
         self.problems = problems
-
-
-@functools.cache
-def known_regions() -> frozenset[str]:
-    """Region names from botocore's bundled endpoint data (offline), across the public partitions."""
-    import boto3
-
-    session = boto3.session.Session()
-    regions: set[str] = set()
-    for partition in ("aws", "aws-us-gov", "aws-cn"):
-        for service in ("ec2", "rds", "elasticbeanstalk", "states"):
-            regions.update(session.get_available_regions(service, partition_name=partition))
-    return frozenset(regions)
-
-
-def _check_region(value: str) -> str:
-    if value not in known_regions():
-        raise ValueError(f"'{value}' is not an AWS region name (e.g. us-east-1)")
-    return value
-
-
-Region = Annotated[str, Field(max_length=25, description="AWS region name, e.g. us-east-1")]
-Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")]
-EnvName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{2,38}[A-Za-z0-9]$")]
-DbId = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*$", max_length=63)]
-DbClass = Annotated[str, Field(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")]
-BucketName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
-VpcId = Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")]
-SubnetId = Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]
-SgId = Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]
-# RDS: up to 255 letters, digits, periods, underscores, spaces or hyphens, starting with a letter; not "default".
-DbSubnetGroupName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9._ -]{0,254}$")]
-Arn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{0,12}:.+$")]
-KmsKey = Annotated[
-    str, Field(pattern=r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/.+|alias/.+|[0-9a-f-]{36})$")
-]
-HostedZoneId = Annotated[str, Field(pattern=r"^Z[A-Z0-9]{1,32}$")]
-IamRoleName = Annotated[str, Field(pattern=r"^[A-Za-z0-9+=,.@_-]{1,64}$", description="IAM role name (no path)")]
-InstanceProfileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9+=,.@_-]{1,128}$")]
-Fqdn = Annotated[str, Field(pattern=r"^([a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\.?$", max_length=253)]
-ScheduleExpr = Annotated[
-    str,
-    Field(pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$"),
-]
-
-
-def unique_values(value: list[str]) -> list[str]:
-    """A list validator: each value at most once."""
-    dupes = sorted({v for v in value if value.count(v) > 1})
-    if dupes:
-        raise ValueError(f"listed more than once: {', '.join(dupes)}")
-    return value
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
 class Objectives(_Model):
@@ -164,137 +125,6 @@ class Environment(_Model):
 
     def dr_cname(self, dr_region: str) -> str:
         return f"{self.cname_prefix}.{dr_region}.elasticbeanstalk.com"
-
-
-class Az2Replica(_Model):
-    identifier: DbId
-    availability_zone: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
-
-
-class DbNetwork(_Model):
-    """Where the DR read replica runs in the DR region: its DB subnet group and VPC security groups.
-
-    Without them RDS creates a cross-region replica in the DR region's default VPC (or fails when
-    there is none), where the DR environment cannot reach it.
-    """
-
-    subnet_group: DbSubnetGroupName = Field(
-        description="DB subnet group in the DR region, in a VPC the DR environment reaches (stored lower-case by RDS)"
-    )
-    security_groups: list[SgId] = Field(
-        min_length=1, description="VPC security groups of the replica, in the subnet group's VPC"
-    )
-
-    @field_validator("subnet_group")
-    @classmethod
-    def _not_default(cls, value: str) -> str:
-        if value.lower() == "default":
-            raise ValueError("'default' is RDS's own subnet group (no VPC of yours); name the DR VPC's DB subnet group")
-        return value
-
-    @field_validator("security_groups")
-    @classmethod
-    def _unique(cls, value: list[str]) -> list[str]:
-        return unique_values(value)
-
-
-class Database(_Model):
-    """An RDS instance with its cross-region read replica (the pilot light)."""
-
-    kind: Literal["rds"] = Field(default="rds", description="rds (the default) or aurora-global")
-    identifier: DbId
-    engine: Literal["postgres", "mysql", "mariadb"] = "postgres"
-    dr_replica_identifier: DbId
-    dr_network: DbNetwork = Field(description="DB subnet group and security groups of the DR replica")
-    replica_instance_class: DbClass
-    failover_instance_class: DbClass
-    multi_az_on_failover: bool = True
-    resize_before_cutover: bool = Field(
-        default=False,
-        description="Resize to the failover class before DNS is cut over (on the critical path) instead of after",
-    )
-    az2_replica: Az2Replica | None = None
-    storage_encrypted: bool = Field(default=False, description="Whether the source instance is encrypted")
-    dr_kms_key_id: KmsKey | None = Field(default=None, description="DR-region KMS key for encrypted copies")
-
-
-class AuroraGlobalDatabase(_Model):
-    """An Aurora Global Database: the writer cluster in the primary region, a secondary cluster in the DR region.
-
-    Replicate keeps the DR cluster a member of the global cluster with a writer-capable instance (none
-    when ``headless``). The failover moves the writer to it: a managed switchover (RPO 0) when the
-    primary region answers, otherwise a failover that allows data loss (or detaching the secondary,
-    ``ungraceful: detach``); then it hardens the new writer (``failover_instance_class``,
-    ``failover_readers``).
-    """
-
-    kind: Literal["aurora-global"]
-    global_cluster_identifier: DbId = Field(description="The global cluster (GlobalClusterIdentifier)")
-    identifier: DbId = Field(description="The primary (writer) DB cluster in the primary region")
-    dr_cluster_identifier: DbId = Field(description="The secondary DB cluster in the DR region")
-    engine: Literal["aurora-postgresql", "aurora-mysql"] = "aurora-postgresql"
-    dr_network: DbNetwork = Field(description="DB subnet group and security groups of the DR cluster")
-    dr_instance_class: DbClass = Field(
-        description="Class of the DR cluster's instance: writer-capable (not db.serverless unless the cluster "
-        "has Serverless v2 capacity), able to take the write load after a failover")
-    headless: bool = Field(
-        default=False,
-        description="Keep the DR cluster without instances (cheaper); the failover then adds one first, which "
-        "adds its creation time (about 10 minutes) to the RTO")
-    failover_instance_class: DbClass | None = Field(
-        default=None, description="After service is restored, resize the new writer to this class (default: keep)")
-    failover_readers: int = Field(
-        default=0, ge=0, le=15, description="After service is restored, add readers until the DR cluster has this many")
-    write_forwarding: bool = Field(
-        default=False, description="The DR cluster forwards writes to the primary (readiness checks it is enabled)")
-    ungraceful: Literal["failover", "detach"] = Field(
-        default="failover",
-        description="Without the primary region: FailoverGlobalCluster with AllowDataLoss (the old primary is kept "
-        "as a secondary to resynchronize), or RemoveFromGlobalCluster (detach and promote the DR cluster)")
-    storage_encrypted: bool = Field(default=False, description="Whether the global cluster's storage is encrypted")
-    dr_kms_key_id: KmsKey | None = Field(default=None, description="DR-region KMS key of the DR cluster's storage")
-
-
-def _database_kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return str(value.get("kind", "rds"))
-    return str(getattr(value, "kind", "rds"))
-
-
-AnyDatabase = Annotated[
-    Annotated[Database, Tag("rds")] | Annotated[AuroraGlobalDatabase, Tag("aurora-global")],
-    Discriminator(_database_kind, custom_error_type="database_kind",
-                  custom_error_message="kind must be rds or aurora-global"),
-]
-DATABASE_KINDS = ("rds", "aurora-global")
-
-TableName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{3,255}$")]
-SsmParameterName = Annotated[str, Field(pattern=r"^/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", max_length=1011)]
-EnvPropertyName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")]
-
-
-class WriteRegionSetting(_Model):
-    """Where the application reads the region it writes to (plans that pin writes to one region).
-
-    ``ssm_parameter``: a String parameter in the DR region that the failover sets to the DR region.
-    ``environment_property``: an environment property of the plan's Beanstalk environments; replicate
-    writes the DR region into it in the DR saved configurations, so the DR environment the failover
-    launches writes locally.
-    """
-
-    ssm_parameter: SsmParameterName | None = None
-    environment_property: EnvPropertyName | None = None
-
-
-class GlobalTable(_Model):
-    """A DynamoDB global table (version 2019.11.21) with a replica in the DR region."""
-
-    name: TableName
-    write_region_setting: WriteRegionSetting | None = Field(
-        default=None, description="For plans that pin writes to one region: what the failover moves to the DR region")
-    capacity_lookback_hours: int = Field(
-        default=24, ge=1, le=336,
-        description="Readiness compares DR capacity with the primary's peak consumed capacity over this window")
 
 
 class BucketPair(_Model):
@@ -405,6 +235,12 @@ class Plan(_Model):
     environments: list[Environment] = Field(default_factory=list)
     databases: list[AnyDatabase] = Field(default_factory=list)
     tables: list[GlobalTable] = Field(default_factory=list, description="DynamoDB global tables")
+    compute: list[AutoScalingGroup] = Field(default_factory=list, description="EC2 Auto Scaling groups")
+    topology: Topology = Field(
+        default="pilot-light",
+        description="pilot-light: the DR region runs (almost) nothing until a failover; warm-standby: it runs a "
+        "smaller copy that serves no users; active-active: both regions serve, and a failover evacuates the "
+        "failed one and scales the other to the whole load")
     buckets: list[BucketPair] = Field(default_factory=list)
     dns: Dns | None = None
     triggers: Triggers = Field(default_factory=Triggers)
@@ -423,8 +259,9 @@ class Plan(_Model):
         problems: list[PlanFieldError] = []
         if self.primary_region == self.dr_region:
             problems.append(PlanFieldError("dr_region", f"must differ from primary_region ({self.primary_region})"))
-        if not (self.environments or self.databases or self.tables or self.buckets):
+        if not (self.environments or self.compute or self.databases or self.tables or self.buckets):
             problems.append(PlanFieldError("environments", "the plan names no environment, database, table or bucket"))
+        problems += self._compute_problems()
         problems += _duplicates("environments", [e.name for e in self.environments], "name")
         problems += _duplicates(
             "environments", [e.dr_environment_name for e in self.environments], "dr_environment_name"
@@ -548,6 +385,35 @@ class Plan(_Model):
                         f"'{value}' and {collection}[{seen[prefix]}] share their first {kept} "
                         f"characters, which is all a drill copy's name keeps ({prefix}<id>); make them differ earlier"))
                 seen.setdefault(prefix, i)
+        return problems
+
+    def _compute_problems(self) -> list[PlanFieldError]:
+        problems: list[PlanFieldError] = []
+        problems += _duplicates("compute", [g.name for g in self.compute], "name")
+        problems += _duplicates("compute", [g.dr_group_name for g in self.compute], "dr_group_name")
+        for i, group in enumerate(self.compute):
+            path = f"compute[{i}]"
+            cap = group.failover_capacity
+            if (cap.instances is None) == (cap.percent_of_primary is None):
+                problems.append(PlanFieldError(f"{path}.failover_capacity",
+                                               "give exactly one of instances and percent_of_primary"))
+            if self.topology == "pilot-light" and group.pilot_size:
+                problems.append(PlanFieldError(
+                    f"{path}.pilot_size", f"a pilot light runs no instance in {self.dr_region} before a failover; "
+                    "set topology: warm-standby (or active-active) to keep instances running there"))
+            if self.topology != "pilot-light" and not group.pilot_size:
+                problems.append(PlanFieldError(
+                    f"{path}.pilot_size", f"topology {self.topology} keeps instances running in {self.dr_region}: "
+                    "give how many (or set topology: pilot-light)"))
+            biggest = max(x for x in (cap.instances, cap.minimum, group.pilot_size) if x is not None)
+            if group.max_size is not None and group.max_size < biggest:
+                problems.append(PlanFieldError(f"{path}.max_size",
+                                               f"{group.max_size} is below the capacity the group must reach "
+                                               f"({biggest})"))
+            for arn in group.dr_target_group_arns:
+                if _arn_region(arn) != self.dr_region:
+                    problems.append(PlanFieldError(f"{path}.dr_target_group_arns",
+                                                   f"{arn} is not in the DR region {self.dr_region}"))
         return problems
 
     def _aurora_problems(self) -> list[PlanFieldError]:
