@@ -39,6 +39,8 @@ render: $(STAMP)
 	$(BIN)/pilotlight render examples/reference.yaml -o asl/reference
 	$(BIN)/pilotlight render examples/fitness-global.yaml -o asl/fitness-global
 	$(BIN)/pilotlight render examples/ecommerce.yaml -o asl/ecommerce
+	$(BIN)/pilotlight render examples/fastest-region.yaml -o asl/fastest-region
+	$(BIN)/pilotlight render examples/bookstore.yaml -o asl/bookstore
 
 docs: $(STAMP)
 	$(BIN)/python -m infra.iam_doc > docs/iam.md

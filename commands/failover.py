@@ -198,18 +198,38 @@ def failover(plan: str, sandbox: bool, as_json: bool, profile: str | None, regio
 
 
 
+EXAMPLES_DIR = REFERENCE_PLAN.parent
+# The reference architectures `pilotlight demo --example NAME` runs (examples/NAME.yaml).
+EXAMPLES = {
+    "reference": "Beanstalk pilot light: one application, PostgreSQL with a cross-region replica, S3, Route 53",
+    "fitness-global": "Global fitness app: Aurora Global Database, Auto Scaling groups, geolocation routing",
+    "fastest-region": "Two regions serving, latency routing to the fastest healthy one, a DynamoDB global table",
+    "bookstore": "Active-active bookstore: DynamoDB global tables, S3 replication, Route 53 failover records",
+    "ecommerce": "Active-active e-commerce: DynamoDB global tables, Aurora Global with write forwarding",
+}
+
+
+def _example_help() -> str:
+    return "Run an example plan: " + "; ".join(f"{name} ({what})" for name, what in EXAMPLES.items()) + "."
+
+
 @click.command()
-@click.option("--plan", "plan_path", default=str(REFERENCE_PLAN), show_default=True, type=click.Path(),
-              help="Plan to demonstrate.")
+@click.option("--plan", "plan_path", default=None, type=click.Path(),
+              help=f"Plan to demonstrate (default: {REFERENCE_PLAN.name}).")
+@click.option("--example", type=click.Choice(sorted(EXAMPLES)), default=None, help=_example_help())
 @click.option("--pace", default=DEMO_PACE, show_default=True, type=click.FloatRange(min=0),
               help="At most N modeled seconds per wall second, so the run can be watched; 0: as fast as "
                    "the CPU allows. Never changes a modeled figure.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout.")
 @click.option("--report-dir", default="pilotlight-reports", show_default=True, type=click.Path(file_okay=False),
               help="Where the failover's HTML report is written.")
-def demo(plan_path: str, pace: float, as_json: bool, report_dir: str) -> None:
-    """Run a failover of the reference estate in the embedded sandbox; no AWS account needed."""
-    sys.exit(run_sandbox_demo(load(plan_path, as_json), pace or None, as_json, report_dir=report_dir))
+def demo(plan_path: str | None, example: str | None, pace: float, as_json: bool, report_dir: str) -> None:
+    """Run a failover of the reference estate (or another example, --example) in the embedded sandbox, started
+    by the plan's alarms on a simulated outage; no AWS account needed."""
+    if plan_path and example:
+        raise click.UsageError("give --plan or --example, not both")
+    path = plan_path or str(EXAMPLES_DIR / f"{example or 'reference'}.yaml")
+    sys.exit(run_sandbox_demo(load(path, as_json), pace or None, as_json, report_dir=report_dir))
 
 
 # The demo waits this long (modeled) for the outage's alarms to start a failover before giving up.

@@ -21,7 +21,9 @@ def validate(plan: str, as_json: bool) -> None:
         emit_json({"plan": plan, "valid": True, "name": model.name})
     else:
         click.echo(f"{plan}: valid plan '{model.name}' ({model.primary_region} -> {model.dr_region}: "
-                   f"{len(model.environments)} environment(s), {len(model.databases)} database(s), "
+                   f"{len(model.environments)} environment(s), "
+                   + (f"{len(model.compute)} Auto Scaling group(s), " if model.compute else "")
+                   + f"{len(model.databases)} database(s), "
                    + (f"{len(model.tables)} table(s), " if model.tables else "")
                    + f"{len(model.buckets)} bucket pair(s))")
 

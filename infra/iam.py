@@ -162,11 +162,13 @@ class _Arns:
     # EC2 images and their snapshots: ids are minted per copy, so scope to the plan's two regions.
     def image(self) -> list[str]:
         regions = (self.plan.primary_region, self.plan.dr_region)
-        return [self._arn("ec2", r, "image/*", account="") for r in regions] if self.plan.environments else []
+        return ([self._arn("ec2", r, "image/*", account="") for r in regions]
+                if self.plan.environments or self.plan.compute else [])
 
     def snapshot(self) -> list[str]:
         regions = (self.plan.primary_region, self.plan.dr_region)
-        return [self._arn("ec2", r, "snapshot/*", account="") for r in regions] if self.plan.environments else []
+        return ([self._arn("ec2", r, "snapshot/*", account="") for r in regions]
+                if self.plan.environments or self.plan.compute else [])
 
     # EC2 instances of the plan's primary environments: ids come and go with the Auto Scaling group,
     # so the wildcard is narrowed by the tag Beanstalk puts on every instance it launches.
@@ -680,6 +682,114 @@ RESOURCE_KINDS.update({
     "aurora_drill_cluster": lambda arns: _aurora_drill(arns, "cluster"),
     "aurora_drill_instance": lambda arns: _aurora_drill(arns, "db"),
     "aurora_drill_snapshot": lambda arns: _aurora_drill(arns, "cluster-snapshot"),
+})
+
+
+# -- EC2 Auto Scaling (lambdas/autoscaling.py, lambdas/readiness_autoscaling.py) -------------------------------
+# The plan's DR groups (autoScalingGroup:<uuid minted at creation>:autoScalingGroupName/<name>) and a drill's copies
+# <dr group>-drill-<id>. Create/Update of a DR group is narrowed to the plan's DR subnets and target groups
+# (autoscaling:VPCZoneIdentifiers, autoscaling:TargetGroupARNs; ForAllValues: a request that names none passes), and
+# a drill group can carry no target group at all (Null), so a drill never registers in the production load balancer.
+# Launch templates: EC2 names them by the id minted at creation (launch-template/<id>), never by name, so
+# launch-template/* in the DR region narrowed by the pilotlight:plan tag replicate puts on the DR template (request
+# tag at creation, resource tag for new versions and the default version). Auto Scaling launches with the caller's
+# ec2:RunInstances when a group is created or updated on a launch template: new instances, volumes and interfaces
+# (ids minted at launch), the plan's DR subnets and security groups, the DR AMI copies (image/*: ids per copy) and
+# key pairs (key-pair/*: the primary template's key name is not in the plan), only from a DR launch template
+# (ec2:LaunchTemplate); tags only as RunInstances creates them. iam:PassRole: the instance profile names its role,
+# which the plan does not name, so role/* passed to EC2 only (iam:PassedToService). The AWSServiceRoleForAutoScaling
+# service-linked role, created on the account's first group.
+def _asg_arn(arns: _Arns, name: str) -> str:
+    return arns._dr("autoscaling", f"autoScalingGroup:*:autoScalingGroupName/{name}")
+
+
+def _asg_group(arns: _Arns) -> list[str | Scoped]:
+    """The plan's DR Auto Scaling groups, only with its DR subnets and target groups."""
+    groups = arns.plan.compute
+    if not groups:
+        return []
+    condition = {"ForAllValues:StringEquals": {
+        "autoscaling:VPCZoneIdentifiers": sorted({s for g in groups for s in g.dr_network.subnets}),
+        "autoscaling:TargetGroupARNs": sorted({t for g in groups for t in g.dr_target_group_arns})}}
+    return [Scoped(tuple(sorted(_asg_arn(arns, g.dr_group_name) for g in groups)), condition)]
+
+
+def _asg_drill_group(arns: _Arns) -> list[str | Scoped]:
+    """A drill's copies of the DR groups (<DR group>-drill-<id>), without target groups."""
+    from lambdas import autoscaling
+
+    groups = arns.plan.compute
+    if not groups:
+        return []
+    names = sorted({_asg_arn(arns, arns._drill_prefix(g.dr_group_name, autoscaling.GROUP_NAME_LIMIT) + "*")
+                    for g in groups})
+    return [Scoped(tuple(names), {"Null": {"autoscaling:TargetGroupARNs": "true"}, "ForAllValues:StringEquals": {
+        "autoscaling:VPCZoneIdentifiers": sorted({s for g in groups for s in g.dr_network.subnets})}})]
+
+
+def _asg_template(arns: _Arns, condition: dict[str, Any]) -> list[str | Scoped]:
+    return [Scoped((arns._dr("ec2", "launch-template/*"),), condition)] if arns.plan.compute else []
+
+
+def _asg_new_launch_template(arns: _Arns) -> list[str | Scoped]:
+    """The DR launch templates replicate creates, tagged with the plan as they are created."""
+    return _asg_template(arns, {"StringEquals": {"aws:RequestTag/pilotlight:plan": arns.plan.name}})
+
+
+def _asg_launch_template(arns: _Arns) -> list[str | Scoped]:
+    """The DR launch templates tagged with the plan (new versions, the default version)."""
+    return _asg_template(arns, {"StringEquals": {"aws:ResourceTag/pilotlight:plan": arns.plan.name}})
+
+
+def _asg_launch_template_tagging(arns: _Arns) -> list[str | Scoped]:
+    """Tags on a DR launch template as CreateLaunchTemplate creates it."""
+    return _asg_template(arns, {"StringEquals": {"ec2:CreateAction": "CreateLaunchTemplate"}})
+
+
+def _asg_run_instances(arns: _Arns) -> list[str | Scoped]:
+    """What Auto Scaling launches with the caller's RunInstances from a DR launch template."""
+    groups = arns.plan.compute
+    if not groups:
+        return []
+    out = [arns._dr("ec2", f"{t}/*") for t in ("instance", "volume", "network-interface", "launch-template",
+                                                "key-pair")]
+    out.append(arns._dr("ec2", "image/*", account=""))
+    out += sorted({arns._dr("ec2", f"subnet/{s}") for g in groups for s in g.dr_network.subnets})
+    out += sorted({arns._dr("ec2", f"security-group/{s}") for g in groups for s in g.dr_network.security_groups})
+    return [Scoped(tuple(out), {"ArnLike": {"ec2:LaunchTemplate": arns._dr("ec2", "launch-template/*")}})]
+
+
+def _asg_run_tagging(arns: _Arns) -> list[str | Scoped]:
+    """Tags on what RunInstances creates, as it creates it."""
+    if not arns.plan.compute:
+        return []
+    made = tuple(arns._dr("ec2", f"{t}/*") for t in ("instance", "volume", "network-interface"))
+    return [Scoped(made, {"StringEquals": {"ec2:CreateAction": "RunInstances"}})]
+
+
+def _asg_passed_role(arns: _Arns) -> list[str | Scoped]:
+    """Roles of the DR instances' profiles, passed to EC2 only."""
+    if not arns.plan.compute:
+        return []
+    return [Scoped((f"arn:{arns.partition}:iam::{arns.account}:role/*",),
+                   {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}})]
+
+
+def _asg_service_linked_role(arns: _Arns) -> list[str | Scoped]:
+    """AWSServiceRoleForAutoScaling, created on the account's first group."""
+    if not arns.plan.compute:
+        return []
+    role = (f"arn:{arns.partition}:iam::{arns.account}:role/aws-service-role/autoscaling.amazonaws.com/"
+            "AWSServiceRoleForAutoScaling")
+    return [Scoped((role,), {"StringEquals": {"iam:AWSServiceName": "autoscaling.amazonaws.com"}})]
+
+
+RESOURCE_KINDS.update({
+    "asg_group": _asg_group, "asg_drill_group": _asg_drill_group,
+    "asg_new_launch_template": _asg_new_launch_template, "asg_launch_template": _asg_launch_template,
+    "asg_launch_template_tagging": _asg_launch_template_tagging,
+    "asg_run_instances": _asg_run_instances, "asg_run_tagging": _asg_run_tagging,
+    "asg_passed_role": _asg_passed_role, "asg_service_linked_role": _asg_service_linked_role,
 })
 
 

@@ -175,6 +175,24 @@ _AURORA_WILDCARDS = {
     "aurora_drill_snapshot": "A headless DR cluster is copied for a drill through a cluster snapshot named "
     "<DR cluster>-drill-<id>; the id is minted per drill.",
 }
+# EC2 Auto Scaling (infra/iam.py "EC2 Auto Scaling" block explains each wildcard and its narrowing).
+_AUTOSCALING_WILDCARDS = {
+    "asg_group": "An Auto Scaling group's ARN carries a uuid minted at creation; the plan's DR groups by name, "
+    "narrowed to the plan's DR subnets and target groups (autoscaling:VPCZoneIdentifiers, TargetGroupARNs).",
+    "asg_drill_group": "A drill's copy of the DR group is named <DR group>-drill-<id> (id minted per drill) and can "
+    "carry no target group (Null autoscaling:TargetGroupARNs).",
+    "asg_new_launch_template": "EC2 names launch templates by the id minted at creation; CreateLaunchTemplate is "
+    "narrowed by aws:RequestTag/pilotlight:plan.",
+    "asg_launch_template": "EC2 names launch templates by id; new versions and the default version only on templates "
+    "tagged pilotlight:plan=<plan> (aws:ResourceTag).",
+    "asg_launch_template_tagging": "Tags only as CreateLaunchTemplate creates the DR template (ec2:CreateAction).",
+    "asg_run_instances": "Auto Scaling launches with the caller's RunInstances: instances, volumes and interfaces "
+    "(ids minted at launch), the DR AMI copies and the template's key pair, only from a DR launch template "
+    "(ec2:LaunchTemplate), in the plan's DR subnets and security groups.",
+    "asg_run_tagging": "Tags only as RunInstances creates instances, volumes and interfaces (ec2:CreateAction).",
+    "asg_passed_role": "The instance profile names its role, which the plan does not: roles are passed to EC2 only "
+    "(iam:PassedToService).",
+}
 
 
 class DrStack(Stack):
@@ -399,7 +417,8 @@ class DrStack(Stack):
         )
         # What Beanstalk builds with the failover's permissions when it creates the DR environment: names and
         # ids are minted during the launch (infra/iam.py explains each kind's wildcard and its narrowing).
-        for kind, why in {**_ENVIRONMENT_BUILD_WILDCARDS, **_DRILL_WILDCARDS, **_AURORA_WILDCARDS}.items():
+        for kind, why in {**_ENVIRONMENT_BUILD_WILDCARDS, **_DRILL_WILDCARDS, **_AURORA_WILDCARDS,
+                          **_AUTOSCALING_WILDCARDS}.items():
             tokens = {"account": "<AWS::AccountId>", "partition": "<AWS::Partition>"}
             for arn in plan_iam.resource_arns(self.plan, kind, **tokens):
                 for resource in (arn.arns if isinstance(arn, plan_iam.Scoped) else (arn,)):

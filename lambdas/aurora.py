@@ -214,7 +214,8 @@ def ensure_secondary(primary_region: str, region: str, global_cluster: str, iden
     if gc is None:
         raise PreconditionFailed(f"global cluster {global_cluster} does not exist; create it from {identifier} in "
                                  f"{primary_region} first (CreateGlobalCluster with SourceDBClusterIdentifier)")
-    flags = [HEADLESS_RTO_NOTE] if headless else []
+    # A plan's deliberate choice, not drift: noted in the record (replicate's summary shows it), not flagged.
+    notes = [HEADLESS_RTO_NOTE] if headless else []
     want = {"instance_class": instance_class, "headless": bool(headless), "write_forwarding": bool(write_forwarding)}
     cluster = describe_cluster(rds, dr_cluster)
     if cluster is None:
@@ -242,16 +243,16 @@ def ensure_secondary(primary_region: str, region: str, global_cluster: str, iden
             changes.append(f"{dr_cluster}-1 ({instance_class}) once the cluster is available")
         if write_forwarding:
             changes.append("write forwarding once the cluster is available")
-        record = {"resource": resource, "status": "created", "changes": changes, "flags": flags, "want": want}
+        record = {"resource": resource, "status": "created", "changes": changes, "notes": notes, "want": want}
         return {"done": False, "attempt": 0, "cluster": cluster_facts(out), "record": record}
     drift = _secondary_drift(cluster, global_cluster, gc)
     if drift:
-        record = {"resource": resource, "status": "drift", "drift": drift, "changes": [], "flags": flags,
+        record = {"resource": resource, "status": "drift", "drift": drift, "changes": [], "notes": notes,
                   "want": want}
         return {"done": True, "attempt": 0, "cluster": cluster_facts(cluster), "record": record}
     changes = _converge_secondary(rds, cluster, global_cluster, want)
     record = {"resource": resource, "status": "updated" if changes else "unchanged", "changes": changes,
-              "flags": flags, "want": want}
+              "notes": notes, "want": want}
     drift = rds_steps.network_drift({"DBSubnetGroup": {"DBSubnetGroupName": cluster.get("DBSubnetGroup")},
                                      "VpcSecurityGroups": cluster.get("VpcSecurityGroups")},
                                     subnet_group, security_groups)

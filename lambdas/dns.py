@@ -332,8 +332,14 @@ def ensure_health_check(plan: str, alarm_region: str, alarm: str) -> dict[str, A
 def routing_records(
     plan: str, name: str, record_type: str, ttl: int, routing: str, primary_target: str, dr_target: str,
     health_check_id: str, primary_region: str, dr_region: str, primary_location: dict[str, Any] | None = None,
+    weights: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """The record pair of the routing policy: the primary (with the health check) and the DR target."""
+    """The record pair of the routing policy: the primary (with the health check) and the DR target.
+
+    ``weighted``: each record's share (``weights`` ``primary``/``dr``, 0-255); while the primary's health
+    check fails Route 53 answers with the DR record whatever the weights (a record of weight 0 is used
+    when every record of non-zero weight is unhealthy).
+    """
     base = {"Name": _fqdn(name), "Type": record_type, "TTL": ttl}
     primary = {**base, "SetIdentifier": f"pilotlight-{plan}-primary", "ResourceRecords": [{"Value": primary_target}],
                "HealthCheckId": health_check_id}
@@ -349,8 +355,11 @@ def routing_records(
         if not primary["GeoLocation"]:
             raise InvalidRequest("geolocation routing needs primary_location (continent_code or country_code)")
         dr["GeoLocation"] = {"CountryCode": "*"}  # the default location: everyone the primary's does not match
+    elif routing == "weighted":
+        shares = weights or {}
+        primary["Weight"], dr["Weight"] = int(shares.get("primary", 100)), int(shares.get("dr", 0))
     else:
-        raise InvalidRequest(f"unknown routing {routing!r}; expected failover, latency or geolocation")
+        raise InvalidRequest(f"unknown routing {routing!r}; expected failover, latency, geolocation or weighted")
     return [primary, dr]
 
 
@@ -398,7 +407,7 @@ def _describe_set(rrset: dict[str, Any]) -> str:
 def ensure_routing_records(
     plan: str, zone_id: str, name: str, record_type: str, ttl: int, routing: str, primary_target: str,
     dr_target: str, health_check_id: str, primary_region: str, dr_region: str,
-    primary_location: dict[str, Any] | None = None,
+    primary_location: dict[str, Any] | None = None, weights: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """The routing record pair for ``name`` exists exactly; anything else of that name and type is replaced.
 
@@ -407,7 +416,7 @@ def ensure_routing_records(
     """
     r53 = client("route53", _ROUTE53_REGION)
     want = routing_records(plan, name, record_type, ttl, routing, primary_target, dr_target, health_check_id,
-                           primary_region, dr_region, primary_location)
+                           primary_region, dr_region, primary_location, weights)
     have = record_sets(r53, zone_id, name, record_type)
     wanted = {_canonical(r) for r in want}
     present = {_canonical(r) for r in have}

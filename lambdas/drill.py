@@ -218,8 +218,13 @@ def copies(doc: dict[str, Any], drill: str) -> dict[str, Any]:
         "subnet_group": a["subnet_group"],
         "security_groups": a["security_groups"],
     } for a in doc.get("aurora") or []]
+    compute = [{  # the drill group is named by lambdas.autoscaling from the DR group's name and the drill id
+        "name": g["name"], "dr_group_name": g["dr_group_name"], "dr_launch_template": g["dr_launch_template"],
+        "subnets": g["subnets"], "capacity": g["capacity"], "max_size": g["max_size"],
+    } for g in doc.get("compute") or []]
     out: dict[str, Any] = {"id": drill, "databases": databases, "environments": environments,
-                           "aurora": aurora, "tables": [{"name": t["name"]} for t in doc.get("tables") or []],
+                           "compute": compute, "aurora": aurora,
+                           "tables": [{"name": t["name"]} for t in doc.get("tables") or []],
                            "buckets": list(doc.get("buckets") or []), "dns": None, "verify_dns": None}
     dns = doc.get("dns")
     if dns:

@@ -33,6 +33,7 @@ from lambdas import (
     rds,
     rds_network,
     readiness_aurora,
+    readiness_autoscaling,
     readiness_dynamodb,
     readiness_report,
 )
@@ -573,7 +574,7 @@ def check_failover(ctx: dict[str, Any], item: dict[str, Any], run: dict[str, Any
 
 _KINDS = {"environment": check_environment, "database": check_database, "bucket": check_bucket,
           "dns": check_dns, "capacity": check_capacity, "aurora": readiness_aurora.check_aurora,
-          "table": readiness_dynamodb.check_table}
+          "table": readiness_dynamodb.check_table, "asg": readiness_autoscaling.check_group}
 _PERMISSIONS = ["ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeInstanceTypes",
                 "elasticbeanstalk:DescribeConfigurationSettings", "elasticbeanstalk:DescribeEnvironments",
                 "elasticbeanstalk:DescribeApplicationVersions", "rds:DescribeDBInstances",
@@ -581,13 +582,13 @@ _PERMISSIONS = ["ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeInst
                 "s3:ListBucket", "s3:GetObject", "route53:ListResourceRecordSets", "servicequotas:GetServiceQuota",
                 "states:DescribeStateMachine", *rds_network.NETWORK_PERMISSIONS, *iam.PERMISSIONS,
                 *beanstalk_access.READ_CHECK_PERMISSIONS, *readiness_aurora.PERMISSIONS,
-                *readiness_dynamodb.PERMISSIONS]
+                *readiness_dynamodb.PERMISSIONS, *readiness_autoscaling.PERMISSIONS]
 
 
 @registry.action(
     "check",
     permissions=list(dict.fromkeys(_PERMISSIONS)),
-    resource={**readiness_aurora.RESOURCES, **readiness_dynamodb.RESOURCES,
+    resource={**readiness_aurora.RESOURCES, **readiness_dynamodb.RESOURCES, **readiness_autoscaling.RESOURCES,
               "elasticbeanstalk:DescribeConfigurationSettings": ("source_environment", "configurationtemplate"),
               "elasticbeanstalk:DescribeEnvironments": "source_environment",
               "elasticbeanstalk:DescribeApplicationVersions": "applicationversion",

@@ -24,7 +24,10 @@ created with ``GlobalClusterIdentifier`` as a member (the first one the writer).
 - **CreateGlobalCluster** from ``SourceDBClusterIdentifier``: moto leaves the source a non-writer with
   the global cluster's ARN as its ``GlobalClusterIdentifier``; here it is the writer, with the name.
 - **DescribeGlobalClusters** answers only the named global cluster (``GlobalClusterNotFoundFault`` if
-  none) and shows ``SynchronizationStatus`` for secondaries.
+  none) and shows ``SynchronizationStatus`` for secondaries, except for one the latency model still holds
+  ``creating`` (sandbox/latency.py ``rds.create_aurora_secondary``): it has none until it is available.
+  Such a cluster, or one without an available DB instance, is refused as a switchover or failover target
+  (``InvalidDBClusterStateFault``) and answers no lag metrics.
 - **Write forwarding**: moto ignores ``ModifyDBCluster`` ``EnableGlobalWriteForwarding``. Here a secondary's
   request is kept: ``DescribeDBClusters`` shows ``GlobalWriteForwardingRequested`` and
   ``GlobalWriteForwardingStatus`` (``enabled`` at once: the ``enabling`` phase is not modeled; ``disabled``

@@ -420,8 +420,17 @@ class Adapters:
             order = sorted((r for r in sets if rank(r) is not None), key=lambda r: rank(r))  # type: ignore[arg-type,return-value]
             if not order:
                 return [], "NOERROR"
+        elif any(r.weight is not None for r in sets):
+            # Weighted: Route 53 picks among the healthy records of non-zero weight in proportion to their
+            # weights, and uses zero-weight records only when every other one is unhealthy. TestDNSAnswer here
+            # answers deterministically: the heaviest healthy record (ties by set identifier).
+            healthy = [r for r in sets if self.world.healthy(r.health_check_id)]
+            weighted = [r for r in healthy if int(r.weight or 0) > 0] or healthy
+            if not weighted:
+                return list(sets[0].records or []), "NOERROR"  # all unhealthy: Route 53 answers as if all were
+            order = sorted(weighted, key=lambda r: (-int(r.weight or 0), str(r.set_identifier)))
         else:
-            order = list(sets)  # weighted / multivalue: not modeled beyond health
+            order = list(sets)  # multivalue: not modeled beyond health
         chosen = next((r for r in order if self.world.healthy(r.health_check_id)), order[0])
         return list(chosen.records or []), "NOERROR"
 

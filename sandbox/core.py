@@ -28,6 +28,7 @@ import lambdas
 from sandbox import (
     adapters,
     adapters_aurora,
+    adapters_autoscaling,
     adapters_beanstalk,
     adapters_dynamodb,
     adapters_ec2,
@@ -111,6 +112,7 @@ class Sandbox:
         adapters_s3.install(self._events, self.latency.delay("s3.replicate"))
         self.dns = adapters_route53.install(self._events, self.latency)
         self.dynamodb = adapters_dynamodb.install(self._events, self.latency, self.dns.on_datum)
+        self.autoscaling = adapters_autoscaling.install(self._events, self.latency)
         self.eventbridge.install(self.dns)
         adapters_quotas.install(self._events)
         self.aurora = adapters_aurora.install(self._events, self.latency)
@@ -127,6 +129,7 @@ class Sandbox:
         self.latency.uninstall(self._events)
         self.eventbridge.uninstall()
         adapters_dynamodb.uninstall(self._events)
+        adapters_autoscaling.uninstall(self._events)
         adapters_aurora.uninstall(self._events)
         adapters_route53.uninstall(self._events)
         adapters_quotas.uninstall(self._events)

@@ -46,7 +46,8 @@ from sandbox import adapters_beanstalk, responses
 # botocore's event service name -> IAM service prefix, where they differ.
 _PREFIX = {"elastic-beanstalk": "elasticbeanstalk", "sfn": "states", "service-quotas": "servicequotas",
            "elastic-load-balancing-v2": "elasticloadbalancing", "route-53": "route53", "eventbridge": "events",
-           "resource-groups-tagging-api": "tag", "application-auto-scaling": "application-autoscaling"}
+           "resource-groups-tagging-api": "tag", "application-auto-scaling": "application-autoscaling",
+           "auto-scaling": "autoscaling"}
 
 # S3 operations authorize as differently named IAM actions.
 _S3_ACTIONS = {
@@ -86,6 +87,9 @@ CALLER_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "ec2:DeleteSecurityGroup",
         "elasticloadbalancing:DeleteLoadBalancer",
     ),
+    # Creating an Auto Scaling group on a launch template: Auto Scaling launches its instances with the caller's
+    # ec2:RunInstances (EC2 Auto Scaling User Guide, "Amazon EC2 Auto Scaling API permissions").
+    "autoscaling:CreateAutoScalingGroup": ("ec2:RunInstances",),
 }
 
 _DESCRIBE_ENVIRONMENTS = "after-call.elastic-beanstalk.DescribeEnvironments"
@@ -306,7 +310,9 @@ class Enforcer:
         if service == "s3":
             return self._s3(operation, p)
         if service == "ec2":
-            return self._ec2(operation, p, region)
+            return [*self._ec2(operation, p, region), *_launch_template_arns(self, operation, p, region)]
+        if service == "autoscaling":
+            return _autoscaling_arns(self, operation, p, region)
         if service == "cloudwatch":
             names = p.get("AlarmNames") or ([p["AlarmName"]] if p.get("AlarmName") else [])
             return [self._arn("cloudwatch", region, f"alarm:{n}") for n in names]
@@ -438,6 +444,44 @@ class Enforcer:
         if p.get("Id"):
             return [f"arn:{self.partition}:route53:::change/{p['Id'].rsplit('/', 1)[-1]}"]
         return []
+
+
+def _autoscaling_arns(enforcer: Enforcer, operation: str, p: dict[str, Any], region: str) -> list[str]:
+    """An Auto Scaling group's ARN (autoScalingGroup:<uuid>:autoScalingGroupName/<name>): the group's own when it
+    exists, else with a uuid the new group would get (policies name it with a wildcard). Describe* lists: none."""
+    if operation.startswith("Describe"):
+        return []
+    names = [p["AutoScalingGroupName"]] if p.get("AutoScalingGroupName") else []
+    names += [t["ResourceId"] for t in p.get("Tags") or [] if operation == "CreateOrUpdateTags" and t.get("ResourceId")]
+    from moto.autoscaling.models import autoscaling_backends
+
+    groups = autoscaling_backends[enforcer.account][region].autoscaling_groups
+    out = []
+    for name in dict.fromkeys(names):
+        group = groups.get(name)
+        arn = getattr(group, "arn", None) if group is not None else None
+        out.append(arn or enforcer._arn("autoscaling", region,
+                                        f"autoScalingGroup:00000000-0000-0000-0000-000000000000:"
+                                        f"autoScalingGroupName/{name}"))
+    return out
+
+
+def _launch_template_arns(enforcer: Enforcer, operation: str, p: dict[str, Any], region: str) -> list[str]:
+    """EC2 launch templates, named in an ARN by their id: the one a request names (by id, or by name resolved in
+    the sandbox's EC2), or launch-template/* for CreateLaunchTemplate (the id is minted by the call)."""
+    if operation.startswith("Describe") or "LaunchTemplate" not in operation:
+        return []
+    if operation == "CreateLaunchTemplate":
+        return [enforcer._arn("ec2", region, "launch-template/*")]
+    ident = p.get("LaunchTemplateId")
+    if not ident and p.get("LaunchTemplateName"):
+        from moto.ec2.models import ec2_backends
+
+        try:
+            ident = ec2_backends[enforcer.account][region].get_launch_template_by_name(p["LaunchTemplateName"]).id
+        except Exception:  # noqa: BLE001 - no such template: EC2 answers that itself
+            return []
+    return [enforcer._arn("ec2", region, f"launch-template/{ident}")] if ident else []
 
 
 def _as_list(value: Any) -> list[Any]:

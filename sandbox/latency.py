@@ -116,6 +116,15 @@ DURATIONS: dict[str, tuple[float, float]] = {
     # within a second" (DynamoDB Developer Guide, global tables: how it works); ReplicationLatency (ms)
     # shows a few seconds at the tail, more with distance or a degraded region. 1 s p50, 5 s p95.
     "dynamodb.replicate": (1.0, 5.0),
+    # EC2 Auto Scaling: from the call that launches an instance to the group showing it InService (EC2 boots it,
+    # Auto Scaling moves it on). AWS publishes no figure; the EC2 Auto Scaling User Guide ("Set the health check
+    # grace period") defaults the console's grace period, the time it gives a new instance to start, to 300 s:
+    # that is the p95. 90 s p50 for an instance without lifecycle hooks.
+    "autoscaling.launch_instance": (90.0, 300.0),
+    # From InService (registered in its target group) to `healthy`: HealthyThresholdCount consecutive checks
+    # every HealthCheckIntervalSeconds, 5 x 30 s by default for instance targets (CreateTargetGroup API
+    # reference): 150 s p50; 300 s p95 for an application that fails its first checks while it warms up.
+    "elb.target_healthy": (150.0, 300.0),
 }
 
 

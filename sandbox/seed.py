@@ -58,6 +58,10 @@ def seed_primary(plan: Plan, *, encrypted_volumes: bool | None = None) -> dict[s
         from sandbox import seed_aurora
 
         created["aurora"] = seed_aurora.seed(plan)
+    if plan.compute:
+        from sandbox import seed_autoscaling
+
+        created["compute"] = seed_autoscaling.seed(plan)
     if plan.tables:
         from sandbox import seed_dynamodb
 

@@ -66,7 +66,8 @@ def test_committed_asl_is_current(example):
 
 
 def test_the_reference_and_global_plans_have_committed_renderings():
-    assert {p.stem for p in COMMITTED_EXAMPLES} >= {"reference", "fitness-global", "ecommerce"}
+    assert {p.stem for p in COMMITTED_EXAMPLES} >= {"reference", "fitness-global", "ecommerce", "fastest-region",
+                                                    "bookstore"}
 
 
 def test_rendered_asl_passes_statelint(example):

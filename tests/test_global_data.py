@@ -64,14 +64,19 @@ def _drill_leaves_nothing(sb: Sandbox, plan: Plan) -> Any:
     return result, drill, summary
 
 
+def _data_tier(path: Any) -> Plan:
+    """The example's data tier and DNS only (its compute is rehearsed in tests/test_architectures.py)."""
+    return load_plan(path).model_copy(update={"compute": [], "topology": "pilot-light"})
+
+
 @pytest.fixture(scope="module")
 def fitness() -> Plan:
-    return load_plan(FITNESS)
+    return _data_tier(FITNESS)
 
 
 @pytest.fixture(scope="module")
 def ecommerce() -> Plan:
-    return load_plan(ECOMMERCE)
+    return _data_tier(ECOMMERCE)
 
 
 def test_aurora_global_replicate_ready_drill_then_graceful_switchover(fitness: Plan) -> None:
@@ -206,15 +211,18 @@ def test_readiness_names_what_is_wrong_with_the_data_tiers(ecommerce: Plan) -> N
         assert ("table-replica", plan.tables[0].name) in problems, problems
 
 
-def test_failover_cli_mode_moves_the_aurora_writer_as_asked(fitness: Plan) -> None:
+def test_failover_cli_mode_moves_the_aurora_writer_as_asked(fitness: Plan, tmp_path: Any) -> None:
     import json
 
+    import yaml
     from click.testing import CliRunner
 
     from cli import cli
     from tests.conftest import REFERENCE
 
-    result = CliRunner().invoke(cli, ["failover", str(FITNESS), "--sandbox", "--mode", "ungraceful", "--json"])
+    path = tmp_path / "fitness-data.yaml"
+    path.write_text(yaml.safe_dump(fitness.model_dump(mode="json")))
+    result = CliRunner().invoke(cli, ["failover", str(path), "--sandbox", "--mode", "ungraceful", "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     (moved,) = doc["output"]["restore"]["aurora"]

@@ -277,8 +277,8 @@ def test_an_aurora_cluster_snapshot_is_creating_for_the_modeled_time() -> None:
         assert answer["Status"] == "creating" and answer["PercentProgress"] == 0
         assert snapshot_status(w["west"], "orders-snap") == "creating"
         with pytest.raises(ClientError) as err:  # nothing can be restored from it yet
-            w["west"].restore_db_cluster_from_snapshot(DBClusterIdentifier="orders-copy", SnapshotIdentifier="orders-snap",
-                                                       Engine="aurora-postgresql")
+            w["west"].restore_db_cluster_from_snapshot(DBClusterIdentifier="orders-copy",
+                                                       SnapshotIdentifier="orders-snap", Engine="aurora-postgresql")
         assert err.value.response["Error"]["Code"] == "InvalidDBClusterSnapshotStateFault"
         elapsed = waited(start, lambda: snapshot_status(w["west"], "orders-snap") == "available",
                          "the snapshot to be available")
@@ -288,7 +288,8 @@ def test_an_aurora_cluster_snapshot_is_creating_for_the_modeled_time() -> None:
 def test_a_cluster_restored_from_a_snapshot_is_creating_for_the_modeled_time() -> None:
     with Sandbox():
         w = build()
-        w["west"].create_db_cluster_snapshot(DBClusterSnapshotIdentifier="orders-snap", DBClusterIdentifier="orders-west")
+        w["west"].create_db_cluster_snapshot(DBClusterSnapshotIdentifier="orders-snap",
+                                             DBClusterIdentifier="orders-west")
         at(clock.now() + duration("rds.create_aurora_snapshot"))
         start = clock.now()
         answer = w["west"].restore_db_cluster_from_snapshot(DBClusterIdentifier="orders-copy",

@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from cli import cli
-from tests.conftest import REFERENCE
+from tests.conftest import REFERENCE, ROOT
 
 
 def _reference() -> dict:
@@ -86,7 +86,7 @@ MALFORMED = {
         lambda d: d["dns"].update(cutover="health_check", routing="geolocation",
                                   primary_location={"country_code": "usa"}),
         "dns.primary_location.country_code: 'usa' does not match"),
-    "bad_routing": (lambda d: d["dns"].update(cutover="health_check", routing="weighted"), "dns.routing: "),
+    "bad_routing": (lambda d: d["dns"].update(cutover="health_check", routing="multivalue"), "dns.routing: "),
     "az2_in_other_region": (lambda d: d["databases"][0]["az2_replica"].update(availability_zone="us-west-2b"),
                             "databases[0].az2_replica.availability_zone: must be a zone of the primary region"),
     "bad_schedule": (lambda d: d["schedules"].update(readiness="every 5 minutes"), "schedules.readiness: "),
@@ -202,5 +202,37 @@ def test_schema_is_json_schema_of_the_plan():
     assert {"name", "primary_region", "dr_region", "objectives"} <= set(schema["required"])
     assert schema["additionalProperties"] is False
     dns = schema["$defs"]["Dns"]["properties"]
-    assert set(dns["routing"]["enum"]) == {"failover", "latency", "geolocation"}
+    assert set(dns["routing"]["enum"]) == {"failover", "latency", "geolocation", "weighted"}
     assert {"primary_location", "health_check_alarm"} <= set(dns)
+
+
+def test_compute_topology_and_weights_are_checked_with_their_paths():
+    import yaml
+
+    from workflows.plan import PlanError, parse_plan
+
+    doc = yaml.safe_load((ROOT / "examples" / "bookstore.yaml").read_text())
+    group = doc["compute"][0]
+    group["failover_capacity"] = {"instances": 4, "percent_of_primary": 100}
+    group["max_size"] = 1
+    doc["compute"].append({**group, "failover_capacity": {"instances": 2}, "max_size": None})  # same names
+    doc["dns"]["weights"] = {"primary": 50, "dr": 50}  # routing is failover
+    with pytest.raises(PlanError) as err:
+        parse_plan(doc)
+    problems = "\n".join(err.value.problems)
+    assert "compute[0].failover_capacity: give exactly one of instances and percent_of_primary" in problems
+    assert "compute[0].max_size: 1 is below the capacity the group must reach (4)" in problems
+    assert "compute[1].name: 'bookstore-use1' is used twice" in problems
+    assert "compute[1].dr_group_name: 'bookstore-usw2' is used twice" in problems
+    assert "dns.weights: only used with routing: weighted (routing is failover)" in problems
+    pilot = yaml.safe_load((ROOT / "examples" / "bookstore.yaml").read_text())
+    pilot["topology"] = "pilot-light"
+    with pytest.raises(PlanError) as err:
+        parse_plan(pilot)
+    assert any(p.startswith("compute[0].pilot_size: a pilot light runs no instance") for p in err.value.problems)
+    warm = yaml.safe_load((ROOT / "examples" / "bookstore.yaml").read_text())
+    warm["topology"], warm["compute"][0]["pilot_size"] = "warm-standby", 0
+    with pytest.raises(PlanError) as err:
+        parse_plan(warm)
+    assert any(p.startswith("compute[0].pilot_size: topology warm-standby keeps instances running") for p in
+               err.value.problems)

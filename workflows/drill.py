@@ -104,6 +104,28 @@ def _aurora_states() -> dict[str, asl.State]:
     return states
 
 
+DRILL_GROUP_STEP = "Launch drill group"
+
+
+def _compute_states() -> dict[str, asl.State]:
+    """Per Auto Scaling group: the failover capacity, then a drill group of that size from the DR launch
+    template, in service and healthy. The production DR group and its target groups are never named."""
+    params = {"region.$": "$.dr_region", "plan.$": "$.plan", "drill_id.$": "$.drill",
+              "dr_group_name.$": "$.group.dr_group_name", "dr_launch_template.$": "$.group.dr_launch_template",
+              "subnets.$": "$.group.subnets", "desired.$": "$.capacity.desired"}
+    states: dict[str, asl.State] = {"FailoverCapacity": failover.capacity_state("LaunchDrillGroup",
+                                                                                DRILL_GROUP_STEP)}
+    states.update(asl.poll_loop(
+        "LaunchDrillGroup", DRILL_GROUP_STEP, service="autoscaling", act=("create_drill_group", params),
+        check=("check_drill_group", params), interval_seconds=failover.SCALE_POLL,
+        first_wait_seconds=failover.SCALE_FIRST, max_attempts=failover.SCALE_MAX, next_state="DrillGroupReady",
+        what="drill group in service"))
+    states["DrillGroupReady"] = asl.end_pass(DRILL_GROUP_STEP, {
+        "group.$": "$.poll.group", "source.$": "$.group.dr_group_name", "capacity.$": "$.capacity",
+        "in_service.$": "$.poll.in_service"})
+    return states
+
+
 def _table_states() -> dict[str, asl.State]:
     """Per global table: the replication latency (the RPO), then a marker item written, read back and
     deleted in the DR replica under the drill's key."""
@@ -136,7 +158,7 @@ def build(plan: Plan) -> dict[str, Any]:
         lag_step=COPY_STEP, extra_launch={"drill.$": "$.env.drill"},
         # The databases' Map opens with the copy: labelled as the copy, the promote step starts when it does.
         db_map_step=COPY_STEP, aurora_states=_aurora_states(), tables_states=_table_states(),
-        aurora_map_step=CLONE_STEP)
+        aurora_map_step=CLONE_STEP, compute_states=_compute_states(), compute_map_step=DRILL_GROUP_STEP)
     if plan.buckets:
         branches.append(("buckets", _probe_branch()))
     cutover = "DrillDns" if plan.dns is not None and plan.dns_environment is not None else "VerifyService"
@@ -213,7 +235,12 @@ def teardown_document(plan: Plan) -> dict[str, Any]:
                                       for n in (a.identifier, a.dr_cluster_identifier)}),
         "dr_clusters": sorted({a.dr_cluster_identifier for a in plan.aurora_databases}),
         "tables": [t.name for t in plan.tables],
+        "protected_groups": sorted({n for g in plan.compute for n in (g.name, g.dr_group_name)}),
+        "dr_groups": sorted({g.dr_group_name for g in plan.compute}),
     }
+    for tier in ("protected_clusters", "dr_clusters", "tables", "protected_groups", "dr_groups"):
+        if not doc[tier]:  # only what the plan has: other plans' definitions stay as they were
+            del doc[tier]
     if plan.dns is not None:
         doc["dns"] = {"hosted_zone_id": plan.dns.hosted_zone_id, "record_name": plan.dns.record_name}
     return doc
@@ -244,6 +271,11 @@ def build_teardown(plan: Plan) -> dict[str, Any]:
             "RemoveDatabases", "Remove drill databases", "remove_drill_databases", "check_drill_databases_removed",
             {**base, "protected.$": "$.plan.protected_databases", "replicas.$": "$.plan.dr_replicas"},
             "drill database deletion", "rds")))
+    if plan.compute:
+        branches.append(("groups", _remove_loop(
+            "RemoveGroups", "Remove drill groups", "remove_drill_groups", "check_drill_groups_removed",
+            {**base, "protected.$": "$.plan.protected_groups", "dr_groups.$": "$.plan.dr_groups"},
+            "drill group deletion", "autoscaling")))
     if plan.aurora_databases:
         branches.append(("clusters", _remove_loop(
             "RemoveClusters", "Remove drill clusters", "remove_drill_clusters", "check_drill_clusters_removed",

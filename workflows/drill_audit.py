@@ -42,6 +42,12 @@ def leftovers(plan: Plan, drill: str, session: Any = None) -> list[dict[str, str
             for cluster in page["DBClusters"]:
                 if _tagged(cluster.get("TagList"), cluster["DBClusterIdentifier"], drill):
                     out.append({"kind": "db_cluster", "id": cluster["DBClusterIdentifier"]})
+    if plan.compute:
+        autoscaling = _client(session, "autoscaling", plan.dr_region)
+        for page in autoscaling.get_paginator("describe_auto_scaling_groups").paginate():
+            for group in page["AutoScalingGroups"]:
+                if _tagged(group.get("Tags"), group["AutoScalingGroupName"], drill):
+                    out.append({"kind": "auto_scaling_group", "id": group["AutoScalingGroupName"]})
     for page in rds.get_paginator("describe_db_snapshots").paginate(SnapshotType="manual"):
         for snap in page["DBSnapshots"]:
             if _tagged(snap.get("TagList"), snap["DBSnapshotIdentifier"], drill):

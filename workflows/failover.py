@@ -46,8 +46,12 @@ APPROVAL_TIMEOUT = 4 * 3600  # an unanswered approval request fails the executio
 
 # Step labels (state Comments): the timeline and the RTO figures are read from them.
 RESTORE_STEPS = ("Promote DR replica", "Move Aurora writer", "Verify DR table", "Launch DR environment",
-                 "Repoint DNS", "Verify service")
+                 "Scale DR group", "Repoint DNS", "Verify service")
 AURORA_STEP = "Move Aurora writer"
+SCALE_STEP = "Scale DR group"
+# Auto Scaling: instances launched, in service and healthy in their target groups (EC2 launch, boot and
+# health checks): a few minutes. Checks from half the p50, every 10 s, until 30 min.
+SCALE_FIRST, SCALE_POLL, SCALE_MAX = 90, 10, 171
 TABLE_STEP = "Verify DR table"
 FAILOVER_MODES = ("auto", "graceful", "ungraceful")
 RESTORED_STATE = "ServiceRestored"
@@ -84,6 +88,8 @@ def plan_document(plan: Plan) -> dict[str, Any]:
     }
     if plan.aurora_databases:
         doc["aurora"] = aurora_documents(plan)
+    if plan.compute:
+        doc["compute"] = compute_documents(plan)
     if plan.tables:
         doc["tables"] = [{"name": t.name, "write_region_parameter": (t.write_region_setting.ssm_parameter
                                                                       if t.write_region_setting else None)}
@@ -98,6 +104,18 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             "cutover": plan.dns.cutover,
         }
     return doc
+
+
+def compute_documents(plan: Plan) -> list[dict[str, Any]]:
+    return [{
+        "name": g.name,
+        "dr_group_name": g.dr_group_name,
+        "dr_launch_template": g.dr_launch_template,
+        "subnets": list(g.dr_network.subnets),
+        "capacity": g.failover_capacity.model_dump(),
+        "max_size": g.max_size,
+        "target_group_arns": list(g.dr_target_group_arns),
+    } for g in plan.compute]
 
 
 def aurora_documents(plan: Plan) -> list[dict[str, Any]]:
@@ -284,6 +302,30 @@ def _restore_aurora_states() -> dict[str, asl.State]:
     return states
 
 
+def capacity_state(next_state: str, step: str = SCALE_STEP) -> asl.State:
+    """The DR group's failover capacity: the plan's number, or its share of the primary's recent peak."""
+    return asl.task(step, "autoscaling", "failover_capacity",
+                    {"primary_region.$": "$.primary_region", "region.$": "$.dr_region", "name.$": "$.group.name",
+                     "capacity.$": "$.group.capacity"},
+                    result_path="$.capacity", next_state=next_state)
+
+
+def _restore_compute_states() -> dict[str, asl.State]:
+    """Per Auto Scaling group: its failover capacity, then the DR group scaled to it, in service and healthy."""
+    states: dict[str, asl.State] = {"FailoverCapacity": capacity_state("ScaleGroup")}
+    states.update(asl.poll_loop(
+        "ScaleGroup", SCALE_STEP, service="autoscaling",
+        act=("scale_group", {"region.$": "$.dr_region", "dr_group_name.$": "$.group.dr_group_name",
+                             "desired.$": "$.capacity.desired", "max_size.$": "$.group.max_size"}),
+        check=("check_group", {"region.$": "$.dr_region", "dr_group_name.$": "$.group.dr_group_name",
+                               "desired.$": "$.capacity.desired", "target_group_arns.$": "$.group.target_group_arns"}),
+        interval_seconds=SCALE_POLL, first_wait_seconds=SCALE_FIRST, max_attempts=SCALE_MAX,
+        next_state="GroupScaled", what="DR group capacity in service"))
+    states["GroupScaled"] = asl.end_pass(SCALE_STEP, {"group.$": "$.group.dr_group_name", "capacity.$": "$.capacity",
+                                                      "in_service.$": "$.poll.in_service"})
+    return states
+
+
 def _restore_table_states() -> dict[str, asl.State]:
     """Per global table: its replication latency (the RPO), a write and a read in the DR region, and the
     application's write-region parameter moved to the DR region when the plan names one."""
@@ -352,7 +394,8 @@ def restore_branches(plan: Plan, items: str = "$.plan", *, extra_selector: dict[
                      db_map_step: str = "Promote DR replica", aurora_states: dict[str, asl.State] | None = None,
                      aurora_start: str = "MeasureGlobalLag", tables_states: dict[str, asl.State] | None = None,
                      tables_start: str = "TableLatency", aurora_map_step: str = AURORA_STEP,
-                     ) -> list[tuple[str, asl.State]]:
+                     compute_states: dict[str, asl.State] | None = None, compute_start: str = "FailoverCapacity",
+                     compute_map_step: str = SCALE_STEP) -> list[tuple[str, asl.State]]:
     """The restore's branches: databases promoted (and resized if asked), environments launched.
 
     ``items``: where the database and environment items are (``$.plan`` for the failover; a drill's
@@ -370,6 +413,10 @@ def restore_branches(plan: Plan, items: str = "$.plan", *, extra_selector: dict[
             TABLE_STEP, f"{items}.tables", "table", tables_start, tables_states or _restore_table_states(),
             {"primary_region.$": "$.plan.primary_region", "rpo_minutes.$": "$.plan.objectives.rpo_minutes",
              **(extra_selector or {})}))))
+    if plan.compute:
+        out.append(("compute", branch("Compute", _map(
+            compute_map_step, f"{items}.compute", "group", compute_start, compute_states or _restore_compute_states(),
+            {"primary_region.$": "$.plan.primary_region", **(extra_selector or {})}))))
     if plan.rds_databases:
         db_states = _restore_database_states(
             plan.objectives.rpo_minutes, before_promote=before_promote,
@@ -570,6 +617,25 @@ def harden_aurora_state(items: str, next_state: str, extra_selector: dict[str, s
     return state
 
 
+def _flip_states(plan: Plan, next_state: str) -> dict[str, asl.State]:
+    """Data-plane cutover: the primary's Route 53 health check follows a DR-region alarm on a metric
+    pilotlight publishes; flipping the metric fails the records over. No Route 53 control-plane call on
+    the critical path (the records and health check exist already)."""
+    flip = {"region": plan.dr_region, "alarm": plan.health_check_alarm}
+    return asl.poll_loop(
+        "RepointDns",
+        "Repoint DNS",
+        service="dns",
+        act=("flip_primary_health", {**flip, "plan": plan.name}),
+        check=("check_flipped", flip),
+        interval_seconds=DNS_POLL,
+        first_wait_seconds=DNS_FIRST,
+        max_attempts=DNS_MAX,
+        next_state=next_state,
+        what="primary health alarm",
+    )
+
+
 def _mode_states(next_state: str) -> dict[str, asl.State]:
     """``$.options.mode``: the input's ``mode`` (``pilotlight failover --mode``) or ``auto``."""
     return {
@@ -597,28 +663,21 @@ def build(plan: Plan) -> dict[str, Any]:
         states.update(_mode_states("GuardRails"))
     states.update(_guard_states(plan, first))
     cutover = "RepointDns" if plan.dns else "VerifyService"
+    # Active-active, data-plane cutover: the surviving region already serves, so the failed one leaves the
+    # routing at once (its health check forced unhealthy) while the data tier moves and the group scales:
+    # evacuation in parallel, measured in the same Restore step. Elsewhere traffic moves once the DR side
+    # is restored.
+    evacuate = plan.topology == "active-active" and plan.health_check_cutover and bool(branches)
     if branches:
-        # Branch outputs by name: aurora, tables, databases, environments, for what the plan has.
-        states["Restore"] = parallel("Restore", branches, "$.restore", cutover)
+        # Branch outputs by name: compute, aurora, tables, databases, environments, dns, for what the plan has.
+        if evacuate:
+            flip_states = _flip_states(plan, "Evacuated")
+            flip_states["Evacuated"] = asl.end_pass("Repoint DNS", {"flipped.$": "$.poll"})
+            branches = [*branches, ("dns", {"StartAt": "RepointDns", "States": flip_states})]
+        states["Restore"] = parallel("Restore", branches, "$.restore", "VerifyService" if evacuate else cutover)
     if plan.health_check_cutover:
-        # Data-plane cutover: the primary's Route 53 health check follows a DR-region alarm on a
-        # metric pilotlight publishes; flipping the metric fails the records over. No Route 53
-        # control-plane call on the critical path (the records and health check exist already).
-        flip = {"region": plan.dr_region, "alarm": plan.health_check_alarm}
-        states.update(
-            asl.poll_loop(
-                "RepointDns",
-                "Repoint DNS",
-                service="dns",
-                act=("flip_primary_health", {**flip, "plan": plan.name}),
-                check=("check_flipped", flip),
-                interval_seconds=DNS_POLL,
-                first_wait_seconds=DNS_FIRST,
-                max_attempts=DNS_MAX,
-                next_state="VerifyService",
-                what="primary health alarm",
-            )
-        )
+        if not evacuate:
+            states.update(_flip_states(plan, "VerifyService"))
     elif plan.dns:
         dns = {
             "zone_id.$": "$.plan.dns.hosted_zone_id",

@@ -146,6 +146,13 @@ class GeoLocation(_Model):
     country_code: CountryCode | None = None
 
 
+class DnsWeights(_Model):
+    """Weighted routing: the share of DNS answers each region's record gets (Route 53 weights, 0-255)."""
+
+    primary: int = Field(default=100, ge=0, le=255)
+    dr: int = Field(default=0, ge=0, le=255)
+
+
 class Dns(_Model):
     """The record clients use, and how a failover moves it.
 
@@ -172,10 +179,12 @@ class Dns(_Model):
     dr_target: Fqdn | None = Field(
         default=None, description="Host name the record points at after a failover, for a plan without a Beanstalk "
         "environment (e.g. the DR load balancer's DNS name)")
-    routing: Literal["failover", "latency", "geolocation"] = Field(
+    routing: Literal["failover", "latency", "geolocation", "weighted"] = Field(
         default="failover",
         description="health_check mode: the routing policy of the record pair replicate builds",
     )
+    weights: DnsWeights | None = Field(
+        default=None, description="routing: weighted: each region's share of the answers (default primary 100, dr 0)")
     primary_location: GeoLocation | None = Field(
         default=None, description="health_check mode with geolocation routing: where the primary serves"
     )
@@ -537,7 +546,8 @@ def _dns_mode_problems(dns: Dns) -> list[PlanFieldError]:
     problems: list[PlanFieldError] = []
     if dns.cutover == "records":
         # routing: failover is the default, so a dumped plan reads back; anything else means nothing here.
-        for field, default in (("routing", "failover"), ("primary_location", None), ("health_check_alarm", None)):
+        for field, default in (("routing", "failover"), ("primary_location", None), ("health_check_alarm", None),
+                               ("weights", None)):
             if getattr(dns, field) != default:
                 problems.append(PlanFieldError(
                     f"dns.{field}",
@@ -558,6 +568,12 @@ def _dns_mode_problems(dns: Dns) -> list[PlanFieldError]:
     elif loc is not None:
         problems.append(PlanFieldError(
             "dns.primary_location", f"only used with routing: geolocation (routing is {dns.routing})"))
+    if dns.weights is not None:
+        if dns.routing != "weighted":
+            problems.append(PlanFieldError("dns.weights",
+                                           f"only used with routing: weighted (routing is {dns.routing})"))
+        elif dns.weights.primary == 0 and dns.weights.dr == 0:
+            problems.append(PlanFieldError("dns.weights", "at least one region needs a weight above 0"))
     return problems
 
 

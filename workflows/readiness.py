@@ -54,6 +54,12 @@ def items(plan: Plan) -> list[dict[str, Any]]:
             "az2": ({"identifier": db.az2_replica.identifier, "availability_zone": db.az2_replica.availability_zone}
                     if db.az2_replica else None),
         })
+    for group in plan.compute:
+        out.append({"kind": "asg", "resource": group.name, "name": group.name, "launch_template": group.launch_template,
+                    "dr_group_name": group.dr_group_name, "dr_launch_template": group.dr_launch_template,
+                    "subnets": list(group.dr_network.subnets), "pilot_size": group.pilot_size,
+                    "capacity": group.failover_capacity.model_dump(),
+                    "target_group_arns": list(group.dr_target_group_arns)})
     for adb in plan.aurora_databases:
         out.append({"kind": "aurora", "resource": adb.identifier, "global_cluster": adb.global_cluster_identifier,
                     "identifier": adb.identifier, "dr_cluster": adb.dr_cluster_identifier,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from workflows import asl
-from workflows.plan import Plan
+from workflows.plan import DnsWeights, Plan
 
 # Poll intervals and attempt limits, well above the p95 durations of the latency table
 # (CreateImage ~20 min, cross-region CopyImage 50 min, replica creation 45 min, S3 RTC 15 min).
@@ -28,6 +28,9 @@ MACHINE_TIMEOUT = 6 * 3600
 def plan_document(plan: Plan) -> dict[str, Any]:
     """What of the plan the workflow needs, baked into the definition."""
     doc = _plan_document(plan)
+    for tier in ("aurora", "tables", "compute"):  # only what the plan has: other plans' definitions stay as they were
+        if not doc[tier]:
+            del doc[tier]
     if plan.health_check_cutover:
         doc["dns_routing"] = dns_routing_document(plan)
     return doc
@@ -44,6 +47,7 @@ def dns_routing_document(plan: Plan) -> dict[str, Any]:
         "ttl": plan.dns.ttl,
         "routing": plan.dns.routing,
         "primary_location": loc.model_dump() if loc else None,
+        **({"weights": (plan.dns.weights or DnsWeights()).model_dump()} if plan.dns.routing == "weighted" else {}),
         "primary_target": plan.dns_primary_target,
         "dr_target": plan.dns_dr_target,
         "alarm": plan.health_check_alarm,
@@ -112,6 +116,21 @@ def _plan_document(plan: Plan) -> dict[str, Any]:
             for db in plan.aurora_databases
         ],
         "tables": [t.name for t in plan.tables],
+        "compute": [
+            {
+                "name": g.name,
+                "launch_template": g.launch_template,
+                "dr_group_name": g.dr_group_name,
+                "dr_launch_template": g.dr_launch_template,
+                "subnets": list(g.dr_network.subnets),
+                "security_groups": list(g.dr_network.security_groups),
+                "instance_profile": g.instance_profile,
+                "pilot_size": g.pilot_size,
+                "max_size": g.max_size,
+                "target_group_arns": list(g.dr_target_group_arns),
+            }
+            for g in plan.compute
+        ],
         "buckets": [
             {
                 "source": b.source,
@@ -301,6 +320,45 @@ def _aurora_states() -> dict[str, asl.State]:
     return states
 
 
+def _compute_states() -> dict[str, asl.State]:
+    """The primary template's AMI copied to the DR region, the DR template on the copy, the DR group at its
+    pilot size (never scaled down)."""
+    g = "$.group"
+    states: dict[str, asl.State] = {
+        "TemplateImage": asl.task(
+            "Primary launch template", "autoscaling", "template_image",
+            {"region.$": "$.plan.primary_region", "launch_template.$": f"{g}.launch_template"},
+            result_path="$.template", next_state="CopyGroupImage"),
+    }
+    states.update(asl.poll_loop(
+        "CopyGroupImage", "Copy AMI to the DR region", service="ami",
+        act=("copy_image", {"plan.$": "$.plan.name", "environment.$": f"{g}.name",
+                            "source_region.$": "$.plan.primary_region", "region.$": "$.plan.dr_region",
+                            "image_id.$": "$.template.image_id", "kms_key_id.$": "$.plan.ami.dr_kms_key_id"}),
+        check=("check_image", {"region.$": "$.plan.dr_region", "image_id.$": "$.poll.image_id",
+                               "record.$": "$.poll.record"}),
+        interval_seconds=COPY_POLL, max_attempts=COPY_MAX, next_state="KeepGroupImage", what="AMI copy"))
+    states["KeepGroupImage"] = _keep("$.poll", "$.dr_image", "EnsureLaunchTemplate")
+    states["EnsureLaunchTemplate"] = asl.task(
+        "DR launch template", "autoscaling", "ensure_launch_template",
+        {"primary_region.$": "$.plan.primary_region", "region.$": "$.plan.dr_region", "plan.$": "$.plan.name",
+         "launch_template.$": f"{g}.launch_template", "dr_launch_template.$": f"{g}.dr_launch_template",
+         "image_id.$": "$.dr_image.image_id", "security_groups.$": f"{g}.security_groups",
+         "instance_profile.$": f"{g}.instance_profile"},
+        result_path="$.template_record", next_state="EnsureGroup")
+    states["EnsureGroup"] = asl.task(
+        "DR Auto Scaling group", "autoscaling", "ensure_group",
+        {"region.$": "$.plan.dr_region", "plan.$": "$.plan.name", "dr_group_name.$": f"{g}.dr_group_name",
+         "dr_launch_template.$": f"{g}.dr_launch_template", "subnets.$": f"{g}.subnets",
+         "pilot_size.$": f"{g}.pilot_size", "max_size.$": f"{g}.max_size",
+         "target_group_arns.$": f"{g}.target_group_arns"},
+        result_path="$.group_record", next_state="GroupDone")
+    states["GroupDone"] = {"Type": "Pass", "Parameters": {
+        "group.$": f"{g}.dr_group_name", "dr_image.$": "$.dr_image", "template.$": "$.template_record",
+        "group_record.$": "$.group_record"}, "End": True}
+    return states
+
+
 def _table_states() -> dict[str, asl.State]:
     """The table's replica in the DR region ACTIVE; then the replication latency."""
     params = {"primary_region.$": "$.plan.primary_region", "region.$": "$.plan.dr_region", "table.$": "$.table"}
@@ -363,7 +421,7 @@ def _bucket_states() -> dict[str, asl.State]:
     return states
 
 
-def _dns_routing_branch() -> dict[str, Any]:
+def _dns_routing_branch(weighted: bool = False) -> dict[str, Any]:
     """Alarm -> health check on it -> routing records naming the health check; one record each.
 
     A single item (the plan's record), so no Map: each task catches into the branch's failed record.
@@ -387,7 +445,8 @@ def _dns_routing_branch() -> dict[str, Any]:
              "record_type.$": f"{dns}.record_type", "ttl.$": f"{dns}.ttl", "routing.$": f"{dns}.routing",
              "primary_target.$": f"{dns}.primary_target", "dr_target.$": f"{dns}.dr_target",
              "health_check_id.$": "$.health_check.health_check_id", "primary_region.$": "$.plan.primary_region",
-             "dr_region.$": "$.plan.dr_region", "primary_location.$": f"{dns}.primary_location"},
+             "dr_region.$": "$.plan.dr_region", "primary_location.$": f"{dns}.primary_location",
+             **({"weights.$": f"{dns}.weights"} if weighted else {})},
             result_path="$.routing", next_state="DnsRoutingDone",
         ),
         "DnsRoutingDone": {
@@ -424,6 +483,8 @@ def build(plan: Plan) -> dict[str, Any]:
         branches.append(_branch("AppVersions", "$.plan.environments", "env", "CopyAppVersion", _version_states()))
     if plan.rds_databases:
         branches.append(_branch("Databases", "$.plan.databases", "db", "Replicas", _database_states()))
+    if plan.compute:
+        branches.append(_branch("Compute", "$.plan.compute", "group", "TemplateImage", _compute_states()))
     if plan.aurora_databases:
         branches.append(_branch("Aurora", "$.plan.aurora", "aurora", "EnsureSecondary", _aurora_states()))
     if plan.tables:
@@ -431,7 +492,7 @@ def build(plan: Plan) -> dict[str, Any]:
     if plan.buckets:
         branches.append(_branch("Buckets", "$.plan.buckets", "bucket", "EnsureReplication", _bucket_states()))
     if plan.health_check_cutover:
-        branches.append(_dns_routing_branch())
+        branches.append(_dns_routing_branch(plan.dns is not None and plan.dns.routing == "weighted"))
     after_parallel = "Configurations" if plan.environments else "Summary"
     states: dict[str, asl.State] = {
         "LoadPlan": {
@@ -476,7 +537,8 @@ def replicate_summary_table(output: dict[str, Any]) -> str:
     order = ("failed", "drift", "created", "updated", "deleted", "verified", "unknown", "unchanged")
     for status in order:
         for rec in output.get(status) or []:
-            detail = rec.get("cause") or "; ".join(rec.get("flags") or rec.get("drift") or rec.get("changes") or [])
+            detail = rec.get("cause") or "; ".join(rec.get("flags") or rec.get("drift") or rec.get("changes")
+                                                   or rec.get("notes") or [])
             if not detail and rec.get("lag_seconds") is not None:
                 detail = f"lag {rec['lag_seconds']:g} s (RPO {rec.get('rpo_seconds')} s)"
             rows.append((status, str(rec.get("resource", "")), detail))

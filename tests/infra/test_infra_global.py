@@ -20,7 +20,7 @@ from workflows import render
 from workflows.plan import Plan, load_plan
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-PLANS = ["ecommerce.yaml", "fitness-global.yaml"]
+PLANS = ["ecommerce.yaml", "fitness-global.yaml", "fastest-region.yaml", "bookstore.yaml"]
 
 
 class Synth:
@@ -132,8 +132,9 @@ def test_cfn_lint_reports_no_errors(synth):
 def test_one_function_per_service_the_workflows_use(synth):
     plan = synth.plan
     services = render.services_used(plan)
-    assert "aurora" in services
+    assert ("aurora" in services) == bool(plan.aurora_databases)
     assert ("dynamodb" in services) == bool(plan.tables)
+    assert ("autoscaling" in services) == bool(plan.compute)
     if plan.name == "ecommerce":
         assert "dynamodb" in services
     handlers = [props["Handler"] for _, props in _functions(synth.dr).values()]
@@ -163,8 +164,8 @@ def test_data_tier_mutations_are_granted_only_on_the_plan_resources(synth, servi
     plan = synth.plan
     statements = _function_role_statements(synth.dr)
     if service not in statements:
-        assert service == "dynamodb" and not plan.tables
-        pytest.skip(f"{plan.name} has no DynamoDB tables")
+        assert not (plan.tables if service == "dynamodb" else plan.aurora_databases)
+        pytest.skip(f"{plan.name} has no {service} data tier")
     registry = plan_iam.registry_for(service)
     declared: dict[str, set[str]] = {}
     for action in registry.actions.values():
@@ -186,6 +187,8 @@ def test_data_tier_mutations_are_granted_only_on_the_plan_resources(synth, servi
 
 def test_global_cluster_operations_name_the_global_cluster_and_its_clusters_only(synth):
     plan = synth.plan
+    if not plan.aurora_databases:
+        pytest.skip(f"{plan.name} has no Aurora Global Database")
     rds = _grants(_function_role_statements(synth.dr)["aurora"])
     (db,) = plan.aurora_databases
     global_cluster = f"arn:aws:rds::{ACCOUNT}:global-cluster:{db.global_cluster_identifier}"
@@ -207,6 +210,8 @@ def test_aurora_creates_and_restores_are_granted_on_their_required_resource_type
     """CreateDBCluster, RestoreDBClusterToPointInTime and RestoreDBClusterFromSnapshot require cluster*, cluster-pg*,
     og* and subgrp* (Service Authorization Reference); each is granted on the plan's DR-region ones only."""
     plan = synth.plan
+    if not plan.aurora_databases:
+        pytest.skip(f"{plan.name} has no Aurora Global Database")
     rds = _grants(_function_role_statements(synth.dr)["aurora"])
     (db,) = plan.aurora_databases
     prefix = f"arn:aws:rds:{plan.dr_region}:{ACCOUNT}:"
