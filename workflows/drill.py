@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflows import asl, failover
+from workflows import asl, failover, failover_tiers
 from workflows.plan import Plan
 
 MACHINE_TIMEOUT = 6 * 3600
@@ -91,7 +91,7 @@ def _aurora_states() -> dict[str, asl.State]:
     params = {"region.$": "$.dr_region", "plan.$": "$.plan", "drill_id.$": "$.drill",
               "dr_cluster.$": "$.aurora.live_cluster", "instance_class.$": "$.aurora.dr_instance_class",
               "subnet_group.$": "$.aurora.subnet_group", "security_groups.$": "$.aurora.security_groups"}
-    states: dict[str, asl.State] = {"MeasureGlobalLag": failover._aurora_lag_state(
+    states: dict[str, asl.State] = {"MeasureGlobalLag": failover.aurora_lag_state(
         "CloneCluster", cluster="$.aurora.live_cluster")}
     states["MeasureGlobalLag"]["Comment"] = CLONE_STEP
     states.update(asl.poll_loop(
@@ -129,7 +129,7 @@ def _compute_states() -> dict[str, asl.State]:
 def _table_states() -> dict[str, asl.State]:
     """Per global table: the replication latency (the RPO), then a marker item written, read back and
     deleted in the DR replica under the drill's key."""
-    states = failover._restore_table_states()
+    states = failover_tiers.restore_table_states()
     states = {"TableLatency": states["TableLatency"]}
     states["TableLatency"]["Next"] = "DrillMarker"
     states["TableLatency"]["Catch"][0]["Next"] = "DrillMarker"
