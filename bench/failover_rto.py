@@ -17,7 +17,10 @@ is the same on every run, on an idle or a loaded machine.
 poll overhead shows when AWS does not finish on a round number (default: a run at 0 and one at 7 s).
 Targets: RTO within 10% of the floor, at most 10 minutes, and at most 0.35 of the runbook's.
 
-    .venv/bin/python bench/failover_rto.py [--runs 3] [--skew 0 7]
+Then every example plan's failover (``bench/architectures_rto.py``): its modeled RTO and RPO against
+its objectives and the ratio against the same steps run one after another (``--no-examples`` skips it).
+
+    .venv/bin/python bench/failover_rto.py [--runs 3] [--skew 0 7] [--no-examples]
 """
 
 from __future__ import annotations
@@ -169,6 +172,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skew", type=float, nargs="+", default=[0.0, 7.0],
                         help="modeled seconds every long operation takes beyond its p50 (one set of runs each)")
+    parser.add_argument("--no-examples", action="store_true", help="skip the table of every example plan")
     args = parser.parse_args()
     plan = load_plan(args.plan)
     ok = True
@@ -201,6 +205,11 @@ def main() -> int:
                   f"ratio <= {TARGET_RATIO}": a / b <= TARGET_RATIO, "deterministic": same}
         print("  targets: " + "; ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in checks.items()) + "\n")
         ok = ok and all(checks.values())
+    if not args.no_examples:
+        import architectures_rto
+
+        print("every example plan (bench/architectures_rto.py):", flush=True)
+        ok = architectures_rto.table(list(architectures_rto.EXAMPLES)) and ok
     return 0 if ok else 1
 
 
