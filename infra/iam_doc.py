@@ -19,7 +19,7 @@ from workflows.plan import load_plan
 EXAMPLE = "examples/reference.yaml"
 
 
-# Kinds whose builder in infra/iam.py carries no comment of its own.
+# Kinds whose builder in infra/iam_arns.py carries no comment of its own.
 _KIND_DOCS = {
     "alarm": "The plan's trigger alarms, in the region each lives in.",
     "application": "The plan's Beanstalk applications, in both regions.",

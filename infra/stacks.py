@@ -36,7 +36,7 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from infra import iam as plan_iam
-from lambdas import s3 as s3_steps
+from infra import nag
 from reports.store import bucket_name as reports_bucket_name
 from workflows import asl, render
 from workflows.plan import Plan
@@ -115,86 +115,6 @@ def stage_lambda_code(dest: Path) -> Path:
     return dest
 
 
-def _suppress(construct: Construct, *findings: tuple[str, str] | tuple[str, str, list[str]]) -> None:
-    packs = []
-    for finding in findings:
-        rule, reason, *applies = finding
-        if applies:
-            packs.append(NagPackSuppression(id=rule, reason=reason, applies_to=applies[0]))
-        else:
-            packs.append(NagPackSuppression(id=rule, reason=reason))
-    NagSuppressions.add_resource_suppressions(construct, packs, apply_to_children=True)
-
-
-# Resource kinds of what Beanstalk builds when the failover creates the DR environment (infra/iam.py), and why
-# each holds a wildcard.
-_ENVIRONMENT_BUILD_WILDCARDS = {
-    "eb_stack": "Beanstalk names the environment's CloudFormation stack awseb-e-<environment id>-stack; the id is "
-    "minted by CreateEnvironment. DR region and account only.",
-    "eb_autoscaling": "The environment's Auto Scaling group and launch configuration are named awseb-e-<id>-stack-... "
-    "by CloudFormation during the launch; their ARNs carry a uuid minted at creation.",
-    "eb_alarm": "The scaling triggers' alarms are named awseb-e-<id>-stack-... during the launch.",
-    "eb_load_balancer": "Load balancer, target groups and listeners Beanstalk creates are named awseb-...; ids after "
-    "the name are minted at creation. DR region and account only.",
-    "eb_security_group": "Security group ids are minted by the launch; narrowed by ec2:Vpc to the plan's DR VPC.",
-    "eb_launch_template": "Launch template ARNs name the id minted at creation, never the name; DR region only.",
-    "eb_run_instances": "Instances, volumes, network interfaces get ids at launch; RunInstances is narrowed by "
-    "ec2:LaunchTemplate to templates in the DR region and to the plan's DR subnets and key pair.",
-    "eb_ec2_tagging": "Tags only as the launch creates a resource (ec2:CreateAction condition).",
-    "eb_elastic_ip": "A single-instance environment's Elastic IP allocation id is minted per address.",
-    "eb_instance": "The environment's instance ids come with the launch; narrowed by its "
-    "elasticbeanstalk:environment-name tag.",
-    "eb_log_group": "Log groups Beanstalk creates under /aws/elasticbeanstalk/<DR environment>/ when logs stream.",
-    "eb_storage_object": "Beanstalk's own storage bucket in the DR region; its keys are Beanstalk's.",
-}
-
-# Drill copies are named <DR resource name>-drill-<id>, the id minted per drill (lambdas/drill.py): a prefix is
-# the narrowest name that covers them, and it never matches a production name (those never contain -drill-).
-_DRILL_WILDCARDS = {
-    "drill_db": "A drill's copy of the DR replica is named <replica>-drill-<id>; the id is minted per drill.",
-    "drill_db_snapshot": "Where the engine cannot cascade, a drill snapshots the DR replica as "
-    "<replica>-drill-<id>; the id is minted per drill.",
-    "drill_environment": "A drill's copy of the DR environment is named <DR environment>-drill-<id>; the id is "
-    "minted per drill.",
-    "drill_object": "A drill writes and a teardown deletes objects only under pilotlight-drill/ in the DR buckets.",
-    "drill_execution": "A failover stops the plan's running drill: executions of the drill state machine are named "
-    "per run.",
-}
-
-# Aurora Global Database (infra/iam.py, the Aurora block): names minted per instance, per drill, or by RDS.
-_AURORA_WILDCARDS = {
-    "aurora_dr_instance": "The DR cluster's instances are named <DR cluster>-<n>, n chosen when one is added "
-    "(a headless cluster's first writer, readers added on failover); DR region and account only.",
-    "aurora_parameter_group": "A DR or drill cluster created without naming its parameter and option groups gets its "
-    "engine's defaults (default.<family>, default:<engine>-<version>), which CreateDBCluster and the restores "
-    "authorize on; only default groups in the DR region.",
-    "aurora_drill_cluster": "A drill's copy of the DR cluster is named <DR cluster>-drill-<id>; the id is minted per "
-    "drill.",
-    "aurora_drill_instance": "The instance of a drill's copy is named <DR cluster>-drill-<id>-1; the id is minted per "
-    "drill.",
-    "aurora_drill_snapshot": "A headless DR cluster is copied for a drill through a cluster snapshot named "
-    "<DR cluster>-drill-<id>; the id is minted per drill.",
-}
-# EC2 Auto Scaling (infra/iam.py "EC2 Auto Scaling" block explains each wildcard and its narrowing).
-_AUTOSCALING_WILDCARDS = {
-    "asg_group": "An Auto Scaling group's ARN carries a uuid minted at creation; the plan's DR groups by name, "
-    "narrowed to the plan's DR subnets and target groups (autoscaling:VPCZoneIdentifiers, TargetGroupARNs).",
-    "asg_drill_group": "A drill's copy of the DR group is named <DR group>-drill-<id> (id minted per drill) and can "
-    "carry no target group (Null autoscaling:TargetGroupARNs).",
-    "asg_new_launch_template": "EC2 names launch templates by the id minted at creation; CreateLaunchTemplate is "
-    "narrowed by aws:RequestTag/pilotlight:plan.",
-    "asg_launch_template": "EC2 names launch templates by id; new versions and the default version only on templates "
-    "tagged pilotlight:plan=<plan> (aws:ResourceTag).",
-    "asg_launch_template_tagging": "Tags only as CreateLaunchTemplate creates the DR template (ec2:CreateAction).",
-    "asg_run_instances": "Auto Scaling launches with the caller's RunInstances: instances, volumes and interfaces "
-    "(ids minted at launch), the DR AMI copies and the template's key pair, only from a DR launch template "
-    "(ec2:LaunchTemplate), in the plan's DR subnets and security groups.",
-    "asg_run_tagging": "Tags only as RunInstances creates instances, volumes and interfaces (ec2:CreateAction).",
-    "asg_passed_role": "The instance profile names its role, which the plan does not: roles are passed to EC2 only "
-    "(iam:PassedToService).",
-}
-
-
 class DrStack(Stack):
     """Functions, state machines, triggers, schedules, topic and dashboard in the DR region."""
 
@@ -271,8 +191,8 @@ class DrStack(Stack):
             lifecycle_rules=[s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(REPORTS_LOG_DAYS))],
             removal_policy=RemovalPolicy.RETAIN,
         )
-        _suppress(logs_bucket, ("AwsSolutions-S1", "This bucket receives the reports bucket's server access logs; "
-                                "logging it too would only log the log deliveries."))
+        nag.suppress(logs_bucket, ("AwsSolutions-S1", "This bucket receives the reports bucket's server access logs; "
+                                   "logging it too would only log the log deliveries."))
         return s3.Bucket(
             scope,
             "Bucket",
@@ -350,7 +270,7 @@ class DrStack(Stack):
                     resources=[log_group.log_group_arn],
                 )
             )
-            _suppress(
+            nag.suppress(
                 fn,
                 ("AwsSolutions-L1", ("The handlers are tested on Python 3.12 (the runtime pinned here); "
                  "moving runtimes is a deliberate, tested change.")),
@@ -360,73 +280,10 @@ class DrStack(Stack):
         return out
 
     def _suppress_scoped_wildcards(self, role: iam.Role) -> None:
-        """Acknowledge the wildcards infra.iam grants on purpose, each with why."""
-        reasons = {
-            "Resource::*": "Only read-only actions without resource-level permissions (infra.iam.NO_RESOURCE_LEVEL) "
-            "and conditioned actions without a resource type (infra.iam.UNSCOPED_WITH_CONDITION) get '*'; "
-            "mutating actions are refused on '*' at synth.",
-            "Resource::arn:<AWS::Partition>:route53:::change/*": "Route 53 change ids are minted per request; "
-            "change/* is the narrowest ARN GetChange can be granted on.",
-            "Resource::arn:<AWS::Partition>:route53:::healthcheck/*": "Health check ids are created per plan "
-            "deployment outside this stack; only healthcheck/* can name them ahead.",
-        }
-        for region in {self.plan.primary_region, self.plan.dr_region}:
-            reasons[f"Resource::arn:<AWS::Partition>:ec2:{region}::image/*"] = (
-                "AMI ids are minted per copy; images are scoped to the plan's two regions."
-            )
-            reasons[f"Resource::arn:<AWS::Partition>:ec2:{region}::snapshot/*"] = (
-                "Snapshot ids are minted per AMI copy; snapshots are scoped to the plan's two regions."
-            )
-            for env in self.plan.environments:
-                for kind in ("configurationtemplate", "applicationversion"):
-                    reasons[
-                        f"Resource::arn:<AWS::Partition>:elasticbeanstalk:{region}:<AWS::AccountId>:"
-                        f"{kind}/{env.application}/*"
-                    ] = f"Beanstalk {kind}s are named per replication run, inside the plan's application."
-            for kind in ("platform", "solutionstack"):
-                reasons[f"Resource::arn:<AWS::Partition>:elasticbeanstalk:{region}::{kind}/*"] = (
-                    f"The {kind} comes from the primary environment's configuration, read at run time."
-                )
-        for bucket in self.plan.buckets:
-            for name in (bucket.source, bucket.destination):
-                reasons[f"Resource::arn:<AWS::Partition>:s3:::{name}/*"] = (
-                    "Replication checks read objects of the plan's own buckets."
-                )
-                reasons[f"Resource::arn:<AWS::Partition>:s3:::{name}/{s3_steps.CANARY_PREFIX}*"] = (
-                    "Replication canaries are named per run; writes and reads are limited to the canary prefix."
-                )
-        if self.plan.environments:
-            primary = self.plan.primary_region
-            reasons[f"Resource::arn:<AWS::Partition>:ec2:{primary}:<AWS::AccountId>:instance/*"] = (
-                "Beanstalk instance ids change with the Auto Scaling group; CreateImage on instance/* is "
-                "narrowed by an aws:ResourceTag/elasticbeanstalk:environment-name condition to the plan's environments."
-            )
-            reasons[f"Resource::arn:<AWS::Partition>:s3:::elasticbeanstalk-{primary}-<AWS::AccountId>/*"] = (
-                "Application source bundles are read (never written) from Beanstalk's storage bucket in the "
-                "primary region; their keys are chosen by Beanstalk."
-            )
-            reasons[f"Resource::arn:<AWS::Partition>:s3:::{self.plan.dr_bundle_bucket}/*"] = (
-                "Copies of application source bundles, keyed by application and bundle, in the plan's own DR bucket."
-            )
-        reasons[f"Resource::arn:<AWS::Partition>:kms:{self.plan.dr_region}:<AWS::AccountId>:key/*"] = (
-            "A DR key the plan names by alias: key/* is narrowed by a kms:ResourceAliases condition to that alias."
-        )
-        reasons[f"Resource::arn:<AWS::Partition>:kms:{self.plan.primary_region}:<AWS::AccountId>:key/*"] = (
-            "CopyImage decrypts an encrypted source image's snapshots with their own keys, which the plan does not "
-            "name: key/* in the primary region is narrowed by kms:ViaService to EC2 there."
-        )
-        # What Beanstalk builds with the failover's permissions when it creates the DR environment: names and
-        # ids are minted during the launch (infra/iam.py explains each kind's wildcard and its narrowing).
-        for kind, why in {**_ENVIRONMENT_BUILD_WILDCARDS, **_DRILL_WILDCARDS, **_AURORA_WILDCARDS,
-                          **_AUTOSCALING_WILDCARDS}.items():
-            tokens = {"account": "<AWS::AccountId>", "partition": "<AWS::Partition>"}
-            for arn in plan_iam.resource_arns(self.plan, kind, **tokens):
-                for resource in (arn.arns if isinstance(arn, plan_iam.Scoped) else (arn,)):
-                    if "*" in resource:
-                        reasons[f"Resource::{resource}"] = why
+        """Acknowledge the wildcards infra.iam grants on purpose, each with why (infra/nag.py)."""
         packs = [
             NagPackSuppression(id="AwsSolutions-IAM5", reason=reason, applies_to=[finding])
-            for finding, reason in sorted(reasons.items())
+            for finding, reason in sorted(nag.scoped_wildcard_reasons(self.plan).items())
         ]
         NagSuppressions.add_resource_suppressions(role, packs, apply_to_children=True)
         # CDK moves statements past IAM's inline size into OverflowPolicyN managed policies while synthesizing,
@@ -478,7 +335,7 @@ class DrStack(Stack):
                 logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
                 tracing_enabled=True,
             )
-            _suppress(
+            nag.suppress(
                 role,
                 ("AwsSolutions-IAM5", ("X-Ray (PutTraceSegments, GetSampling*) and CloudWatch Logs delivery "
                  "(CreateLogDelivery, ...) for Step Functions support only Resource '*'."),
@@ -676,8 +533,8 @@ class DrStack(Stack):
                 "PILOTLIGHT_REPORTS_BUCKET": reports_bucket_name(self.plan.name, Aws.ACCOUNT_ID, self.plan.dr_region),
             },
         )
-        _suppress(fn, ("AwsSolutions-L1", "The handlers are tested on Python 3.12 (the runtime pinned here); moving "
-                       "runtimes is a deliberate, tested change."))
+        nag.suppress(fn, ("AwsSolutions-L1", "The handlers are tested on Python 3.12 (the runtime pinned here); moving "
+                          "runtimes is a deliberate, tested change."))
         tokens = {"account": "<AWS::AccountId>", "partition": "<AWS::Partition>"}
         reasons = {
             "plan_execution": "Execution names are minted per run: the widget reads executions of the plan's "

@@ -17,145 +17,39 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambdas import drill
 from lambdas import rds as rds_steps
+from lambdas.aurora_cluster import AVAILABLE as AVAILABLE
+from lambdas.aurora_cluster import (
+    FAILED,
+    available_instances,
+    create_instance,
+    member_names,
+    writer_of,
+)
+from lambdas.aurora_cluster import cluster_facts as cluster_facts
+from lambdas.aurora_cluster import describe_cluster as describe_cluster
+from lambdas.aurora_cluster import describe_global as describe_global
+from lambdas.aurora_cluster import instances as instances
+from lambdas.aurora_cluster import member as member
+from lambdas.aurora_cluster import next_instance_name as next_instance_name
+from lambdas.aurora_cluster import require_cluster as require_cluster
+from lambdas.aurora_drill import CLONE_NAME_LIMIT as CLONE_NAME_LIMIT
+from lambdas.aurora_drill import IDENTIFIER_LIMIT as IDENTIFIER_LIMIT
+from lambdas.aurora_drill import INSTANCE_SUFFIX as INSTANCE_SUFFIX
+from lambdas.aurora_drill import clone_name as clone_name
+from lambdas.aurora_drill import describe_cluster_snapshot as describe_cluster_snapshot
+from lambdas.aurora_drill import drill_clone, remove_clones
 from lambdas.common import CONNECTION_ERRORS, Registry, aws_errors, client, raise_mapped
-from lambdas.errors import PilotLightError, PreconditionFailed, ResourceNotFound, ResourceNotReady
+from lambdas.errors import PilotLightError, PreconditionFailed, ResourceNotReady
 
 registry = Registry("aurora")
 handler = registry.handler
 
-# RDS identifiers (clusters and instances) are at most 63 characters; a drill copy's name leaves room for
-# the "-1" of its instance.
-IDENTIFIER_LIMIT = 63
-INSTANCE_SUFFIX = "-1"
-CLONE_NAME_LIMIT = IDENTIFIER_LIMIT - len(INSTANCE_SUFFIX)
 # What a headless secondary costs at failover: creating its first instance (Aurora: about 10 minutes).
 HEADLESS_RTO_NOTE = ("headless: the failover adds a DB instance to the DR cluster before it can take writes "
                      "(about 10 minutes more RTO)")
 # Tags on what replicate creates (the DR cluster and its instances).
 MANAGED_TAG = "pilotlight:global-cluster"
-
-# DescribeDBClusters / DescribeDBInstances states in which a cluster or an instance serves.
-AVAILABLE = "available"
-_FAILED = ("failed", "inaccessible-encryption-credentials", "incompatible-network", "incompatible-parameters",
-           "incompatible-restore", "restore-error", "storage-full", "deleting")
-_NOT_FOUND = ("DBClusterNotFoundFault", "DBClusterNotFound")
-_INSTANCE_NOT_FOUND = ("DBInstanceNotFound", "DBInstanceNotFoundFault")
-_GLOBAL_NOT_FOUND = ("GlobalClusterNotFoundFault", "GlobalClusterNotFound")
-
-
-# -- reading --------------------------------------------------------------------------------------------
-
-
-def describe_cluster(rds: Any, identifier: str) -> dict[str, Any] | None:
-    try:
-        found = rds.describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in _NOT_FOUND:
-            return None
-        raise_mapped(exc, f"describe DB cluster {identifier}")
-    except CONNECTION_ERRORS as exc:
-        raise_mapped(exc, f"describe DB cluster {identifier}")
-    return found[0] if found else None
-
-
-def require_cluster(rds: Any, identifier: str, region: str) -> dict[str, Any]:
-    cluster = describe_cluster(rds, identifier)
-    if cluster is None:
-        raise ResourceNotFound(f"DB cluster {identifier} does not exist in {region}")
-    return cluster
-
-
-def describe_global(rds: Any, identifier: str) -> dict[str, Any] | None:
-    try:
-        found = rds.describe_global_clusters(GlobalClusterIdentifier=identifier)["GlobalClusters"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in _GLOBAL_NOT_FOUND:
-            return None
-        raise_mapped(exc, f"describe global cluster {identifier}")
-    return found[0] if found else None
-
-
-def member(global_cluster: dict[str, Any] | None, arn: str) -> dict[str, Any] | None:
-    """The global cluster's member entry for the DB cluster ``arn`` (None: not a member)."""
-    return next((m for m in (global_cluster or {}).get("GlobalClusterMembers") or []
-                 if m.get("DBClusterArn") == arn), None)
-
-
-def instances(rds: Any, cluster: dict[str, Any]) -> list[dict[str, Any]]:
-    """The cluster's DB instances, each read by identifier (never a listing of the region)."""
-    out = []
-    for m in cluster.get("DBClusterMembers") or []:
-        db = rds_steps.describe_instance(rds, m["DBInstanceIdentifier"])
-        if db is not None:
-            out.append({**db, "IsClusterWriter": bool(m.get("IsClusterWriter"))})
-    return out
-
-
-def _writer(found: list[dict[str, Any]]) -> dict[str, Any] | None:
-    return next((d for d in found if d.get("IsClusterWriter")), found[0] if found else None)
-
-
-def _available(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [d for d in found if d.get("DBInstanceStatus") == AVAILABLE]
-
-
-def cluster_facts(cluster: dict[str, Any], found: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The fields reports and checks rely on, JSON-safe."""
-    out: dict[str, Any] = {
-        "identifier": cluster.get("DBClusterIdentifier"),
-        "arn": cluster.get("DBClusterArn"),
-        "status": cluster.get("Status"),
-        "engine": cluster.get("Engine"),
-        "engine_version": cluster.get("EngineVersion"),
-        "global_cluster": cluster.get("GlobalClusterIdentifier"),
-        "endpoint": cluster.get("Endpoint"),
-        "reader_endpoint": cluster.get("ReaderEndpoint"),
-        "write_forwarding": cluster.get("GlobalWriteForwardingStatus"),
-        "subnet_group": cluster.get("DBSubnetGroup"),
-        "security_groups": sorted(g["VpcSecurityGroupId"] for g in cluster.get("VpcSecurityGroups") or []
-                                  if g.get("VpcSecurityGroupId")),
-        "storage_encrypted": bool(cluster.get("StorageEncrypted")),
-    }
-    if found is not None:
-        out["instances"] = [{"identifier": d["DBInstanceIdentifier"], "status": d.get("DBInstanceStatus"),
-                             "instance_class": d.get("DBInstanceClass"), "writer": bool(d.get("IsClusterWriter"))}
-                            for d in found]
-    return out
-
-
-def next_instance_name(dr_cluster: str, taken: list[str]) -> str:
-    """``<dr_cluster>-<n>`` for the lowest n >= 1 not taken."""
-    names = {t.lower() for t in taken}
-    n = 1
-    while f"{dr_cluster}-{n}".lower() in names:
-        n += 1
-    return f"{dr_cluster}-{n}"
-
-
-def _member_names(cluster: dict[str, Any]) -> list[str]:
-    return [m["DBInstanceIdentifier"] for m in cluster.get("DBClusterMembers") or []]
-
-
-def _create_instance(rds: Any, cluster: dict[str, Any], name: str, instance_class: str,
-                     tags: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    """CreateDBInstance in the cluster (an Aurora instance takes its engine, storage and network from it)."""
-    params: dict[str, Any] = {"DBInstanceIdentifier": name, "DBClusterIdentifier": cluster["DBClusterIdentifier"],
-                              "Engine": cluster["Engine"], "DBInstanceClass": instance_class,
-                              "PubliclyAccessible": False}
-    if tags:
-        params["Tags"] = tags
-    try:
-        return rds.create_db_instance(**params)["DBInstance"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault"):
-            return rds_steps.describe_instance(rds, name) or {"DBInstanceIdentifier": name}
-        if exc.response["Error"]["Code"] in ("InvalidDBClusterStateFault", "InvalidDBClusterState"):
-            raise ResourceNotReady(f"create {name} in {cluster['DBClusterIdentifier']}: "
-                                   f"{exc.response['Error'].get('Message', '')}") from exc
-        raise_mapped(exc, f"create DB instance {name} in {cluster['DBClusterIdentifier']}")
-    return {}
 
 
 def _managed_tags(global_cluster: str) -> list[dict[str, str]]:
@@ -269,10 +163,10 @@ def _converge_secondary(rds: Any, cluster: dict[str, Any], global_cluster: str, 
     if cluster.get("Status") != AVAILABLE:
         return []
     changes = []
-    names = _member_names(cluster)
+    names = member_names(cluster)
     if not want.get("headless") and not names and want.get("instance_class"):
         name = next_instance_name(cluster["DBClusterIdentifier"], names)
-        _create_instance(rds, cluster, name, want["instance_class"], _managed_tags(global_cluster))
+        create_instance(rds, cluster, name, want["instance_class"], _managed_tags(global_cluster))
         changes.append(f"created instance {name} ({want['instance_class']})")
     if want.get("write_forwarding") and cluster.get("GlobalWriteForwardingStatus") not in ("enabled", "enabling"):
         with aws_errors(f"enable write forwarding on {cluster['DBClusterIdentifier']}"):
@@ -288,7 +182,7 @@ def _secondary_ready(cluster: dict[str, Any], gc: dict[str, Any] | None, found: 
                                                                           "connected") == "connected")
     ready = cluster.get("Status") == AVAILABLE and connected
     if not want.get("headless"):
-        ready = ready and bool(_available(found))
+        ready = ready and bool(available_instances(found))
     if want.get("write_forwarding"):
         ready = ready and cluster.get("GlobalWriteForwardingStatus") == "enabled"
     return ready
@@ -313,7 +207,7 @@ def check_secondary(region: str, global_cluster: str, dr_cluster: str, record: d
     cluster = require_cluster(rds, dr_cluster, region)
     if record.get("status") == "drift":
         return {"done": True, "attempt": attempt + 1, "cluster": cluster_facts(cluster), "record": record}
-    if cluster.get("Status") in _FAILED:
+    if cluster.get("Status") in FAILED:
         raise PreconditionFailed(f"DR cluster {dr_cluster} is {cluster.get('Status')}; it will not become available")
     gc = describe_global(rds, global_cluster)
     changes = _converge_secondary(rds, cluster, global_cluster, want)
@@ -424,10 +318,10 @@ def _writer_instance(region: str, dr_cluster: str, instance_class: str, attempt:
     if not found:
         if cluster.get("Status") != AVAILABLE:
             raise ResourceNotReady(f"DR cluster {dr_cluster} is {cluster.get('Status')}; no instance can be added yet")
-        created = next_instance_name(dr_cluster, _member_names(cluster))
-        _create_instance(rds, cluster, created, instance_class)
+        created = next_instance_name(dr_cluster, member_names(cluster))
+        create_instance(rds, cluster, created, instance_class)
         found = instances(rds, require_cluster(rds, dr_cluster, region))
-    done = bool(_available(found))
+    done = bool(available_instances(found))
     return {"done": done, "attempt": attempt, "created": created, "cluster": cluster_facts(cluster, found)}
 
 
@@ -551,7 +445,7 @@ def check_writer(region: str, global_cluster: str, dr_cluster: str, method: str,
     cluster = require_cluster(rds, dr_cluster, region)
     arn = cluster["DBClusterArn"]
     found = instances(rds, cluster)
-    writer = _writer(found)
+    writer = writer_of(found)
     writer_ok = writer is not None and writer.get("DBInstanceStatus") == AVAILABLE
     old = None
     if not cluster.get("GlobalClusterIdentifier"):
@@ -583,7 +477,7 @@ def _resize(region: str, dr_cluster: str, instance_class: str | None, attempt: i
     rds = client("rds", region)
     cluster = require_cluster(rds, dr_cluster, region)
     found = instances(rds, cluster)
-    writer = _writer(found)
+    writer = writer_of(found)
     if writer is None:
         raise PreconditionFailed(f"DR cluster {dr_cluster} has no DB instance to resize")
     ident = writer["DBInstanceIdentifier"]
@@ -619,19 +513,19 @@ def _readers(region: str, dr_cluster: str, count: int, instance_class: str | Non
     rds = client("rds", region)
     cluster = require_cluster(rds, dr_cluster, region)
     found = instances(rds, cluster)
-    writer = _writer(found)
+    writer = writer_of(found)
     if writer is None:
         raise PreconditionFailed(f"DR cluster {dr_cluster} has no writer instance to add readers to")
     created = []
-    names = _member_names(cluster)
+    names = member_names(cluster)
     for _ in range(max(0, 1 + count - len(names))):
         name = next_instance_name(dr_cluster, names)
-        _create_instance(rds, cluster, name, instance_class or writer["DBInstanceClass"])
+        create_instance(rds, cluster, name, instance_class or writer["DBInstanceClass"])
         names.append(name)
         created.append(name)
     if created:
         found = instances(rds, require_cluster(rds, dr_cluster, region))
-    done = not created and len(found) >= 1 + count and len(_available(found)) == len(found)
+    done = not created and len(found) >= 1 + count and len(available_instances(found)) == len(found)
     return {"done": done, "attempt": attempt, "created": created, "cluster": cluster_facts(cluster, found)}
 
 
@@ -660,12 +554,7 @@ def check_readers(region: str, dr_cluster: str, count: int, attempt: int = 0,
 # limitations do not exclude a global database's secondary (the clone is a standalone cluster, not a member).
 # A headless secondary has no instance, so its copy is made the long way: a manual cluster snapshot
 # (CreateDBClusterSnapshot) restored to the copy (RestoreDBClusterFromSnapshot) once available.
-
-
-def clone_name(dr_cluster: str, drill_id: str) -> str:
-    """The drill's copy of ``dr_cluster``: ``<dr_cluster>-drill-<id>``, short enough for its instance ``-1``."""
-    return drill.drill_name(dr_cluster, drill_id, CLONE_NAME_LIMIT)
-
+# The naming (:func:`clone_name`), the making and the teardown of the copies are in :mod:`lambdas.aurora_drill`.
 
 _CLONE_PERMISSIONS = ["rds:RestoreDBClusterToPointInTime", "rds:CreateDBClusterSnapshot",
                       "rds:RestoreDBClusterFromSnapshot", "rds:CreateDBInstance", "rds:AddTagsToResource",
@@ -690,235 +579,25 @@ _CLONE_RESOURCES: dict[str, str | tuple[str, ...]] = {
 }
 
 
-def describe_cluster_snapshot(rds: Any, identifier: str) -> dict[str, Any] | None:
-    try:
-        found = rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=identifier)["DBClusterSnapshots"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("DBClusterSnapshotNotFoundFault", "DBClusterSnapshotNotFound"):
-            return None
-        raise_mapped(exc, f"describe cluster snapshot {identifier}")
-    return found[0] if found else None
-
-
-def _tagged_for(resource: dict[str, Any], plan: str, drill_id: str, what: str) -> None:
-    tags = resource.get("TagList")
-    if tags is None:
-        return
-    found = (drill.tag_value(tags, drill.DRILL_TAG), drill.tag_value(tags, drill.PLAN_TAG))
-    if found != (drill_id, plan):
-        raise PreconditionFailed(f"{what} exists but is tagged {drill.DRILL_TAG}={found[0]!r}, {drill.PLAN_TAG}="
-                                 f"{found[1]!r}, not this drill's ({drill_id}, {plan}): it is left alone")
-
-
-def _clone_result(done: bool, attempt: int, name: str, method: str, cluster: dict[str, Any] | None,
-                  found: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
-    return {"done": done, "attempt": attempt, "clone": name, "method": method,
-            "cluster": cluster_facts(cluster, found) if cluster is not None else None, **extra}
-
-
-def _drill_clone(region: str, plan: str, drill_id: str, dr_cluster: str, instance_class: str | None,
-                 subnet_group: str, security_groups: list[str], attempt: int) -> dict[str, Any]:
-    if not drill.is_drill_id(drill_id):
-        raise PreconditionFailed(f"{drill_id!r} is not a drill id")
-    name = clone_name(dr_cluster, drill_id)
-    rds = client("rds", region)
-    tags = drill.tags(plan, drill_id)
-    copy = describe_cluster(rds, name)
-    snapshot = describe_cluster_snapshot(rds, name)  # the snapshot path's (a headless DR cluster)
-    if snapshot is not None:
-        _tagged_for(snapshot, plan, drill_id, f"cluster snapshot {name}")
-    method = "snapshot" if snapshot is not None else "clone"
-    if copy is not None:
-        _tagged_for(copy, plan, drill_id, f"DB cluster {name}")
-        if copy.get("Status") in _FAILED:
-            raise PreconditionFailed(f"drill copy {name} is {copy.get('Status')}; it will not become available")
-        found = instances(rds, copy)
-        if not found and copy.get("Status") == AVAILABLE:
-            source = require_cluster(rds, dr_cluster, region)
-            cls = instance_class or next((d.get("DBInstanceClass") for d in instances(rds, source)), None)
-            if not cls:
-                raise PreconditionFailed(f"no instance class for the drill copy {name}: the plan gives none and "
-                                         f"{dr_cluster} has no instance")
-            _create_instance(rds, copy, name + INSTANCE_SUFFIX, cls, tags)
-            found = instances(rds, require_cluster(rds, name, region))
-        done = copy.get("Status") == AVAILABLE and bool(found) and len(_available(found)) == len(found)
-        return _clone_result(done, attempt, name, method, copy, found)
-    source = require_cluster(rds, dr_cluster, region)
-    if source.get("Status") != AVAILABLE:
-        return _clone_result(False, attempt, name, method, None, source_status=source.get("Status"))
-    network: dict[str, Any] = {"DBSubnetGroupName": subnet_group.lower()} if subnet_group else {}
-    if security_groups:
-        network["VpcSecurityGroupIds"] = list(security_groups)
-    if snapshot is not None:
-        if snapshot.get("Status") in ("failed", "deleting"):
-            raise PreconditionFailed(f"drill snapshot {name} is {snapshot.get('Status')}; no copy can be restored")
-        if snapshot.get("Status") != AVAILABLE:
-            return _clone_result(False, attempt, name, method, None, snapshot_status=snapshot.get("Status"))
-        params = {"DBClusterIdentifier": name, "SnapshotIdentifier": name, "Engine": source["Engine"],
-                  "EngineVersion": source.get("EngineVersion"), "Tags": tags, **network}
-        if source.get("KmsKeyId"):
-            params["KmsKeyId"] = source["KmsKeyId"]
-        try:
-            out = rds.restore_db_cluster_from_snapshot(**{k: v for k, v in params.items() if v is not None})
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] not in ("DBClusterAlreadyExistsFault",):
-                raise_mapped(exc, f"restore drill copy {name}")
-            return _clone_result(False, attempt, name, method, describe_cluster(rds, name))
-        return _clone_result(False, attempt, name, method, out["DBCluster"])
-    if not _available(instances(rds, source)):
-        # Headless (no instance): Aurora cannot clone it; snapshot it and restore the snapshot.
-        try:
-            out = rds.create_db_cluster_snapshot(DBClusterSnapshotIdentifier=name, DBClusterIdentifier=dr_cluster,
-                                                 Tags=tags)["DBClusterSnapshot"]
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] not in ("DBClusterSnapshotAlreadyExistsFault",):
-                raise_mapped(exc, f"snapshot {dr_cluster} as {name}")
-            out = describe_cluster_snapshot(rds, name) or {"Status": "creating"}
-        return _clone_result(False, attempt, name, "snapshot", None, snapshot_status=out.get("Status"))
-    try:
-        out = rds.restore_db_cluster_to_point_in_time(
-            DBClusterIdentifier=name, SourceDBClusterIdentifier=dr_cluster, RestoreType="copy-on-write",
-            UseLatestRestorableTime=True, Tags=tags, **network)["DBCluster"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "DBClusterAlreadyExistsFault":
-            raise_mapped(exc, f"clone {dr_cluster} as {name}")
-        out = describe_cluster(rds, name)
-    return _clone_result(False, attempt, name, "clone", out)
-
-
 @registry.action("create_drill_clone", permissions=_CLONE_PERMISSIONS, resource=_CLONE_RESOURCES)
 def create_drill_clone(region: str, plan: str, drill_id: str, dr_cluster: str, instance_class: str | None,
                        subnet_group: str, security_groups: list[str]) -> dict[str, Any]:
     """Start the drill's copy of the live DR cluster (see above; idempotent). The copy is standalone and
     writable; its instance ``<copy>-1`` (``instance_class``, default the DR cluster's) is added once the copy
     is available. The live DR cluster is only read (and, when headless, snapshotted)."""
-    return _drill_clone(region, plan, drill_id, dr_cluster, instance_class, subnet_group, security_groups, 0)
+    return drill_clone(region, plan, drill_id, dr_cluster, instance_class, subnet_group, security_groups, 0)
 
 
 @registry.action("check_drill_clone", permissions=_CLONE_PERMISSIONS, resource=_CLONE_RESOURCES)
 def check_drill_clone(region: str, plan: str, drill_id: str, dr_cluster: str, instance_class: str | None,
                       subnet_group: str, security_groups: list[str], attempt: int = 0) -> dict[str, Any]:
     """Done when the copy and its instance are available; adds the instance (or restores the snapshot) when due."""
-    return _drill_clone(region, plan, drill_id, dr_cluster, instance_class, subnet_group, security_groups,
-                        attempt + 1)
+    return drill_clone(region, plan, drill_id, dr_cluster, instance_class, subnet_group, security_groups,
+                       attempt + 1)
 
 
 # -- drills: teardown ---------------------------------------------------------------------------------
-# As lambdas/rds.py: the leftovers are found by their tags (tag:GetResources) and, for given drills, by the
-# names their copies have, then read and deleted by identifier. A copy's instances go first: AWS refuses to
-# delete a cluster that still has instances.
-
-_TAGGED_TYPES = {"cluster": "rds:cluster", "cluster-snapshot": "rds:cluster-snapshot"}
-
-
-def _tagged(region: str, plan: str, drills: dict[str, Any], protected: set[str]) -> dict[str, dict[str, str]]:
-    tagging = client("resourcegroupstaggingapi", region)
-    with aws_errors(f"find the DB clusters and cluster snapshots tagged {drill.PLAN_TAG}={plan}"):
-        pages = tagging.get_paginator("get_resources").paginate(
-            TagFilters=[{"Key": drill.PLAN_TAG, "Values": [plan]}, {"Key": drill.DRILL_TAG}],
-            ResourceTypeFilters=sorted(_TAGGED_TYPES.values()))
-        mappings = [m for page in pages for m in page.get("ResourceTagMappingList") or []]
-    found: dict[str, dict[str, str]] = {kind: {} for kind in _TAGGED_TYPES}
-    for mapping in mappings:
-        parts = str(mapping.get("ResourceARN") or "").split(":", 6)
-        if len(parts) != 7 or parts[2] != "rds" or parts[5] not in found:
-            continue
-        if rds_steps._owner(parts[6], mapping.get("Tags"), plan, drills, protected):
-            found[parts[5]].setdefault(parts[6].lower(), parts[6])
-    return found
-
-
-def _named(drills: dict[str, Any], dr_clusters: list[str] | None) -> list[str]:
-    ids = [i for i in drills.get("ids") or [] if drill.is_drill_id(i)] if "ids" in drills else []
-    return sorted({clone_name(c, i) for c in dr_clusters or [] if c for i in ids})
-
-
-def _remove(region: str, plan: str, drills: dict[str, Any], protected: list[str] | None,
-            dr_clusters: list[str] | None, attempt: int, before: list[dict[str, Any]] | None) -> dict[str, Any]:
-    rds = client("rds", region)
-    keep = {p.lower() for p in protected or [] if p}
-    found = _tagged(region, plan, drills, keep)
-    for name in _named(drills, dr_clusters):
-        for kind in found:
-            found[kind].setdefault(name.lower(), name)
-    deleted: list[dict[str, Any]] = []
-    remaining: list[str] = []
-    for name in sorted(found["cluster"].values()):
-        cluster = describe_cluster(rds, name)
-        if cluster is None:
-            continue
-        ident = cluster["DBClusterIdentifier"]
-        owner = rds_steps._owner(ident, cluster.get("TagList"), plan, drills, keep)
-        if not owner:
-            continue
-        if cluster.get("Status") == "deleting":
-            remaining.append(ident)
-            continue
-        busy = False
-        for inst in _member_names(cluster):
-            if inst.lower() in keep:
-                busy = True
-                continue
-            db = rds_steps.describe_instance(rds, inst)
-            if db is None:
-                continue
-            if db.get("DBInstanceStatus") == "deleting":
-                busy = True
-                continue
-            try:
-                rds.delete_db_instance(DBInstanceIdentifier=inst, SkipFinalSnapshot=True)
-            except ClientError as exc:
-                code = exc.response["Error"]["Code"]
-                if code in _INSTANCE_NOT_FOUND:
-                    continue
-                if code in ("InvalidDBInstanceState", "InvalidDBInstanceStateFault"):
-                    busy = True
-                    continue
-                raise_mapped(exc, f"delete drill DB instance {inst}")
-            deleted.append({"kind": "db_instance", "id": inst, "drill": owner})
-            busy = True
-        if busy and _member_names(require_cluster(rds, ident, region)):
-            remaining.append(ident)  # the cluster goes once its instances are gone
-            continue
-        try:
-            out = rds.delete_db_cluster(DBClusterIdentifier=ident, SkipFinalSnapshot=True)
-        except ClientError as exc:
-            code = exc.response["Error"]["Code"]
-            if code in _NOT_FOUND:
-                continue
-            if code in ("InvalidDBClusterStateFault", "InvalidDBClusterState"):
-                remaining.append(ident)
-                continue
-            raise_mapped(exc, f"delete drill DB cluster {ident}")
-        deleted.append({"kind": "db_cluster", "id": ident, "drill": owner})
-        if (out.get("DBCluster") or {}).get("Status", "deleting") == "deleting":
-            remaining.append(ident)
-    for name in sorted(found["cluster-snapshot"].values()):
-        snap = describe_cluster_snapshot(rds, name)
-        if snap is None or snap.get("SnapshotType", "manual") != "manual":
-            continue
-        ident = snap["DBClusterSnapshotIdentifier"]
-        owner = rds_steps._owner(ident, snap.get("TagList"), plan, drills, keep)
-        if not owner:
-            continue
-        if snap.get("Status") not in ("available", "failed"):
-            remaining.append(ident)
-            continue
-        try:
-            rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=ident)
-        except ClientError as exc:
-            code = exc.response["Error"]["Code"]
-            if code in ("DBClusterSnapshotNotFoundFault",):
-                continue
-            if code in ("InvalidDBClusterSnapshotStateFault",):
-                remaining.append(ident)
-                continue
-            raise_mapped(exc, f"delete drill cluster snapshot {ident}")
-        deleted.append({"kind": "db_cluster_snapshot", "id": ident, "drill": owner})
-    remaining = sorted(set(remaining))
-    return {"done": not remaining, "attempt": attempt, "deleted": [*(before or []), *deleted], "deleted_now": deleted,
-            "remaining": remaining, "left": len(remaining)}
-
+# As lambdas/rds.py: found by their tags and names, read and deleted by identifier (lambdas/aurora_drill.py).
 
 _REMOVE_PERMISSIONS = ["tag:GetResources", "rds:DeleteDBInstance", "rds:DeleteDBCluster",
                        "rds:DeleteDBClusterSnapshot", "rds:DescribeDBClusters", "rds:DescribeDBInstances",
@@ -940,7 +619,7 @@ def remove_drill_clusters(region: str, plan: str, drills: dict[str, Any], protec
     """Delete every drill copy of ``plan``'s DR clusters in ``region`` whose drill is selected (its instances
     first, then the cluster, without a final snapshot) and the drill's cluster snapshots; a name in
     ``protected`` is never touched. Same rules and answer as lambdas/rds.py ``remove_drill_databases``."""
-    return _remove(region, plan, drills, protected, dr_clusters, 0, None)
+    return remove_clones(region, plan, drills, protected, dr_clusters, 0, None)
 
 
 @registry.action("check_drill_clusters_removed", permissions=_REMOVE_PERMISSIONS, resource=_REMOVE_RESOURCES)
@@ -949,4 +628,4 @@ def check_drill_clusters_removed(region: str, plan: str, drills: dict[str, Any],
                                  attempt: int = 0) -> dict[str, Any]:
     """Done when no selected drill copy remains; deletes what could not be deleted before (a cluster whose
     instances were still deleting)."""
-    return _remove(region, plan, drills, protected, dr_clusters, attempt + 1, deleted)
+    return remove_clones(region, plan, drills, protected, dr_clusters, attempt + 1, deleted)
