@@ -475,23 +475,13 @@ def _resize(region: str, dr_cluster: str, instance_class: str | None, attempt: i
     if not instance_class:
         return {"done": True, "attempt": attempt, "modified_now": False, "skipped": "no failover_instance_class"}
     rds = client("rds", region)
-    cluster = require_cluster(rds, dr_cluster, region)
-    found = instances(rds, cluster)
-    writer = writer_of(found)
+    writer = writer_of(instances(rds, require_cluster(rds, dr_cluster, region)))
     if writer is None:
         raise PreconditionFailed(f"DR cluster {dr_cluster} has no DB instance to resize")
-    ident = writer["DBInstanceIdentifier"]
-    idle = writer.get("DBInstanceStatus") == AVAILABLE and not writer.get("PendingModifiedValues")
-    facts = rds_steps.facts(writer)
-    if writer.get("DBInstanceClass") == instance_class:
-        return {"done": idle, "attempt": attempt, "modified_now": False, "writer": facts}
-    if not idle:
-        return {"done": False, "attempt": attempt, "modified_now": False, "writer": facts}
-    try:
-        out = rds.modify_db_instance(DBInstanceIdentifier=ident, DBInstanceClass=instance_class, ApplyImmediately=True)
-    except ClientError as exc:
-        raise_mapped(exc, f"resize {ident}")
-    return {"done": False, "attempt": attempt, "modified_now": True, "writer": rds_steps.facts(out["DBInstance"])}
+    # The writer is an instance like any other: resized as lambdas/rds.py converges an instance's class.
+    out = rds_steps.converge(region, writer["DBInstanceIdentifier"], attempt, DBInstanceClass=instance_class)
+    out["writer"] = out.pop("db")
+    return out
 
 
 @registry.action("resize_writer", permissions=_HARDEN_PERMISSIONS, resource=_HARDEN_RESOURCES)

@@ -30,7 +30,7 @@ from lambdas.aurora_cluster import (
     member_names,
     require_cluster,
 )
-from lambdas.common import aws_errors, client, raise_mapped
+from lambdas.common import client, raise_mapped
 from lambdas.errors import PreconditionFailed
 
 # RDS identifiers (clusters and instances) are at most 63 characters; a drill copy's name leaves room for
@@ -149,23 +149,6 @@ def drill_clone(region: str, plan: str, drill_id: str, dr_cluster: str, instance
 _TAGGED_TYPES = {"cluster": "rds:cluster", "cluster-snapshot": "rds:cluster-snapshot"}
 
 
-def _tagged(region: str, plan: str, drills: dict[str, Any], protected: set[str]) -> dict[str, dict[str, str]]:
-    tagging = client("resourcegroupstaggingapi", region)
-    with aws_errors(f"find the DB clusters and cluster snapshots tagged {drill.PLAN_TAG}={plan}"):
-        pages = tagging.get_paginator("get_resources").paginate(
-            TagFilters=[{"Key": drill.PLAN_TAG, "Values": [plan]}, {"Key": drill.DRILL_TAG}],
-            ResourceTypeFilters=sorted(_TAGGED_TYPES.values()))
-        mappings = [m for page in pages for m in page.get("ResourceTagMappingList") or []]
-    found: dict[str, dict[str, str]] = {kind: {} for kind in _TAGGED_TYPES}
-    for mapping in mappings:
-        parts = str(mapping.get("ResourceARN") or "").split(":", 6)
-        if len(parts) != 7 or parts[2] != "rds" or parts[5] not in found:
-            continue
-        if rds_steps._owner(parts[6], mapping.get("Tags"), plan, drills, protected):
-            found[parts[5]].setdefault(parts[6].lower(), parts[6])
-    return found
-
-
 def _named(drills: dict[str, Any], dr_clusters: list[str] | None) -> list[str]:
     ids = [i for i in drills.get("ids") or [] if drill.is_drill_id(i)] if "ids" in drills else []
     return sorted({clone_name(c, i) for c in dr_clusters or [] if c for i in ids})
@@ -175,7 +158,7 @@ def remove_clones(region: str, plan: str, drills: dict[str, Any], protected: lis
                   dr_clusters: list[str] | None, attempt: int, before: list[dict[str, Any]] | None) -> dict[str, Any]:
     rds = client("rds", region)
     keep = {p.lower() for p in protected or [] if p}
-    found = _tagged(region, plan, drills, keep)
+    found = rds_steps.tagged_drill_resources(region, plan, drills, keep, _TAGGED_TYPES)
     for name in _named(drills, dr_clusters):
         for kind in found:
             found[kind].setdefault(name.lower(), name)
@@ -186,7 +169,7 @@ def remove_clones(region: str, plan: str, drills: dict[str, Any], protected: lis
         if cluster is None:
             continue
         ident = cluster["DBClusterIdentifier"]
-        owner = rds_steps._owner(ident, cluster.get("TagList"), plan, drills, keep)
+        owner = drill.owner(ident, cluster.get("TagList"), plan, drills, keep)
         if not owner:
             continue
         if cluster.get("Status") == "deleting":
@@ -236,7 +219,7 @@ def remove_clones(region: str, plan: str, drills: dict[str, Any], protected: lis
         if snap is None or snap.get("SnapshotType", "manual") != "manual":
             continue
         ident = snap["DBClusterSnapshotIdentifier"]
-        owner = rds_steps._owner(ident, snap.get("TagList"), plan, drills, keep)
+        owner = drill.owner(ident, snap.get("TagList"), plan, drills, keep)
         if not owner:
             continue
         if snap.get("Status") not in ("available", "failed"):

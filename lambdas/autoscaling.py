@@ -514,16 +514,6 @@ def check_drill_group(region: str, plan: str, drill_id: str, dr_group_name: str,
     return _drill_status(region, drill_group_name(dr_group_name, drill_id), desired, attempt + 1)
 
 
-def _owner(name: str, tags: list[dict[str, Any]] | None, plan: str, drills: dict[str, Any],
-           protected: set[str]) -> str | None:
-    named = drill.id_in_name(name)
-    if named is None or name.lower() in protected:
-        return None
-    if _tag(tags, PLAN_TAG) != plan or _tag(tags, drill.DRILL_TAG) != named:
-        return None
-    return named if drill.selected(named, drills) else None
-
-
 def _remove(region: str, plan: str, drills: dict[str, Any], protected: list[str] | None,
             dr_groups: list[str] | None, attempt: int, before: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     asg = client("autoscaling", region)
@@ -541,7 +531,7 @@ def _remove(region: str, plan: str, drills: dict[str, Any], protected: list[str]
     deleted: list[dict[str, Any]] = []
     remaining: list[str] = []
     for name, group in sorted(found.items()):
-        owner = _owner(name, group.get("Tags"), plan, drills, keep)
+        owner = drill.owner(name, group.get("Tags"), plan, drills, keep)
         if owner is None:
             continue
         if group.get("Status") == "Delete in progress":

@@ -125,6 +125,18 @@ def tag_value(tag_list: list[dict[str, str]] | None, key: str) -> str | None:
     return None
 
 
+def owner(name: str, tags: list[dict[str, Any]] | None, plan: str, drills: dict[str, Any],
+          protected: set[str]) -> str | None:
+    """The drill the resource ``name`` belongs to when a teardown removes it: tagged with the plan and a selected
+    drill whose id its name also ends with, and not protected; else None (any service's resource)."""
+    named = id_in_name(name)
+    if named is None or name.lower() in protected:
+        return None
+    if tag_value(tags, PLAN_TAG) != plan or tag_value(tags, DRILL_TAG) != named:
+        return None
+    return named if selected(named, drills) else None
+
+
 def selected(drill: str | None, drills: dict[str, Any], now: float | None = None) -> bool:
     """Whether a teardown removes the leftovers of ``drill``.
 

@@ -161,19 +161,24 @@ def _apply_modify(rds: Any, identifier: str, wanted: dict[str, Any]) -> dict[str
 
 
 def _check(region: str, identifier: str, attempt: int, **wanted: Any) -> dict[str, Any]:
+    return converge(region, identifier, attempt + 1, **wanted)
+
+
+def converge(region: str, identifier: str, attempt: int, **wanted: Any) -> dict[str, Any]:
     """Done when the instance is available with the wanted values and nothing pending.
 
     A change the act deferred (the instance was busy with a backup) is made here once the instance is
-    available with nothing pending, so the loop converges instead of waiting for nothing.
+    available with nothing pending, so the loop converges instead of waiting for nothing. Also what an
+    Aurora writer's resize is (lambdas/aurora.py): the instance is then found in its cluster.
     """
     rds = client("rds", region)
     db = _require(rds, identifier, region)
     missing = {k: v for k, v in wanted.items() if db.get(k) != v}
     idle = db.get("DBInstanceStatus") == "available" and not db.get("PendingModifiedValues")
     if idle and missing:
-        return {"done": False, "attempt": attempt + 1, "modified_now": True,
+        return {"done": False, "attempt": attempt, "modified_now": True,
                 "db": _apply_modify(rds, identifier, missing)}
-    return _poll(idle and not missing, attempt + 1, db)
+    return {**_poll(idle and not missing, attempt, db), "modified_now": False}
 
 
 @registry.action("enable_multi_az", permissions=["rds:ModifyDBInstance", *_DESCRIBE], resource=_DR_DB)
@@ -559,34 +564,24 @@ def _tags_of(rds: Any, resource: dict[str, Any], arn_key: str) -> list[dict[str,
     return []
 
 
-def _owner(ident: str, tags: list[dict[str, str]] | None, plan: str, drills: dict[str, Any],
-           protected: set[str]) -> str | None:
-    """The drill ``ident`` belongs to when the teardown removes it: tagged with the plan and a selected drill
-    whose id its name also ends with, and not protected; else None."""
-    named = drill.id_in_name(ident)
-    if named is None or ident.lower() in protected:
-        return None
-    if drill.tag_value(tags, drill.PLAN_TAG) != plan or drill.tag_value(tags, drill.DRILL_TAG) != named:
-        return None
-    return named if drill.selected(named, drills) else None
-
-
-def _tagged(region: str, plan: str, drills: dict[str, Any], protected: set[str]) -> dict[str, dict[str, str]]:
-    """Identifiers of the plan's drill instances (``db``) and snapshots (``snapshot``) the teardown removes, as
-    the tagging index lists them (lower-case identifier -> identifier)."""
+def tagged_drill_resources(region: str, plan: str, drills: dict[str, Any], protected: set[str],
+                           types: dict[str, str] = _TAGGED_TYPES) -> dict[str, dict[str, str]]:
+    """Identifiers of the plan's drill RDS resources the teardown removes, as the tagging index lists them, per
+    ARN resource type of ``types`` (ARN type -> ResourceTypeFilters; default: instances ``db`` and snapshots
+    ``snapshot``; lambdas/aurora_drill.py asks for clusters and cluster snapshots): lower-case id -> id."""
     tagging = client("resourcegroupstaggingapi", region)
-    with aws_errors(f"find the DB instances and snapshots tagged {drill.PLAN_TAG}={plan}"):
+    with aws_errors(f"find the {', '.join(sorted(types.values()))} resources tagged {drill.PLAN_TAG}={plan}"):
         pages = tagging.get_paginator("get_resources").paginate(
             TagFilters=[{"Key": drill.PLAN_TAG, "Values": [plan]}, {"Key": drill.DRILL_TAG}],
-            ResourceTypeFilters=sorted(_TAGGED_TYPES.values()))
+            ResourceTypeFilters=sorted(types.values()))
         mappings = [m for page in pages for m in page.get("ResourceTagMappingList") or []]
-    found: dict[str, dict[str, str]] = {kind: {} for kind in _TAGGED_TYPES}
+    found: dict[str, dict[str, str]] = {kind: {} for kind in types}
     for mapping in mappings:
-        # arn:<partition>:rds:<region>:<account>:db:<identifier> (or :snapshot:<identifier>)
+        # arn:<partition>:rds:<region>:<account>:db:<identifier> (or :snapshot:, :cluster:, ...)
         parts = str(mapping.get("ResourceARN") or "").split(":", 6)
         if len(parts) != 7 or parts[2] != "rds" or parts[5] not in found:
             continue
-        if _owner(parts[6], mapping.get("Tags"), plan, drills, protected):
+        if drill.owner(parts[6], mapping.get("Tags"), plan, drills, protected):
             found[parts[5]].setdefault(parts[6].lower(), parts[6])
     return found
 
@@ -600,7 +595,7 @@ def _named(drills: dict[str, Any], replicas: list[str] | None) -> list[str]:
 def _candidates(region: str, plan: str, drills: dict[str, Any], protected: set[str],
                 replicas: list[str] | None) -> tuple[list[str], list[str]]:
     """Identifiers of the instances and of the snapshots to read: the tagged ones and the drills' own names."""
-    found = _tagged(region, plan, drills, protected)
+    found = tagged_drill_resources(region, plan, drills, protected)
     for name in _named(drills, replicas):
         for kind in found:
             found[kind].setdefault(name.lower(), name)
@@ -614,7 +609,7 @@ def _drill_instances(rds: Any, names: list[str], plan: str, drills: dict[str, An
         db = describe_instance(rds, name)  # None: gone (the tagging index still lists it for a while), or never made
         if db is None:
             continue
-        owner = _owner(db["DBInstanceIdentifier"], _tags_of(rds, db, "DBInstanceArn"), plan, drills, protected)
+        owner = drill.owner(db["DBInstanceIdentifier"], _tags_of(rds, db, "DBInstanceArn"), plan, drills, protected)
         if owner:
             out.append((db, owner))
     return out
@@ -627,7 +622,7 @@ def _drill_snapshots(rds: Any, names: list[str], plan: str, drills: dict[str, An
         snap = describe_snapshot(rds, name)
         if snap is None or snap.get("SnapshotType", "manual") != "manual":
             continue
-        owner = _owner(snap["DBSnapshotIdentifier"], _tags_of(rds, snap, "DBSnapshotArn"), plan, drills, protected)
+        owner = drill.owner(snap["DBSnapshotIdentifier"], _tags_of(rds, snap, "DBSnapshotArn"), plan, drills, protected)
         if owner:
             out.append((snap, owner))
     return out

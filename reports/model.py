@@ -206,22 +206,14 @@ def _first_in(outputs: list[Any], *path: str) -> Any:
 
 
 def rpo_lags(kind: str, output: Any, events: list[dict[str, Any]]) -> dict[str, float | None]:
-    """DR replica (or Aurora DR cluster, or global table) -> the data-loss window in seconds.
+    """DR replica (or Aurora DR cluster, or global table) -> the data-loss window in seconds
+    (:func:`workflows.drill_audit.output_lags`); for a failed execution, what the lag states wrote."""
+    from workflows import drill_audit
 
-    RDS: ReplicaLag read before promotion (drills: before the copy). Aurora: the lag a failover with data
-    loss accepted, 0 after a managed switchover (drills: the live secondary's lag before the clone).
-    DynamoDB: the table's ReplicationLatency into the DR region.
-    """
-    lags: dict[str, float | None] = {}
-    restore = _dig(output, "restore")
-    if isinstance(restore, dict) and any(isinstance(restore.get(k), list) for k in ("databases", "aurora", "tables")):
-        for db in [*(restore.get("databases") or []), *(restore.get("aurora") or [])]:
-            # A drill's output names the copy as identifier and the DR replica it copied as source.
-            key = (db.get("source") or db.get("identifier")) if kind == "drill" else db.get("identifier")
-            lags[str(key)] = _dig(db, "rpo", "lag_seconds")
-        for table in restore.get("tables") or []:
-            lags[str(table.get("table"))] = _dig(table, "rpo", "lag_seconds")
+    lags = drill_audit.output_lags(kind, output)
+    if lags is not None:
         return lags
+    lags = {}
     # No output (the execution failed): the lag each replica-lag state wrote to $.rpo.
     for out in _exited_outputs(events):
         rpo = _dig(out, "rpo")

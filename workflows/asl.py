@@ -80,6 +80,17 @@ def task(
     return state
 
 
+def evidence_task(step: str, service: str, action: str, params: dict[str, Any], *, result_path: str,
+                  next_state: str) -> State:
+    """A Task whose result is evidence, not a gate (a replica's lag, the RPO): one quick retry of the Lambda
+    service only, and any error is kept at ``result_path`` as the evidence while the run goes on."""
+    return {
+        **task(step, service, action, params, result_path=result_path, next_state=next_state, retry=False),
+        "Retry": [{"ErrorEquals": LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 1, "MaxAttempts": 1}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": result_path, "Next": next_state}],
+    }
+
+
 def poll_loop(
     name: str,
     step: str,

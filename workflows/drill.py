@@ -129,10 +129,7 @@ def _compute_states() -> dict[str, asl.State]:
 def _table_states() -> dict[str, asl.State]:
     """Per global table: the replication latency (the RPO), then a marker item written, read back and
     deleted in the DR replica under the drill's key."""
-    states = failover_tiers.restore_table_states()
-    states = {"TableLatency": states["TableLatency"]}
-    states["TableLatency"]["Next"] = "DrillMarker"
-    states["TableLatency"]["Catch"][0]["Next"] = "DrillMarker"
+    states: dict[str, asl.State] = {"TableLatency": failover_tiers.table_latency_state("DrillMarker")}
     states["DrillMarker"] = asl.task(
         failover.TABLE_STEP, "dynamodb", "drill_marker",
         {"region.$": "$.dr_region", "plan.$": "$.plan", "drill_id.$": "$.drill", "table.$": "$.table.name"},

@@ -72,17 +72,34 @@ def leftovers(plan: Plan, drill: str, session: Any = None) -> list[dict[str, str
     return out
 
 
+def output_lags(kind: str, output: Any) -> dict[str, float | None] | None:
+    """DR replica (or Aurora DR cluster, or global table) -> its data-loss window in seconds, from a drill's or
+    a failover's output; None when the output has no restore (the execution failed).
+
+    RDS: ReplicaLag read before promotion (drills: before the copy, keyed by the replica copied). Aurora: the lag
+    a failover with data loss accepted, 0 after a managed switchover (drills: the live secondary's lag before
+    the clone). DynamoDB: the table's ReplicationLatency into the DR region.
+    """
+    restore = output.get("restore") if isinstance(output, dict) else None
+    if not isinstance(restore, dict) or not any(isinstance(restore.get(k), list)
+                                                for k in ("databases", "aurora", "tables")):
+        return None
+    lags: dict[str, float | None] = {}
+    for db in [*(restore.get("databases") or []), *(restore.get("aurora") or [])]:
+        # A drill's output names the copy as identifier and what it copied as source.
+        key = (db.get("source") or db.get("identifier")) if kind == "drill" else db.get("identifier")
+        lags[str(key)] = (db.get("rpo") or {}).get("lag_seconds")
+    for table in restore.get("tables") or []:
+        lags[str(table.get("table"))] = (table.get("rpo") or {}).get("lag_seconds")
+    return lags
+
+
 def figures(plan: Plan, result: Any) -> dict[str, Any]:
     """The drill's RTO (start to verified service, on the copies) and RPO (the live DR replica's lag
     when it was copied), against the plan's objectives; the time the copies took to make."""
     output = result.output or {}
     restored = result.restored_at
-    lags: dict[str, float | None] = {}
-    restore = output.get("restore") or {}
-    for db in [*(restore.get("databases") or []), *(restore.get("aurora") or [])]:
-        lags[db.get("source") or db.get("identifier")] = (db.get("rpo") or {}).get("lag_seconds")
-    for table in restore.get("tables") or []:
-        lags[table.get("table")] = (table.get("rpo") or {}).get("lag_seconds")
+    lags = output_lags("drill", output) or {}
     known = [v for v in lags.values() if v is not None]
     rpo = max(known) if known else None
     copy = [s for s in result.steps if s.name in COPY_STEPS]

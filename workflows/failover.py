@@ -140,21 +140,11 @@ def _restore_database_states(
     region = {"region.$": "$.dr_region", "identifier.$": "$.db.dr_replica_identifier"}
     after_lag = before_promote[0] if before_promote else "PromoteReplica"
     states: dict[str, asl.State] = {
-        "MeasureLag": {
-            **asl.task(
-                lag_step,
-                "rds",
-                "replica_lag",
-                {"region.$": "$.dr_region", "identifier.$": lag_of, "rpo_minutes": rpo_minutes},
-                result_path="$.rpo",
-                next_state=after_lag,
-                retry=False,
-            ),
-            # The lag is evidence, not a gate: a metric that cannot be read must not delay promotion
-            # (one quick retry of the Lambda service only; the error itself is kept as the RPO evidence).
-            "Retry": [{"ErrorEquals": asl.LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 1, "MaxAttempts": 1}],
-            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.rpo", "Next": after_lag}],
-        },
+        # The lag is evidence, not a gate: a metric that cannot be read must not delay promotion.
+        "MeasureLag": asl.evidence_task(
+            lag_step, "rds", "replica_lag",
+            {"region.$": "$.dr_region", "identifier.$": lag_of, "rpo_minutes": rpo_minutes},
+            result_path="$.rpo", next_state=after_lag),
     }
     if before_promote:
         states.update(before_promote[1])
@@ -444,26 +434,25 @@ def verify_states(verify: dict[str, Any], after_restored: str) -> dict[str, asl.
     return states
 
 
-def harden_state(items: str, next_state: str, extra_selector: dict[str, str] | None = None) -> asl.State:
-    """Multi-AZ, then the failover class, for every database item at ``items``; after service is restored."""
-    state = {
-        **_map("Harden", items, "db", "MultiAzWanted?", _harden_database_states(), extra_selector),
-        "ResultPath": "$.hardened",
-        "Next": next_state,
-    }
+def _map_then(comment: str, items: str, item: str, start: str, states: dict[str, asl.State], result_path: str,
+              next_state: str, extra_selector: dict[str, str] | None) -> asl.State:
+    """A Map over ``items`` (as :func:`_map`) whose result goes to ``result_path`` before ``next_state``."""
+    state = {**_map(comment, items, item, start, states, extra_selector), "ResultPath": result_path,
+             "Next": next_state}
     del state["End"]
     return state
+
+
+def harden_state(items: str, next_state: str, extra_selector: dict[str, str] | None = None) -> asl.State:
+    """Multi-AZ, then the failover class, for every database item at ``items``; after service is restored."""
+    return _map_then("Harden", items, "db", "MultiAzWanted?", _harden_database_states(), "$.hardened", next_state,
+                     extra_selector)
 
 
 def harden_aurora_state(items: str, next_state: str, extra_selector: dict[str, str] | None = None) -> asl.State:
     """The new writer resized to the failover class, then readers added, for every Aurora item at ``items``."""
-    state = {
-        **_map("Harden Aurora", items, "aurora", "ResizeWriter", failover_tiers.harden_aurora_states(), extra_selector),
-        "ResultPath": "$.hardened_aurora",
-        "Next": next_state,
-    }
-    del state["End"]
-    return state
+    return _map_then("Harden Aurora", items, "aurora", "ResizeWriter", failover_tiers.harden_aurora_states(),
+                     "$.hardened_aurora", next_state, extra_selector)
 
 
 def _flip_states(plan: Plan, next_state: str) -> dict[str, asl.State]:

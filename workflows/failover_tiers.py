@@ -54,14 +54,10 @@ def aurora_documents(plan: Plan) -> list[dict[str, Any]]:
 
 def aurora_lag_state(next_state: str, cluster: str = "$.aurora.dr_cluster") -> asl.State:
     """The secondary's lag just before the writer moves: the RPO a failover with data loss accepts."""
-    return {
-        **asl.task(AURORA_STEP, "aurora", "global_lag",
-                   {"region.$": "$.dr_region", "dr_cluster.$": cluster, "rpo_minutes.$": "$.rpo_minutes"},
-                   result_path="$.rpo", next_state=next_state, retry=False),
-        # Evidence, not a gate (as the RDS lag): a metric that cannot be read does not hold the failover.
-        "Retry": [{"ErrorEquals": asl.LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 1, "MaxAttempts": 1}],
-        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.rpo", "Next": next_state}],
-    }
+    # Evidence, not a gate (as the RDS lag): a metric that cannot be read does not hold the failover.
+    return asl.evidence_task(AURORA_STEP, "aurora", "global_lag",
+                             {"region.$": "$.dr_region", "dr_cluster.$": cluster, "rpo_minutes.$": "$.rpo_minutes"},
+                             result_path="$.rpo", next_state=next_state)
 
 
 def restore_aurora_states() -> dict[str, asl.State]:
@@ -131,19 +127,20 @@ def restore_compute_states() -> dict[str, asl.State]:
     return states
 
 
+def table_latency_state(next_state: str) -> asl.State:
+    """The table's replication latency into the DR region (the RPO). Published in the primary region, which
+    may be the one failing: evidence, never a gate."""
+    return asl.evidence_task(TABLE_STEP, "dynamodb", "replication_latency",
+                             {"primary_region.$": "$.primary_region", "region.$": "$.dr_region",
+                              "table.$": "$.table.name", "rpo_minutes.$": "$.rpo_minutes", "fast": True},
+                             result_path="$.rpo", next_state=next_state)
+
+
 def restore_table_states() -> dict[str, asl.State]:
     """Per global table: its replication latency (the RPO), a write and a read in the DR region, and the
     application's write-region parameter moved to the DR region when the plan names one."""
     states: dict[str, asl.State] = {
-        "TableLatency": {
-            **asl.task(TABLE_STEP, "dynamodb", "replication_latency",
-                       {"primary_region.$": "$.primary_region", "region.$": "$.dr_region",
-                        "table.$": "$.table.name", "rpo_minutes.$": "$.rpo_minutes", "fast": True},
-                       result_path="$.rpo", next_state="VerifyTable", retry=False),
-            # Published in the primary region, which may be the one failing: evidence, never a gate.
-            "Retry": [{"ErrorEquals": asl.LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 1, "MaxAttempts": 1}],
-            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.rpo", "Next": "VerifyTable"}],
-        },
+        "TableLatency": table_latency_state("VerifyTable"),
         "VerifyTable": asl.task(
             TABLE_STEP, "dynamodb", "verify_write_read",
             {"region.$": "$.dr_region", "table.$": "$.table.name", "marker.$": "$$.Execution.Name"},

@@ -114,3 +114,41 @@ class Template:
 
                 return re.sub(r"\$\{([^!][^}]*)\}", sub, text)
         return {k: self.resolve(v) for k, v in value.items()}
+
+
+# Helpers the infra test modules share -------------------------------------------------------------------
+
+
+def as_list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else [v]
+
+
+def lambda_functions(dr: Template) -> dict[str, tuple[str, dict]]:
+    """Function name -> (logical id, properties)."""
+    return {r["Properties"]["FunctionName"]: (lid, r["Properties"])
+            for lid, r in dr.of_type("AWS::Lambda::Function").items()}
+
+
+def function_role_statements(dr: Template) -> dict[str, list[dict]]:
+    """Service -> resolved statements of its function's role."""
+    out: dict[str, list[dict]] = {}
+    for name, (_, props) in lambda_functions(dr).items():
+        role_lid = props["Role"]["Fn::GetAtt"][0]
+        statements = []
+        for policy in dr.of_type("AWS::IAM::Policy").values():
+            if {"Ref": role_lid} in policy["Properties"]["Roles"]:
+                statements += dr.resolve(policy["Properties"]["PolicyDocument"]["Statement"])
+        out[props["Handler"].split(".")[1]] = statements
+        assert not dr.props(role_lid).get("ManagedPolicyArns"), f"{name}: no managed policies"
+    return out
+
+
+def nag_rows(out_dir: Path) -> list[dict[str, str]]:
+    """Every row of the cdk-nag AwsSolutions reports written to ``out_dir``."""
+    import csv
+
+    rows = []
+    for report in sorted(out_dir.glob("AwsSolutions-*-NagReport.csv")):
+        with report.open(newline="") as fh:
+            rows += list(csv.DictReader(fh))
+    return rows

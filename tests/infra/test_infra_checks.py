@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
-from conftest import ACCOUNT, Template
+from conftest import ACCOUNT, Template, nag_rows
 
 from infra import iam as plan_iam
 from lambdas.common import Registry
@@ -33,23 +32,15 @@ def test_cfn_lint_reports_no_errors(synthesized, plan):
 # cdk-nag ------------------------------------------------------------------------------------
 
 
-def _nag_rows(out_dir: Path) -> list[dict[str, str]]:
-    rows = []
-    for report in sorted(out_dir.glob("AwsSolutions-*-NagReport.csv")):
-        with report.open(newline="") as fh:
-            rows += list(csv.DictReader(fh))
-    return rows
-
-
 def test_cdk_nag_reports_no_unsuppressed_findings(synthesized):
     assert synthesized.errors == []
-    rows = _nag_rows(Path(synthesized.out_dir))
+    rows = nag_rows(Path(synthesized.out_dir))
     assert rows, "AwsSolutionsChecks ran and wrote its reports"
     assert [r for r in rows if r["Compliance"] == "Non-Compliant"] == []
 
 
 def test_every_nag_suppression_has_a_written_reason(synthesized):
-    suppressed = [r for r in _nag_rows(Path(synthesized.out_dir)) if r["Compliance"] == "Suppressed"]
+    suppressed = [r for r in nag_rows(Path(synthesized.out_dir)) if r["Compliance"] == "Suppressed"]
     assert suppressed
     for row in suppressed:
         reason = row["Exception Reason"].split("] ", 1)[-1]

@@ -7,13 +7,12 @@ One synth per plan, shared by this module's tests (CDK synth through jsii takes 
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ACCOUNT, Template
+from conftest import ACCOUNT, Template, as_list, function_role_statements, lambda_functions, nag_rows
 
 from infra import iam as plan_iam
 from workflows import render
@@ -43,40 +42,15 @@ def synth(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     return Synth(plan, result, seconds)
 
 
-# Helpers (as tests/infra/test_infra_stacks.py) -------------------------------------------------------------
-
-
-def _list(v):
-    return v if isinstance(v, list) else [v]
-
-
-def _functions(dr: Template) -> dict[str, tuple[str, dict]]:
-    return {
-        r["Properties"]["FunctionName"]: (lid, r["Properties"])
-        for lid, r in dr.of_type("AWS::Lambda::Function").items()
-    }
-
-
-def _function_role_statements(dr: Template) -> dict[str, list[dict]]:
-    """Service -> resolved statements of its function's role."""
-    out: dict[str, list[dict]] = {}
-    for name, (_, props) in _functions(dr).items():
-        role_lid = props["Role"]["Fn::GetAtt"][0]
-        statements = []
-        for policy in dr.of_type("AWS::IAM::Policy").values():
-            if {"Ref": role_lid} in policy["Properties"]["Roles"]:
-                statements += dr.resolve(policy["Properties"]["PolicyDocument"]["Statement"])
-        out[props["Handler"].split(".")[1]] = statements
-        assert not dr.props(role_lid).get("ManagedPolicyArns"), f"{name}: no managed policies"
-    return out
+# Helpers -------------------------------------------------------------
 
 
 def _grants(statements: list[dict]) -> dict[str, set[str]]:
     """Action -> every resource it is granted on."""
     out: dict[str, set[str]] = {}
     for s in statements:
-        for action in _list(s["Action"]):
-            out.setdefault(action, set()).update(_list(s["Resource"]))
+        for action in as_list(s["Action"]):
+            out.setdefault(action, set()).update(as_list(s["Resource"]))
     return out
 
 
@@ -85,26 +59,18 @@ def _flat(plan: Plan, kind: str) -> set[str]:
     return {a for x in found for a in ((x,) if isinstance(x, str) else x.arns)}
 
 
-def _nag_rows(out_dir: Path) -> list[dict[str, str]]:
-    rows = []
-    for report in sorted(out_dir.glob("AwsSolutions-*-NagReport.csv")):
-        with report.open(newline="") as fh:
-            rows += list(csv.DictReader(fh))
-    return rows
-
-
 # cdk-nag and cfn-lint --------------------------------------------------------------------------------------
 
 
 def test_cdk_nag_reports_no_non_compliant_rows(synth):
     assert synth.result.errors == []
-    rows = _nag_rows(Path(synth.result.out_dir))
+    rows = nag_rows(Path(synth.result.out_dir))
     assert rows, "AwsSolutionsChecks ran and wrote its reports"
     assert [r for r in rows if r["Compliance"] == "Non-Compliant"] == []
 
 
 def test_every_nag_suppression_has_a_written_reason(synth):
-    suppressed = [r for r in _nag_rows(Path(synth.result.out_dir)) if r["Compliance"] == "Suppressed"]
+    suppressed = [r for r in nag_rows(Path(synth.result.out_dir)) if r["Compliance"] == "Suppressed"]
     assert suppressed
     for row in suppressed:
         reason = row["Exception Reason"].split("] ", 1)[-1]
@@ -137,10 +103,10 @@ def test_one_function_per_service_the_workflows_use(synth):
     assert ("autoscaling" in services) == bool(plan.compute)
     if plan.name == "ecommerce":
         assert "dynamodb" in services
-    handlers = [props["Handler"] for _, props in _functions(synth.dr).values()]
+    handlers = [props["Handler"] for _, props in lambda_functions(synth.dr).values()]
     for service in services:
         assert handlers.count(f"lambdas.{service}.handler") == 1, service
-    functions = _functions(synth.dr)
+    functions = lambda_functions(synth.dr)
     assert set(functions) == {render.function_name(plan, s) for s in services | {"widget"}}
     for service in services:
         _, props = functions[render.function_name(plan, service)]
@@ -151,10 +117,10 @@ def test_one_function_per_service_the_workflows_use(synth):
 
 
 def test_no_mutating_action_on_a_wildcard_resource(synth):
-    for service, statements in _function_role_statements(synth.dr).items():
+    for service, statements in function_role_statements(synth.dr).items():
         for s in statements:
-            mutating = [a for a in _list(s["Action"]) if plan_iam.is_mutating(a)]
-            if mutating and "*" in _list(s["Resource"]):
+            mutating = [a for a in as_list(s["Action"]) if plan_iam.is_mutating(a)]
+            if mutating and "*" in as_list(s["Resource"]):
                 assert set(mutating) <= set(plan_iam.UNSCOPED_WITH_CONDITION) and s.get("Condition"), (service, s)
 
 
@@ -162,7 +128,7 @@ def test_no_mutating_action_on_a_wildcard_resource(synth):
 def test_data_tier_mutations_are_granted_only_on_the_plan_resources(synth, service):
     """Every mutating rds/dynamodb/ssm action is on ARNs infra.iam derives for the kinds the handler declares."""
     plan = synth.plan
-    statements = _function_role_statements(synth.dr)
+    statements = function_role_statements(synth.dr)
     if service not in statements:
         assert not (plan.tables if service == "dynamodb" else plan.aurora_databases)
         pytest.skip(f"{plan.name} has no {service} data tier")
@@ -175,9 +141,9 @@ def test_data_tier_mutations_are_granted_only_on_the_plan_resources(synth, servi
     plan_arns = set().union(*(_flat(plan, k) for k in plan_iam.RESOURCE_KINDS))
     checked = 0
     for s in statements[service]:
-        for action in _list(s["Action"]):
+        for action in as_list(s["Action"]):
             if action.split(":")[0] in {"rds", "dynamodb", "ssm"} and plan_iam.is_mutating(action):
-                resources = set(_list(s["Resource"]))
+                resources = set(as_list(s["Resource"]))
                 assert "*" not in resources, (service, action)
                 assert resources <= plan_arns, (service, action, resources - plan_arns)
                 assert resources <= declared[action], (service, action, resources - declared[action])
@@ -189,7 +155,7 @@ def test_global_cluster_operations_name_the_global_cluster_and_its_clusters_only
     plan = synth.plan
     if not plan.aurora_databases:
         pytest.skip(f"{plan.name} has no Aurora Global Database")
-    rds = _grants(_function_role_statements(synth.dr)["aurora"])
+    rds = _grants(function_role_statements(synth.dr)["aurora"])
     (db,) = plan.aurora_databases
     global_cluster = f"arn:aws:rds::{ACCOUNT}:global-cluster:{db.global_cluster_identifier}"
     dr_cluster = f"arn:aws:rds:{plan.dr_region}:{ACCOUNT}:cluster:{db.dr_cluster_identifier}"
@@ -201,7 +167,7 @@ def test_global_cluster_operations_name_the_global_cluster_and_its_clusters_only
     assert rds["rds:FailoverGlobalCluster"] == {global_cluster, dr_cluster, primary_cluster}
     assert rds["rds:RemoveFromGlobalCluster"] == {global_cluster, dr_cluster}
     # No global cluster operation is granted to any other function.
-    for service, statements in _function_role_statements(synth.dr).items():
+    for service, statements in function_role_statements(synth.dr).items():
         if service != "aurora":
             assert not {a for a in _grants(statements) if a.endswith("GlobalCluster") and plan_iam.is_mutating(a)}
 
@@ -212,7 +178,7 @@ def test_aurora_creates_and_restores_are_granted_on_their_required_resource_type
     plan = synth.plan
     if not plan.aurora_databases:
         pytest.skip(f"{plan.name} has no Aurora Global Database")
-    rds = _grants(_function_role_statements(synth.dr)["aurora"])
+    rds = _grants(function_role_statements(synth.dr)["aurora"])
     (db,) = plan.aurora_databases
     prefix = f"arn:aws:rds:{plan.dr_region}:{ACCOUNT}:"
     subnet_group = f"{prefix}subgrp:{db.dr_network.subnet_group.lower()}"
@@ -229,7 +195,7 @@ def test_aurora_creates_and_restores_are_granted_on_their_required_resource_type
 
 def test_dynamodb_item_writes_are_on_the_plan_tables_only(synth):
     plan = synth.plan
-    statements = _function_role_statements(synth.dr)
+    statements = function_role_statements(synth.dr)
     if not plan.tables:
         assert "dynamodb" not in statements
         pytest.skip(f"{plan.name} has no DynamoDB tables")
@@ -254,7 +220,7 @@ def test_dynamodb_item_writes_are_on_the_plan_tables_only(synth):
 
 def test_write_region_parameter_is_the_only_parameter_put(synth):
     plan = synth.plan
-    statements = _function_role_statements(synth.dr)
+    statements = function_role_statements(synth.dr)
     if plan.name == "ecommerce":
         # A name starting with "/" is not given a second slash: parameter/shop/..., not parameter//shop/...
         expected = {f"arn:aws:ssm:us-west-2:{ACCOUNT}:parameter/shop/orders/write-region"}

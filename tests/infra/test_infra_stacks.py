@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ACCOUNT, Template
+from conftest import ACCOUNT, Template, as_list, function_role_statements, lambda_functions
 from moto.events.models import EventPattern
 
 from infra import iam as plan_iam
@@ -18,13 +18,6 @@ def _machines(dr: Template) -> dict[str, dict]:
     return {
         p["StateMachineName"]: p
         for p in (r["Properties"] for r in dr.of_type("AWS::StepFunctions::StateMachine").values())
-    }
-
-
-def _functions(dr: Template) -> dict[str, tuple[str, dict]]:
-    return {
-        r["Properties"]["FunctionName"]: (lid, r["Properties"])
-        for lid, r in dr.of_type("AWS::Lambda::Function").items()
     }
 
 
@@ -82,8 +75,8 @@ def test_state_machines_log_all_events_and_trace_with_xray(dr):
 def test_state_machine_role_invokes_only_its_functions_unqualified(dr, plan):
     for res in dr.of_type("AWS::IAM::Policy").values():
         for st in res["Properties"]["PolicyDocument"]["Statement"]:
-            if "lambda:InvokeFunction" in _list(st["Action"]):
-                arns = set(_list(dr.resolve(st["Resource"])))
+            if "lambda:InvokeFunction" in as_list(st["Action"]):
+                arns = set(as_list(dr.resolve(st["Resource"])))
                 assert arns <= {_function_arn(plan, s) for s in render.services_used(plan)}
 
 
@@ -91,7 +84,7 @@ def test_state_machine_role_invokes_only_its_functions_unqualified(dr, plan):
 
 
 def test_one_function_per_service_used_with_the_service_handler(dr, plan):
-    functions = _functions(dr)
+    functions = lambda_functions(dr)
     # The workflows' services, and the dashboard widget's function (lambdas/widget.py).
     assert set(functions) == {render.function_name(plan, s) for s in render.services_used(plan) | {"widget"}}
     for service in render.services_used(plan):
@@ -102,7 +95,7 @@ def test_one_function_per_service_used_with_the_service_handler(dr, plan):
 
 
 def test_function_code_asset_is_the_lambdas_package_only(dr, synthesized):
-    keys = {dr.resolve(p["Code"]["S3Key"]) for _, p in _functions(dr).values()}
+    keys = {dr.resolve(p["Code"]["S3Key"]) for _, p in lambda_functions(dr).values()}
     assert len(keys) == 1, "all functions share one code asset"
     asset_hash = keys.pop().removesuffix(".zip")
     asset = Path(synthesized.out_dir) / f"asset.{asset_hash}"
@@ -246,39 +239,21 @@ def test_dashboard_shows_the_plan_metrics(dr, plan):
 # IAM ----------------------------------------------------------------------------------------
 
 
-def _list(v):
-    return v if isinstance(v, list) else [v]
-
-
-def _function_role_statements(dr: Template) -> dict[str, list[dict]]:
-    """Service -> resolved statements of its function's role."""
-    out: dict[str, list[dict]] = {}
-    for name, (_, props) in _functions(dr).items():
-        role_lid = props["Role"]["Fn::GetAtt"][0]
-        statements = []
-        for policy in dr.of_type("AWS::IAM::Policy").values():
-            if {"Ref": role_lid} in policy["Properties"]["Roles"]:
-                statements += dr.resolve(policy["Properties"]["PolicyDocument"]["Statement"])
-        out[props["Handler"].split(".")[1]] = statements
-        assert not dr.props(role_lid).get("ManagedPolicyArns"), f"{name}: no managed policies"
-    return out
-
-
 def test_function_roles_grant_only_the_service_declared_actions(dr, plan):
-    for service, statements in _function_role_statements(dr).items():
+    for service, statements in function_role_statements(dr).items():
         registry = plan_iam.registry_for(service)
         declared = {p for a in registry.actions.values() for p in a.permissions}
-        granted = {a for s in statements for a in _list(s["Action"])} - {"logs:CreateLogStream", "logs:PutLogEvents"}
+        granted = {a for s in statements for a in as_list(s["Action"])} - {"logs:CreateLogStream", "logs:PutLogEvents"}
         if "sns:Publish" in declared:  # the topic is KMS-encrypted
             declared |= {"kms:GenerateDataKey", "kms:Decrypt"}
         assert granted <= declared, service
 
 
 def test_no_mutating_action_on_a_wildcard_resource(dr):
-    for service, statements in _function_role_statements(dr).items():
+    for service, statements in function_role_statements(dr).items():
         for s in statements:
-            mutating = [a for a in _list(s["Action"]) if plan_iam.is_mutating(a)]
-            if mutating and "*" in _list(s["Resource"]):
+            mutating = [a for a in as_list(s["Action"]) if plan_iam.is_mutating(a)]
+            if mutating and "*" in as_list(s["Resource"]):
                 assert set(mutating) <= set(plan_iam.UNSCOPED_WITH_CONDITION) and s.get("Condition"), (service, s)
 
 
@@ -290,29 +265,29 @@ def test_mutating_aws_actions_are_granted_only_on_the_plan_resources(dr, plan):
     kinds = {k: flat(k) for k in plan_iam.RESOURCE_KINDS}
     plan_arns = set().union(*kinds.values())
     checked = 0
-    for service, statements in _function_role_statements(dr).items():
+    for service, statements in function_role_statements(dr).items():
         for s in statements:
-            for action in _list(s["Action"]):
+            for action in as_list(s["Action"]):
                 if action.split(":")[0] in {"rds", "ec2", "elasticbeanstalk", "route53", "s3"} and plan_iam.is_mutating(
                     action
                 ):
-                    assert set(_list(s["Resource"])) <= plan_arns, (service, action, s["Resource"])
+                    assert set(as_list(s["Resource"])) <= plan_arns, (service, action, s["Resource"])
                     checked += 1
     assert checked, "the reference plan's functions mutate RDS and Route 53"
 
 
 def test_rds_and_route53_mutations_target_exactly_the_dr_replica_and_the_zone(dr, plan):
-    statements = _function_role_statements(dr)
+    statements = function_role_statements(dr)
     rds: dict[str, set[str]] = {}
     for s in statements["rds"]:
-        for a in _list(s["Action"]):
-            rds.setdefault(a, set()).update(_list(s["Resource"]))
+        for a in as_list(s["Action"]):
+            rds.setdefault(a, set()).update(as_list(s["Resource"]))
     replica = f"arn:aws:rds:{plan.dr_region}:{ACCOUNT}:db:{plan.databases[0].dr_replica_identifier}"
     # The DR replica, and a drill's copies of it (<replica>-drill-<id>), which a drill promotes and hardens.
     assert rds["rds:PromoteReadReplica"] == {replica, replica + "-drill-*"}
     assert rds["rds:ModifyDBInstance"] == {replica, replica + "-drill-*"}
     assert rds["rds:DeleteDBInstance"] == {replica + "-drill-*"}  # only drill copies are ever deleted
-    dns = {a: _list(s["Resource"]) for s in statements["dns"] for a in _list(s["Action"])}
+    dns = {a: as_list(s["Resource"]) for s in statements["dns"] for a in as_list(s["Action"])}
     assert dns["route53:ChangeResourceRecordSets"] == [f"arn:aws:route53:::hostedzone/{plan.dns.hosted_zone_id}"]
     assert dns["route53:GetChange"] == ["arn:aws:route53:::change/*"]
 
@@ -338,8 +313,8 @@ def test_only_aws_services_without_resource_types_get_wildcards_anywhere(synthes
         t = Template(body, plan.dr_region)
         for policy in t.of_type("AWS::IAM::Policy").values():
             for s in t.resolve(policy["Properties"]["PolicyDocument"]["Statement"]):
-                if "*" in _list(s["Resource"]):
-                    for action in _list(s["Action"]):
+                if "*" in as_list(s["Resource"]):
+                    for action in as_list(s["Action"]):
                         if not plan_iam.is_mutating(action) or action in allowed:
                             continue
                         assert action in plan_iam.UNSCOPED_WITH_CONDITION and s.get("Condition"), s
@@ -376,5 +351,5 @@ def test_reports_bucket_is_private_encrypted_versioned_logged_and_granted_to_no_
     for role_policy in dr.of_type("AWS::IAM::Policy").values():
         assert lid not in json.dumps(role_policy["Properties"]["PolicyDocument"])
         for s in dr.resolve(role_policy["Properties"]["PolicyDocument"]["Statement"]):
-            if any(name in r for r in _list(s["Resource"])):
-                assert not [a for a in _list(s["Action"]) if plan_iam.is_mutating(a)], s
+            if any(name in r for r in as_list(s["Resource"])):
+                assert not [a for a in as_list(s["Action"]) if plan_iam.is_mutating(a)], s

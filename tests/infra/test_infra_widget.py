@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ACCOUNT, Template
+from conftest import ACCOUNT, Template, as_list
 
 from infra import app
 from infra import iam as plan_iam
@@ -29,10 +29,6 @@ def _statements(dr: Template, role_lid: str) -> list[dict]:
     return out
 
 
-def _list(value):
-    return value if isinstance(value, list) else [value]
-
-
 def _machine(plan, workflow: str) -> str:
     return f"arn:aws:states:{plan.dr_region}:{ACCOUNT}:stateMachine:{render.state_machine_name(plan, workflow)}"
 
@@ -45,8 +41,8 @@ def _grants(dr: Template, plan) -> dict[str, set[str]]:
     grants: dict[str, set[str]] = {}
     for statement in _statements(dr, role):
         assert statement["Effect"] == "Allow" and "Condition" not in statement
-        for action in _list(statement["Action"]):
-            grants.setdefault(action, set()).update(_list(statement["Resource"]))
+        for action in as_list(statement["Action"]):
+            grants.setdefault(action, set()).update(as_list(statement["Resource"]))
     return grants
 
 
