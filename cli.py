@@ -2,15 +2,18 @@
 
 Exit codes: 0 ok, 1 workflow failed, 2 usage error, 3 invalid plan, 4 precondition not met.
 Every workflow command takes ``--sandbox`` (rehearse in a fresh in-process sandbox seeded from
-the plan) and ``--json`` (exactly one JSON document on stdout; progress goes to stderr).
+the plan) and ``--json`` (exactly one JSON document on stdout, an error document when it fails;
+progress goes to stderr).
 """
 
 from __future__ import annotations
 
 import click
 
+from commands.common import PilotlightGroup
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(cls=PilotlightGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pilotlight")
 def cli() -> None:
     """Pilot-light disaster recovery for AWS: Elastic Beanstalk, RDS, S3 and Route 53 on Step Functions."""

@@ -33,14 +33,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
 import click
-from botocore.exceptions import ClientError
 
 from commands.common import EXIT_FAILED, load, pace_text, replicate_line, sandbox_estate
-from workflows.plan import Plan
 
 HOST = "127.0.0.1"
 ALLOWED_HOSTS = ("127.0.0.1", "localhost")
@@ -50,6 +48,9 @@ POLL_MS = 1000
 NOTICE_SECONDS = 30.0
 ACTIONS = ("start_drill", "clean_up", "approve", "abort")
 _EXECUTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
+
+if TYPE_CHECKING:
+    from workflows.plan import Plan
 
 
 @dataclass
@@ -101,6 +102,8 @@ class Console:
 
     def report_html(self, name: str) -> str | None:
         """The HTML report of the plan's drill or failover execution ``name``; None if there is none."""
+        from botocore.exceptions import ClientError
+
         import reports
 
         sfn = self.clients("stepfunctions")

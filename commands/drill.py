@@ -13,11 +13,12 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from commands.common import (
+    DEFAULT_REPORT_DIR,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_PRECONDITION,
@@ -26,16 +27,18 @@ from commands.common import (
     emit_json,
     load,
     pace_text,
+    pilot_light_built,
     progress_printer,
     replicate_line,
     sandbox_estate,
     workflow_options,
 )
-from reports.store import DEFAULT_REPORT_DIR
-from workflows.plan import Plan
 
 # How long (modeled in the sandbox, wall in AWS) to wait for EventBridge to start the teardown.
 TEARDOWN_START_LIMIT = 300.0
+
+if TYPE_CHECKING:
+    from workflows.plan import Plan
 
 
 def drill_input(source: str, *, keep: bool, harden: bool, force: bool) -> dict[str, Any]:
@@ -221,9 +224,7 @@ def run_sandbox_drill(plan: Plan, pace: float | None, as_json: bool, *, keep: bo
     with Sandbox(pace=pace) as sb:
         built = sandbox_estate(sb, plan, say, None, source="pilotlight drill --sandbox")
         say(replicate_line(built))
-        if built.status != "SUCCEEDED" or not (built.output or {}).get("ok"):
-            say(f"replicate {built.status}: {built.error or ''} {built.cause or ''}".rstrip())
-            return EXIT_FAILED
+        pilot_light_built(built)
         ready = _unpaced(sb, plan, "readiness", {"source": "pilotlight drill --sandbox",
                                                  "expected_failover_sha256": failover_sha256(plan)})
         say(f"Readiness (as scheduled): {(ready.output or {}).get('status', ready.status)}")
@@ -287,7 +288,7 @@ def run_aws_drill(plan: Plan, profile: str | None, region: str | None, as_json: 
               help="Skip Multi-AZ and the failover class on the database copies (saves time and money).")
 @click.option("--force", is_flag=True, help="Drill even though readiness is NOT_READY on a database or saved "
                                             "configuration (never while a failover runs).")
-@click.option("--report-dir", "report_dir", type=click.Path(file_okay=False), default=str(DEFAULT_REPORT_DIR),
+@click.option("--report-dir", "report_dir", type=click.Path(file_okay=False), default=DEFAULT_REPORT_DIR,
               show_default=True, help="Write the drill's report (JSON, Markdown, HTML) to DIR/<plan>/; in AWS it "
                                       "is also copied to the plan's reports bucket.")
 def drill(plan: str, sandbox: bool, as_json: bool, profile: str | None, region: str | None, pace: float | None,
@@ -304,7 +305,7 @@ def drill(plan: str, sandbox: bool, as_json: bool, profile: str | None, region: 
     failed or left something behind. With --sandbox it is rehearsed in a fresh sandbox. The drill's
     report (timeline, critical path, RTO and RPO, readiness, teardown) is written to --report-dir.
     """
-    model = load(plan, as_json)
+    model = load(plan)
     options = {"keep": keep, "harden": not no_harden, "force": force, "report_dir": report_dir}
     if sandbox:
         code = run_sandbox_drill(model, pace, as_json, **options)
@@ -366,7 +367,7 @@ def drill_cleanup(plan: str, sandbox: bool, as_json: bool, profile: str | None, 
     """
     from workflows.executions import follow
 
-    model = load(plan, as_json)
+    model = load(plan)
     payload = cleanup_input(drill_id, older_than)
     if not sandbox:
         sfn, machine = aws_machine(model, profile, region, "drill-teardown")
@@ -384,9 +385,7 @@ def drill_cleanup(plan: str, sandbox: bool, as_json: bool, profile: str | None, 
     say = functools.partial(click.echo, err=as_json)
     with Sandbox(pace=pace) as sb:
         built = sandbox_estate(sb, model, say, None, source="pilotlight drill-cleanup --sandbox")
-        if built.status != "SUCCEEDED":
-            say(f"replicate {built.status}: {built.error}: {built.cause}")
-            sys.exit(EXIT_FAILED)
+        pilot_light_built(built, complete=False)
         kept, kept_id, _ = sandbox_drill(sb, model, drill_input("pilotlight drill-cleanup --sandbox", keep=True,
                                                                 harden=False, force=True), None)
         say(f"Drill {kept_id} run with --keep: {kept.status}")

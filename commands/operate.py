@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,7 +14,9 @@ from commands.common import (
     load,
 )
 from commands.readiness import last_readiness, readiness_lines
-from workflows.plan import Plan
+
+if TYPE_CHECKING:
+    from workflows.plan import Plan
 
 
 def _answer(plan_path: str, profile: str | None, region: str | None, as_json: bool, approve: bool,
@@ -23,7 +25,7 @@ def _answer(plan_path: str, profile: str | None, region: str | None, as_json: bo
 
     from workflows.executions import NothingToAnswer, answer_approval
 
-    plan = load(plan_path, as_json)
+    plan = load(plan_path)
     sfn, machine = aws_machine(plan, profile, region, "failover")
     try:
         execution = answer_approval(sfn, machine, approve=approve, who=getpass.getuser(), reason=reason)
@@ -66,7 +68,7 @@ def status(plan: str, profile: str | None, region: str | None, as_json: bool) ->
     """Show the running (or last) failover of PLAN step by step, a running drill, and the last readiness result."""
     from workflows.executions import fmt_duration, snapshot, timeline_table
 
-    model = load(plan, as_json)
+    model = load(plan)
     sfn, machine = aws_machine(model, profile, region, "failover")
     try:
         executions = sfn.list_executions(stateMachineArn=machine, maxResults=1)["executions"]

@@ -8,7 +8,6 @@ from commands.common import (
     emit_json,
     load,
 )
-from workflows.plan import plan_json_schema
 
 
 @click.command()
@@ -16,7 +15,7 @@ from workflows.plan import plan_json_schema
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def validate(plan: str, as_json: bool) -> None:
     """Check a plan file. Exit 0 when valid; exit 3 with one line per problem, naming the field."""
-    model = load(plan, as_json)
+    model = load(plan)
     if as_json:
         emit_json({"plan": plan, "valid": True, "name": model.name})
     else:
@@ -38,6 +37,8 @@ def schema(report_schema: bool) -> None:
 
         emit_json(report_json_schema())
         return
+    from workflows.plan import plan_json_schema
+
     emit_json(plan_json_schema())
 
 

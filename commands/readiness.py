@@ -6,7 +6,7 @@ import functools
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,11 +18,14 @@ from commands.common import (
     aws_machine,
     emit_json,
     load,
+    pilot_light_built,
     progress_printer,
     sandbox_estate,
     workflow_options,
 )
-from workflows.plan import Plan
+
+if TYPE_CHECKING:
+    from workflows.plan import Plan
 
 
 def _readiness_input(plan: Plan, source: str) -> dict[str, Any]:
@@ -61,9 +64,7 @@ def run_sandbox_readiness(plan: Plan, pace: float | None, as_json: bool) -> int:
     started = time.monotonic()
     with Sandbox(pace=pace) as sb:
         replicated = sandbox_estate(sb, plan, say, None, source="pilotlight readiness --sandbox")
-        if replicated.status != "SUCCEEDED":
-            say(f"replicate {replicated.status}: {replicated.error}: {replicated.cause}")
-            return EXIT_FAILED
+        pilot_light_built(replicated, complete=False)
         sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
         arn = sb.start(plan, "readiness", _readiness_input(plan, "pilotlight readiness --sandbox"))
         say(f"Started readiness: {arn.rsplit(':', 1)[-1]}")
@@ -106,7 +107,7 @@ def readiness(plan: str, sandbox: bool, as_json: bool, profile: str | None, regi
     Exit 0 when every check is READY, 4 when any is NOT_READY or UNKNOWN, 1 when the run failed.
     With --sandbox the primary estate is seeded in a fresh sandbox and replicated first.
     """
-    model = load(plan, as_json)
+    model = load(plan)
     if sandbox:
         code = run_sandbox_readiness(model, pace, as_json)
     else:

@@ -6,7 +6,7 @@ import functools
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,7 +21,9 @@ from commands.common import (
     sandbox_estate,
     workflow_options,
 )
-from workflows.plan import Plan
+
+if TYPE_CHECKING:
+    from workflows.plan import Plan
 
 
 def _replicate_exit(result: Any) -> int:
@@ -56,7 +58,7 @@ def replicate(plan: str, sandbox: bool, as_json: bool, profile: str | None, regi
     """
     from workflows.executions import follow
 
-    model = load(plan, as_json)
+    model = load(plan)
     progress = progress_printer(as_json)
     if sandbox:
         from sandbox import Sandbox

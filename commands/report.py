@@ -8,14 +8,16 @@ built by ``reports.build`` from the execution's history and output only.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from commands.common import Precondition, aws_machine, emit_json, load
-from workflows.plan import Plan
 
 _SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".json": "json"}
+
+if TYPE_CHECKING:
+    from workflows.plan import Plan
 
 
 def machines(plan: Plan, profile: str | None, region: str | None) -> tuple[Any, dict[str, str]]:
@@ -164,7 +166,7 @@ def history(plan: str, as_json: bool, last: int, profile: str | None, region: st
     """
     from reports import history as past
 
-    model = load(plan, as_json)
+    model = load(plan)
     sfn, known = machines(model, profile, region)
     found = past.runs(sfn, model, known, last)
     measured = [r["rto_seconds"] for r in reversed(found["drill"]) if r["rto_seconds"] is not None]

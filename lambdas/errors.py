@@ -72,8 +72,17 @@ class EnvironmentUnhealthy(TerminalError):
     """A launched environment stayed Ready with health Red past its grace period (its causes in the message)."""
 
 
+class ServiceNotVerified(TerminalError):
+    """The restored service did not pass its checks (an HTTP probe, a canary write) within the bounded attempts."""
+
+
 class ReadBackMismatch(TerminalError):
     """The marker item read back from a DynamoDB DR replica (strongly consistent) is not the one just written."""
+
+
+class HeartbeatNotWritten(TerminalError):
+    """Replicate could not write its heartbeat row to a primary database (unreachable from the function's
+    network, credentials refused, or the write refused); the message says which, never the credentials."""
 
 
 def _subclasses(root: type) -> list[type]:
@@ -98,3 +107,23 @@ class DnsCutoverFailed(TerminalError):
 # Appended after the lists above were built (appended here to keep edits to this module append-only).
 TERMINAL.append(DnsCutoverFailed)
 ALL_ERROR_NAMES.add(DnsCutoverFailed.__name__)
+
+
+class InvalidInput(InvalidRequest):
+    """The step's input is not what it takes: the execution input, an EventBridge event or a Lambda payload
+    lacks a field, has one the step does not take, or has a value of the wrong type. Raised before the step
+    acts, so nothing was changed."""
+
+
+class Misconfigured(TerminalError):
+    """An environment variable the function reads (set by the deployment) is missing or malformed."""
+
+
+class MalformedData(TerminalError):
+    """A step met data it could not read (a field missing from an event or an AWS answer, a value of another
+    type than expected); the message names the step, the exception and the field."""
+
+
+for _cls in (InvalidInput, Misconfigured, MalformedData):
+    TERMINAL.append(_cls)
+    ALL_ERROR_NAMES.add(_cls.__name__)

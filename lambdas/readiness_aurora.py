@@ -70,8 +70,8 @@ def _membership(ctx: dict[str, Any], item: dict[str, Any], rds: Any, cluster: di
                       **evidence)
     evidence.update(is_writer=bool(entry.get("IsWriter")), synchronization=entry.get("SynchronizationStatus"),
                     cluster_status=cluster.get("Status"))
-    if gc.get("FailoverState"):
-        state = gc["FailoverState"]
+    state = gc.get("FailoverState")
+    if state:
         return result("global-membership", resource, NOT_READY,
                       f"global cluster {gname} is {state.get('Status')} (from {state.get('FromDbClusterArn')} to "
                       f"{state.get('ToDbClusterArn')})", **evidence)

@@ -40,6 +40,7 @@ import functools
 import json
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -53,6 +54,7 @@ from botocore.exceptions import ClientError
 from lambdas import approval, readiness_report
 from lambdas import drill as names
 from lambdas.common import Registry, client, fmt_duration, raise_mapped
+from lambdas.errors import InvalidInput, Misconfigured
 
 LOG = logging.getLogger("pilotlight")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -93,6 +95,13 @@ class Refused(Exception):
     """A button whose action cannot be done now (a drill already running, an unknown drill id, ...)."""
 
 
+# What the deployment sets (infra/stacks.py); read strictly, so a garbled value is named, not a KeyError.
+_PLAN_NAME = re.compile(r"[a-z][a-z0-9-]{1,38}[a-z0-9]")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+_MACHINE_ARN = re.compile(r"arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
 @dataclass(frozen=True)
 class Config:
     """Which plan the page is about, and where its state machines are."""
@@ -106,13 +115,28 @@ class Config:
 
     @classmethod
     def from_environment(cls, env: Any = None) -> Config:
+        """The deployment's settings; :class:`Misconfigured` naming each variable that is missing or malformed."""
         env = os.environ if env is None else env
-        return cls(plan=env["PILOTLIGHT_PLAN"],
-                   region=env.get("PILOTLIGHT_REGION") or env.get("AWS_REGION") or "us-east-1",
-                   drill_machine=env["PILOTLIGHT_DRILL_MACHINE_ARN"],
-                   teardown_machine=env["PILOTLIGHT_TEARDOWN_MACHINE_ARN"],
-                   failover_machine=env["PILOTLIGHT_FAILOVER_MACHINE_ARN"],
-                   reports_bucket=env.get("PILOTLIGHT_REPORTS_BUCKET") or None)
+        problems = []
+
+        def read(name: str, pattern: re.Pattern[str], required: bool = True) -> str:
+            value = (env.get(name) or "").strip()
+            if not value and required:
+                problems.append(f"{name} is not set")
+            elif value and not pattern.fullmatch(value):
+                problems.append(f"{name}={value[:80]!r} is not {pattern.pattern}")
+            return value
+
+        config = cls(plan=read("PILOTLIGHT_PLAN", _PLAN_NAME),
+                     region=read("PILOTLIGHT_REGION", _REGION, False) or read("AWS_REGION", _REGION, False)
+                     or "us-east-1",
+                     drill_machine=read("PILOTLIGHT_DRILL_MACHINE_ARN", _MACHINE_ARN),
+                     teardown_machine=read("PILOTLIGHT_TEARDOWN_MACHINE_ARN", _MACHINE_ARN),
+                     failover_machine=read("PILOTLIGHT_FAILOVER_MACHINE_ARN", _MACHINE_ARN),
+                     reports_bucket=read("PILOTLIGHT_REPORTS_BUCKET", _BUCKET, False) or None)
+        if problems:
+            raise Misconfigured("the widget function's environment: " + "; ".join(problems))
+        return config
 
     def owns_execution(self, machine: str, execution_arn: str) -> bool:
         """Is ``execution_arn`` an execution of ``machine`` (same partition, region, account and name)?"""
@@ -507,17 +531,24 @@ registry.action("answer", permissions=["states:SendTaskSuccess", "states:SendTas
                 resource="failover_statemachine")(answer)
 
 
+def _widget_context(event: dict[str, Any]) -> dict[str, Any]:
+    context = event.get("widgetContext")
+    return context if isinstance(context, dict) else {}
+
+
 def _endpoint(context: Any, event: dict[str, Any], config: Config) -> str:
     """This function's ARN, for the buttons to call back."""
     arn = getattr(context, "invoked_function_arn", None)
     if arn:
         return str(arn)
-    account = (event.get("widgetContext") or {}).get("accountId", "")
+    account = _widget_context(event).get("accountId", "")
     return f"arn:aws:lambda:{config.region}:{account}:function:{getattr(context, 'function_name', '')}"
 
 
 def handler(event: dict[str, Any], context: Any = None) -> str:
     """CloudWatch custom widget entry point: the widget's HTML (or its documentation for ``describe``)."""
+    if not isinstance(event, dict):
+        raise InvalidInput(f"widget: the event must be a JSON object, got {type(event).__name__}")
     if event.get("describe"):
         return DOCS
     started = time.monotonic()
@@ -525,7 +556,7 @@ def handler(event: dict[str, Any], context: Any = None) -> str:
     sfn = client("stepfunctions", config.region)
     notice = None
     if event.get("action"):
-        dashboard = (event.get("widgetContext") or {}).get("dashboardName") or "a dashboard"
+        dashboard = _widget_context(event).get("dashboardName") or "a dashboard"
         notice = perform(sfn, config, event, source="cloudwatch-dashboard",
                          who=f"CloudWatch dashboard {dashboard}")
     view = show(sfn, client("ssm", config.region), client("s3", config.region), config)

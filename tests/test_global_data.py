@@ -228,7 +228,7 @@ def test_failover_cli_mode_moves_the_aurora_writer_as_asked(fitness: Plan, tmp_p
     (moved,) = doc["output"]["restore"]["aurora"]
     assert (moved["mode"]["requested"], moved["mode"]["mode"], moved["method"]) == ("ungraceful", "ungraceful",
                                                                                     "failover")
-    assert doc["rto"]["rpo"]["per_database"] == {fitness.aurora_databases[0].dr_cluster_identifier:
+    assert doc["rpo"]["per_database"] == {fitness.aurora_databases[0].dr_cluster_identifier:
                                                  moved["rpo"]["lag_seconds"]}
     # A plan without an Aurora Global Database has no writer to move: --mode is a usage error (exit 2).
     refused = CliRunner().invoke(cli, ["failover", str(REFERENCE), "--sandbox", "--mode", "graceful"])

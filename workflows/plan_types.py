@@ -25,15 +25,24 @@ class PlanFieldError(ValueError):
 
 @functools.cache
 def known_regions() -> frozenset[str]:
-    """Region names from botocore's bundled endpoint data (offline), across the public partitions."""
-    import boto3
+    """Region names from botocore's bundled endpoint data (offline), across the public partitions.
 
-    session = boto3.session.Session()
-    regions: set[str] = set()
-    for partition in ("aws", "aws-us-gov", "aws-cn"):
-        for service in ("ec2", "rds", "elasticbeanstalk", "states"):
-            regions.update(session.get_available_regions(service, partition_name=partition))
-    return frozenset(regions)
+    Read from botocore's ``endpoints.json`` directly: a boto3 session would load and index several service
+    models to answer the same question, which is most of the time ``pilotlight validate`` takes.
+    """
+    import gzip
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("botocore")
+    assert spec is not None and spec.submodule_search_locations, "botocore is a dependency"
+    data = Path(list(spec.submodule_search_locations)[0]) / "data"
+    plain, packed = data / "endpoints.json", data / "endpoints.json.gz"
+    endpoints = json.loads(plain.read_text() if plain.exists() else gzip.decompress(packed.read_bytes()))
+    return frozenset(region for partition in endpoints["partitions"]
+                     if partition["partition"] in ("aws", "aws-us-gov", "aws-cn")
+                     for region in partition["regions"])
 
 
 def _check_region(value: str) -> str:
@@ -76,4 +85,6 @@ def unique_values(value: list[str]) -> list[str]:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # strict: YAML types are kept as written; a boolean or a string never passes for a number (``rto_minutes:
+    # true`` is refused, not read as 1), nor a number for a string. An integer still fills a float field.
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, strict=True)

@@ -81,10 +81,10 @@ def test_synth_fails_when_cdk_nag_has_findings(monkeypatch, synthesized):
     assert "AwsSolutions-SNS3" in result.stderr
 
 
-def test_deploy_without_the_cdk_cli_says_how_to_install_it(monkeypatch):
+def test_deploy_without_the_cdk_cli_is_a_precondition_with_the_install_hint(monkeypatch):
     monkeypatch.setattr(commands.shutil, "which", lambda name: None)
     result = _runner().invoke(commands.deploy, [str(REFERENCE)])
-    assert result.exit_code == 2
+    assert result.exit_code == 4
     assert "npm install -g aws-cdk" in result.stderr
 
 
