@@ -7,71 +7,72 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from commands.common import (
-    EXIT_FAILED,
-    EXIT_PRECONDITION,
+    CommandError,
     Precondition,
     aws_machine,
     emit_json,
     exit_code,
     load,
     minutes,
+    pilot_light_built,
     progress_printer,
     replicate_line,
     sandbox_estate,
     workflow_options,
 )
-from workflows.plan import Plan
+
+if TYPE_CHECKING:
+    from workflows.plan import Plan
 
 REFERENCE_PLAN = Path(__file__).resolve().parent.parent / "examples" / "reference.yaml"
 
 
-def _rto_report(plan: Plan, result: Any, modeled: bool, outage: dict[str, Any] | None = None) -> dict[str, Any]:
-    """RTO = start of the execution to verified service; RPO = the worst data-loss window of the data tiers:
-    each RDS replica's lag read just before promotion, the lag an Aurora failover accepted (0 after a
-    managed switchover), each global table's replication latency (:func:`reports.model.rpo_lags`).
+def _figures(plan: Plan, result: Any, modeled: bool, outage: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``{"rto": ..., "rpo": ...}``. RTO = start of the execution to verified service; RPO = the worst data-loss
+    window of the data tiers: each RDS replica's lag read just before promotion, the lag an Aurora failover
+    accepted (0 after a managed switchover), each global table's replication latency
+    (:func:`reports.model.rpo_lags`). The RPO object has the shape of a drill's and of a report's
+    (:func:`workflows.drill_audit.rpo_figures`).
 
     ``outage`` (the demo): the result's steps count from the outage's start, and so does the RTO;
     its detection and failover start times are reported beside it.
     """
-    from reports.model import rpo_lags
+    from reports.model import data_loss_of, rpo_lags
+    from workflows.drill_audit import rpo_figures
 
     restored, hardened = result.restored_at, result.duration if result.status == "SUCCEEDED" else None
-    lags = rpo_lags("failover", result.output, result.events)
-    known = [v for v in lags.values() if v is not None]
-    rpo_seconds = max(known) if known else None
     counted = {"counted_from": "execution start"}
     if outage is not None:
         counted = {"counted_from": "outage start", "detection_seconds": outage["detection_seconds"],
                    "failover_started_seconds": outage["failover_started_seconds"]}
-    return {
+    objective = plan.objectives.rto_minutes * 60
+    rto = {
         **counted,
         "seconds": None if restored is None else round(restored, 1),
         "minutes": minutes(restored),
+        "objective_seconds": objective,
         "objective_minutes": plan.objectives.rto_minutes,
-        "met": restored is not None and restored <= plan.objectives.rto_minutes * 60,
+        "met": restored is not None and restored <= objective,
         "hardened_seconds": None if hardened is None else round(hardened, 1),
         "hardened_minutes": minutes(hardened),
         "modeled": modeled,
-        "rpo": {
-            "lag_seconds": rpo_seconds,
-            "objective_minutes": plan.objectives.rpo_minutes,
-            "met": None if rpo_seconds is None else rpo_seconds <= plan.objectives.rpo_minutes * 60,
-            "per_database": lags,
-        },
     }
+    return {"rto": rto, "rpo": rpo_figures(plan, rpo_lags("failover", result.output, result.events),
+                                           data_loss_of(result.output, result.events))}
 
 
-def _print_result(plan: Plan, result: Any, report: dict[str, Any], as_json: bool, extra: dict[str, Any]) -> None:
+def _print_result(plan: Plan, result: Any, figures: dict[str, Any], as_json: bool, extra: dict[str, Any]) -> None:
     from workflows.executions import fmt_duration, timeline_table
 
     if as_json:
-        emit_json({**extra, **result.to_json(), "rto": report})
+        emit_json({**extra, **result.to_json(), **figures})
         return
+    report = figures["rto"]
     click.echo()
     click.echo("Timeline (modeled time)" if report["modeled"] else "Timeline")
     click.echo(timeline_table(result))
@@ -85,15 +86,19 @@ def _print_result(plan: Plan, result: Any, report: dict[str, Any], as_json: bool
                      f"failover started at {fmt_duration(report['failover_started_seconds'])}),")
         click.echo(f"{label}RTO: {fmt_duration(report['seconds'])} to verified service ({report['minutes']} min),"
                    f"{since} {verdict} the objective of {plan.objectives.rto_minutes} min")
-    rpo = report["rpo"]
-    if rpo["lag_seconds"] is not None:
+    rpo = figures["rpo"]
+    if rpo["seconds"] is not None:
         verdict = "within" if rpo["met"] else "OVER"
         each = ", ".join(f"{name} {'unknown' if lag is None else f'{lag:g} s'}"
                          for name, lag in sorted(rpo["per_database"].items()))
-        click.echo(f"RPO: {rpo['lag_seconds']:g} s of writes at risk ({each}), {verdict} the objective of "
+        click.echo(f"RPO: {rpo['seconds']:g} s of writes at risk ({each}), {verdict} the objective of "
                    f"{plan.objectives.rpo_minutes} min")
     elif rpo["per_database"]:
         click.echo("RPO: unknown (no lag datapoint was read when the data tier was failed over)")
+    if rpo["data_loss_seconds"] is not None:
+        each = ", ".join(f"{w['database']} " + ("unknown" if w["seconds"] is None else f"{w['seconds']:g} s")
+                         for w in rpo["data_loss"])
+        click.echo(f"Data loss measured from heartbeat rows: {rpo['data_loss_seconds']:g} s ({each})")
     if result.status == "SUCCEEDED":
         click.echo(f"DR site hardened after {fmt_duration(report['hardened_seconds'])} "
                    f"({report['hardened_minutes']} min)")
@@ -125,9 +130,7 @@ def run_sandbox_failover(plan: Plan, pace: float | None, as_json: bool, *, demo:
         built = sandbox_estate(sb, plan, say, progress_printer(as_json) if demo else None,
                                 source="pilotlight sandbox")
         say(replicate_line(built))
-        if built.status != "SUCCEEDED" or not (built.output or {}).get("ok"):
-            say(f"replicate {built.status}: {built.error or ''} {built.cause or ''}".rstrip())
-            return EXIT_FAILED
+        pilot_light_built(built)
         if not force:
             alarms = sb.simulate_disaster(plan)
             say(f"Simulated outage of {plan.primary_region}: "
@@ -137,12 +140,12 @@ def run_sandbox_failover(plan: Plan, pace: float | None, as_json: bool, *, demo:
                                                          force, mode))
         say(f"Started failover: {arn.rsplit(':', 1)[-1]}")
         result = follow(sfn, arn, on_progress=progress_printer(as_json))
-        report = _rto_report(plan, result, modeled=True)
+        figures = _figures(plan, result, modeled=True)
         extra = {"plan": plan.name, "mode": "sandbox", "pace": pace,
                  "wall_seconds": round(time.monotonic() - started, 1),
                  "pilot_light": {"status": built.status, "modeled_seconds": round(built.duration or 0, 1),
                                  "counts": (built.output or {}).get("counts")}}
-        _print_result(plan, result, report, as_json, extra)
+        _print_result(plan, result, figures, as_json, extra)
     return exit_code(result)
 
 
@@ -162,11 +165,25 @@ def run_aws_failover(plan: Plan, profile: str | None, region: str | None, as_jso
                               input=json.dumps(_failover_input("pilotlight failover", force, mode)))["executionArn"]
     click.echo(f"Started failover: {arn}", err=as_json)
     result = follow(sfn, arn, on_progress=progress_printer(as_json), poll_seconds=5)
-    _print_result(plan, result, _rto_report(plan, result, modeled=False), as_json, {"plan": plan.name, "mode": "aws"})
+    _print_result(plan, result, _figures(plan, result, modeled=False), as_json, {"plan": plan.name, "mode": "aws"})
     return exit_code(result)
 
 
-@click.command()
+def _failover_help() -> str:
+    from workflows.failover_steps import help_paragraphs
+
+    return "\n\n".join([
+        "Fail the plan's application over to the DR region, with live progress and a timeline.",
+        "The failover runs, in this order (service first, hardening after traffic has moved):",
+        *help_paragraphs(),
+        "Exit 0 when service is restored and hardened, 1 when a step failed (naming it and its cause), 4 when "
+        "the guard rails refused. With --sandbox the failover is rehearsed in a fresh sandbox with a simulated "
+        "outage (the trigger alarms in ALARM; with --force, none), and the reported RTO is modeled time (the "
+        "same on every run; --pace only slows it down to watch).",
+    ])
+
+
+@click.command(help=_failover_help())
 @click.argument("plan", type=click.Path(dir_okay=True))
 @workflow_options
 @click.option("--force", is_flag=True, help="Fail over even though every trigger alarm is OK.")
@@ -176,17 +193,8 @@ def run_aws_failover(plan: Plan, profile: str | None, region: str | None, as_jso
                    "primary region answers.")
 def failover(plan: str, sandbox: bool, as_json: bool, profile: str | None, region: str | None, pace: float | None,
              force: bool, mode: str) -> None:
-    """Fail the plan's application over to the DR region, with live progress and a timeline.
-
-    Promotes the DR replica, waits until it is available, enables Multi-AZ, resizes it to the
-    failover class and repoints DNS. Moves an Aurora Global Database's writer to the DR cluster
-    (--mode) and checks a write and a read in every DynamoDB global table's DR replica.
-    Refuses (exit 4) while every trigger alarm is OK unless
-    --force, and while another failover of the plan runs. With --sandbox the failover is rehearsed
-    in a fresh sandbox with a simulated outage (the trigger alarms in ALARM; with --force, none),
-    and the reported RTO is modeled time (the same on every run; --pace only slows it down to watch).
-    """
-    model = load(plan, as_json)
+    # The help is generated from workflows.failover_steps, the phases a test holds the workflow to.
+    model = load(plan)
     if mode != "auto" and not model.aurora_databases:
         raise click.UsageError(f"--mode {mode}: the mode chooses how an Aurora Global Database's writer moves; "
                                f"plan {model.name} has none")
@@ -223,20 +231,41 @@ def _example_help() -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout.")
 @click.option("--report-dir", default="pilotlight-reports", show_default=True, type=click.Path(file_okay=False),
               help="Where the failover's HTML report is written.")
-def demo(plan_path: str | None, example: str | None, pace: float, as_json: bool, report_dir: str) -> None:
+@click.option("--inject", "faults", multiple=True, callback=lambda ctx, param, values: _fault_specs(ctx, param, values),
+              metavar="SERVICE:OPERATION:KIND[:N|:xK]",
+              help="Make an AWS call of the workflow's functions fail, to watch the failover cope (repeatable): "
+                   "KIND is Throttling, RequestLimitExceeded, TooManyRequestsException, ServiceUnavailable, "
+                   "InternalFailure, AccessDenied, ReadTimeout, ConnectionError or Crash (the call succeeds, the "
+                   "function dies before it returns); N: only the Nth call, xK: the next K calls (default 1). "
+                   "E.g. rds:PromoteReadReplica:Throttling:x2.")
+def demo(plan_path: str | None, example: str | None, pace: float, as_json: bool, report_dir: str,
+         faults: tuple[Any, ...]) -> None:
     """Run a failover of the reference estate (or another example, --example) in the embedded sandbox, started
     by the plan's alarms on a simulated outage; no AWS account needed."""
     if plan_path and example:
         raise click.UsageError("give --plan or --example, not both")
     path = plan_path or str(EXAMPLES_DIR / f"{example or 'reference'}.yaml")
-    sys.exit(run_sandbox_demo(load(path, as_json), pace or None, as_json, report_dir=report_dir))
+    sys.exit(run_sandbox_demo(load(path), pace or None, as_json, report_dir=report_dir, faults=faults))
 
 
 # The demo waits this long (modeled) for the outage's alarms to start a failover before giving up.
 DEMO_DETECTION_LIMIT = 3600.0
 
 
-def run_sandbox_demo(plan: Plan, pace: float | None, as_json: bool, *, report_dir: str = "pilotlight-reports") -> int:
+def _fault_specs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[Any, ...]:
+    """``--inject`` values parsed at once: a wrong spec is a usage error naming its wrong part."""
+    if not values:
+        return ()
+    from sandbox.faults import FaultSpecError, parse_spec
+
+    try:
+        return tuple(parse_spec(v) for v in values)
+    except FaultSpecError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
+
+
+def run_sandbox_demo(plan: Plan, pace: float | None, as_json: bool, *, report_dir: str = "pilotlight-reports",
+                     faults: tuple[Any, ...] = ()) -> int:
     """The reference estate failing over as deployed: nobody starts the failover.
 
     The primary's alarm metrics breach (an outage), the alarms enter ALARM after their evaluation
@@ -259,12 +288,12 @@ def run_sandbox_demo(plan: Plan, pace: float | None, as_json: bool, *, report_di
     with Sandbox(pace=pace) as sb:
         built = sandbox_estate(sb, plan, say, progress_printer(as_json), source="pilotlight demo")
         say(replicate_line(built))
-        if built.status != "SUCCEEDED" or not (built.output or {}).get("ok"):
-            say(f"replicate {built.status}: {built.error or ''} {built.cause or ''}".rstrip())
-            return EXIT_FAILED
+        pilot_light_built(built)
+        for spec in faults:  # from here on: the failover's calls, not the pilot light's
+            sb.inject(spec)
+            say(f"Fault injected: {spec}")
         if not plan.triggers.alarms:
-            say(f"{plan.name} names no trigger alarm: nothing would start a failover on an outage")
-            return EXIT_PRECONDITION
+            raise Precondition(f"{plan.name} names no trigger alarm: nothing would start a failover on an outage")
         sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
         machine = sb.state_machine_arn(plan, "failover")
         outage = sb.start_outage(plan)
@@ -278,8 +307,7 @@ def run_sandbox_demo(plan: Plan, pace: float | None, as_json: bool, *, report_di
             clock.wait_until(lambda: sb.eventbridge.started(machine), timeout=DEMO_DETECTION_LIMIT, step=0.1,
                              what="a failover started by the plan's alarm rule")
         except TimeoutError as exc:
-            say(f"No failover started: {exc}")
-            return EXIT_FAILED
+            raise CommandError(f"no failover started: {exc}") from exc
         detected = min(e.at for e in sb.eventbridge.alarm_events(state="ALARM") if e.at >= t0) - t0
         for e in sb.eventbridge.alarm_events(state="ALARM"):
             say(f"[{fmt_duration(e.at - t0):>8}] ! Alarm {e.event['detail']['alarmName']} ({e.region}) -> ALARM: "
@@ -328,7 +356,7 @@ def run_sandbox_demo(plan: Plan, pace: float | None, as_json: bool, *, report_di
         shifted = dataclasses.replace(result, steps=timeline,
                                       duration=None if result.duration is None else result.duration + offset)
         window = {"detection_seconds": round(detected, 1), "failover_started_seconds": round(offset, 1)}
-        report = _rto_report(plan, shifted, modeled=True, outage=window)
+        figures = _figures(plan, shifted, modeled=True, outage=window)
         # The auditor's page of this failover (its own timeline counts from the execution's start).
         from commands.report import save_reports
 
@@ -340,7 +368,7 @@ def run_sandbox_demo(plan: Plan, pace: float | None, as_json: bool, *, report_di
                                  "counts": (built.output or {}).get("counts")},
                  "outage": {**window, "region": plan.primary_region, "alarms": [a for _, a in outage.alarms],
                             "executions_started": len(runs), "other_executions": others, "approval": approval}}
-        _print_result(plan, shifted, report, as_json, extra)
+        _print_result(plan, shifted, figures, as_json, extra)
         say(f"Report (html): {saved['files']['html']}")
     return exit_code(result)
 

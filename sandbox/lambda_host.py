@@ -23,6 +23,7 @@ from urllib.parse import unquote
 from botocore.response import StreamingBody
 
 from sandbox import clock, responses
+from sandbox.faults import LambdaCrashed
 
 
 class LambdaHost:
@@ -32,6 +33,21 @@ class LambdaHost:
         self.functions: dict[str, str] = {}  # function name -> lambdas module
         self.invocations: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def in_function(self) -> bool:
+        """Is the calling thread running one of the functions (a handler's own AWS calls)?"""
+        return getattr(self._local, "function", None) is not None
+
+    @contextlib.contextmanager
+    def outside(self) -> Any:
+        """Calls an observer makes from a function's thread (a hook watching its calls) are not the function's."""
+        outer, self._local.function = getattr(self._local, "function", None), None
+        try:
+            with self.iam.acting_as(None) if self.iam is not None else contextlib.nullcontext():
+                yield
+        finally:
+            self._local.function = outer
 
     def register(self, function_name: str, module: str) -> str:
         importlib.import_module(f"lambdas.{module}")  # fail at deploy time, not at first call
@@ -58,9 +74,15 @@ class LambdaHost:
         context = SimpleNamespace(aws_request_id=str(uuid.uuid4()), function_name=name)
         handler = importlib.import_module(f"lambdas.{module}").handler
         clock.charge(self.cost())  # a state machine's invocation takes modeled time; a test's own call does not
+        outer, self._local.function = getattr(self._local, "function", None), name
         try:
             with self.iam.acting_as(name) if self.iam is not None else contextlib.nullcontext():
                 result = handler(event, context)
+        except LambdaCrashed as exc:
+            # The runtime's own report is Runtime.ExitError (or Sandbox.Timedout); Step Functions names any
+            # such unhandled end Lambda.Unknown, and moto's interpreter takes the name from errorType.
+            payload = {"errorType": "Lambda.Unknown", "errorMessage": str(exc)}
+            return responses.ok({"StatusCode": 200, "FunctionError": "Unhandled", "Payload": _stream(payload)})
         except Exception as exc:  # reported to the caller exactly like the Lambda runtime does
             payload = {
                 "errorType": type(exc).__name__,
@@ -68,6 +90,8 @@ class LambdaHost:
                 "stackTrace": traceback.format_exception(exc)[-3:],
             }
             return responses.ok({"StatusCode": 200, "FunctionError": "Unhandled", "Payload": _stream(payload)})
+        finally:
+            self._local.function = outer
         return responses.ok({"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": _stream(result)})
 
 

@@ -119,7 +119,13 @@ def test_every_wait_loop_is_bounded(example):
             check = states[state["Next"]]
             choice = states[check["Next"]]
             limits = [c for c in choice["Choices"] if "NumericGreaterThanEquals" in c]
-            assert limits and states[limits[0]["Next"]]["Type"] == "Fail", name
+            limit = states[limits[0]["Next"]] if limits else {}
+            if limit.get("Next") == asl.RECORD_STATE:  # a top-level wait ends through the failure record
+                assert limit["Result"]["Error"] == "WaitTimedOut" and states[asl.FAILED_STATE]["Type"] == "Fail"
+            elif limit.get("Type") == "Task":  # a step that names what is still wrong, caught into the record
+                assert any(c["Next"] == asl.RECORD_STATE for c in limit.get("Catch", [])), name
+            else:
+                assert limits and limit["Type"] == "Fail", name
             assert name in (choice["Default"], *(c["Next"] for c in choice["Choices"])), name
 
 
@@ -158,3 +164,29 @@ def test_iam_doc_is_current():
     from infra import iam_doc
 
     assert (ROOT / "docs" / "iam.md").read_text() == iam_doc.render_markdown(), "run `make docs`"
+
+
+def test_every_retry_backs_off_with_full_jitter_and_a_cap(example):
+    for text in example[2].values():
+        for name, state in asl.iter_states(json.loads(text)["States"]):
+            for rule in state.get("Retry", []):
+                assert rule["JitterStrategy"] == "FULL" and rule["MaxDelaySeconds"] >= rule["IntervalSeconds"], name
+
+
+def test_the_documented_worst_case_retry_time_is_the_policys():
+    worst = asl.worst_case_retry_seconds()
+    assert worst == {"waits": 375.0, "attempts": 14, "total": 2055.0}
+    documented = (ROOT / "docs" / "sandbox.md").read_text()
+    assert f"**{worst['total']:g} s ({worst['total'] / 60:.1f} min) at most**" in documented
+
+
+def test_every_workflow_ends_a_caught_failure_through_its_record(example):
+    for workflow, text in example[2].items():
+        states = json.loads(text)["States"]
+        assert states[asl.FAILED_STATE]["ErrorPath"] == "$.error.Error", workflow
+        assert states[asl.RECORD_STATE]["Parameters"]["action"] == "record_failure", workflow
+        for name, state in states.items():
+            if state["Type"] in ("Parallel", "Map") or (state["Type"] == "Task" and name not in (
+                    "GuardRails", "AwaitApproval", "PrepareDrill", "DnsCutoverFailed", asl.RECORD_STATE)):
+                assert any("States.ALL" in c["ErrorEquals"] for c in state.get("Catch", [])), (workflow, name)
+            assert state["Type"] != "Fail" or name in (asl.FAILED_STATE, asl.UNRECORDED_STATE), (workflow, name)

@@ -13,26 +13,69 @@ State = dict[str, Any]
 
 # Errors the Lambda service itself raises; always worth retrying quickly.
 LAMBDA_SERVICE_ERRORS = [
+    "Lambda.ClientExecutionTimeoutException",
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 ]
+# A function that ended without returning (killed, out of memory, timed out): Step Functions names it
+# Lambda.Unknown. Its AWS call may have been made; every step reads the current state first, so running it
+# again converges. Retried a couple of times only: a function that dies every time needs a person.
+LAMBDA_UNKNOWN = "Lambda.Unknown"
 # Our retryable classes (lambdas/errors.py).
 RETRYABLE_ERRORS = ["ResourceNotReady", "Throttled", "AwsUnavailable"]
 
+# Every retrier backs off exponentially with FULL jitter (each wait drawn between 0 and the computed interval,
+# so many executions retrying one throttled API do not come back in step) and a MaxDelaySeconds cap, so the
+# time a Task can spend retrying is bounded: see worst_case_retry_seconds.
 STANDARD_RETRY: list[dict[str, Any]] = [
-    {"ErrorEquals": LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 6, "BackoffRate": 2.0},
+    {"ErrorEquals": LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 6, "BackoffRate": 2.0,
+     "MaxDelaySeconds": 30, "JitterStrategy": "FULL"},
+    {"ErrorEquals": [LAMBDA_UNKNOWN], "IntervalSeconds": 5, "MaxAttempts": 2, "BackoffRate": 2.0,
+     "MaxDelaySeconds": 10, "JitterStrategy": "FULL"},
     {
         "ErrorEquals": RETRYABLE_ERRORS,
         "IntervalSeconds": 10,
         "MaxAttempts": 5,
         "BackoffRate": 2.0,
         "MaxDelaySeconds": 120,
+        "JitterStrategy": "FULL",
     },
 ]
 
 TASK_TIMEOUT_SECONDS = 120
+
+
+def lambda_service_retry(attempts: int, interval: int = 2) -> list[dict[str, Any]]:
+    """Retry only the Lambda service's own errors (a step that must not be run twice, or whose failure is
+    handled by a Catch): the same back-off, jitter and cap as :data:`STANDARD_RETRY`."""
+    return [{"ErrorEquals": LAMBDA_SERVICE_ERRORS, "IntervalSeconds": interval, "MaxAttempts": attempts,
+             "BackoffRate": 2.0, "MaxDelaySeconds": 30, "JitterStrategy": "FULL"}]
+
+
+def retry_delays(retrier: dict[str, Any]) -> list[float]:
+    """The longest wait before each retry a retrier allows (FULL jitter draws each between 0 and this)."""
+    interval, rate = retrier.get("IntervalSeconds", 1), retrier.get("BackoffRate", 2.0)
+    cap = retrier.get("MaxDelaySeconds")
+    out = []
+    for attempt in range(retrier.get("MaxAttempts", 3)):
+        delay = interval * rate**attempt
+        out.append(float(min(delay, cap) if cap is not None else delay))
+    return out
+
+
+def worst_case_retry_seconds(retry: list[dict[str, Any]] | None = None,
+                             timeout_seconds: int = TASK_TIMEOUT_SECONDS) -> dict[str, float]:
+    """The longest a Task with this Retry can take before it fails: every retrier spent (each counts its own
+    attempts), each wait at its cap, each attempt running to the Task's timeout.
+
+    ``waits``: the back-offs alone; ``attempts``: the invocations; ``total``: waits + attempts x timeout.
+    """
+    retry = STANDARD_RETRY if retry is None else retry
+    waits = sum(sum(retry_delays(r)) for r in retry)
+    attempts = 1 + sum(r.get("MaxAttempts", 3) for r in retry)
+    return {"waits": waits, "attempts": attempts, "total": waits + attempts * timeout_seconds}
 
 
 def function_placeholder(service: str) -> str:
@@ -86,7 +129,7 @@ def evidence_task(step: str, service: str, action: str, params: dict[str, Any], 
     service only, and any error is kept at ``result_path`` as the evidence while the run goes on."""
     return {
         **task(step, service, action, params, result_path=result_path, next_state=next_state, retry=False),
-        "Retry": [{"ErrorEquals": LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 1, "MaxAttempts": 1}],
+        "Retry": lambda_service_retry(1, interval=1),
         "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": result_path, "Next": next_state}],
     }
 
@@ -189,3 +232,65 @@ def iter_states(states: dict[str, State]):
         elif state["Type"] == "Parallel":
             for branch in state["Branches"]:
                 yield from iter_states(branch["States"])
+
+
+# -- a terminal error, recorded and named -----------------------------------------------------------------------
+
+RECORD_STATE = "RecordFailure"
+FAILED_STATE = "Failed"
+UNRECORDED_STATE = "FailedUnrecorded"
+RECORD_STEP = "Record failure"
+
+
+def failure_states(workflow: str, plan: str, region: str, resources: list[dict[str, Any]],
+                   drill_path: str | None = None) -> dict[str, State]:
+    """Where a caught terminal error goes: record the failed state, the error's cause and the state of each
+    resource the workflow acts on (``report.record_failure``), then end FAILED with the same error name and
+    the record as the cause, which the plan's failure rule sends to its topic. A record that cannot be made
+    still ends with the error's name."""
+    params: dict[str, Any] = {"plan": plan, "workflow": workflow, "region": region,
+                              "execution_arn.$": "$$.Execution.Id", "error.$": "$.error", "resources": resources}
+    if drill_path:
+        params["drill.$"] = drill_path
+    record = task(RECORD_STEP, "report", "record_failure", params, result_path="$.failure", next_state=FAILED_STATE,
+                  retry=False)
+    record["Retry"] = lambda_service_retry(2)
+    record["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.record_error", "Next": UNRECORDED_STATE}]
+    return {
+        RECORD_STATE: record,
+        FAILED_STATE: {"Type": "Fail", "Comment": RECORD_STEP, "ErrorPath": "$.error.Error",
+                       "CausePath": "$.failure.text"},
+        UNRECORDED_STATE: {"Type": "Fail", "Comment": RECORD_STEP, "ErrorPath": "$.error.Error",
+                           "Cause": "the failure could not be recorded; the execution's history shows the failed "
+                                    "state and its cause"},
+    }
+
+
+CAUGHT_STATE = "CaughtError"
+
+
+def record_failures(states: dict[str, State], workflow: str, plan: str, region: str,
+                    resources: list[dict[str, Any]], *, skip: tuple[str, ...] = (), drill_path: str | None = None,
+                    list_input: tuple[str, ...] = ()) -> None:
+    """Give a workflow its failure record (:func:`failure_states`): every top-level Task, Parallel and Map
+    (but ``skip``: refusals, states with a record of their own) catches what its retries could not cure, and
+    every top-level Fail (a bounded wait that ran out) goes through the record too, keeping its error name.
+
+    ``list_input``: states whose input is not an object (a Map's results), so the error cannot be added to it:
+    it replaces the input instead, and the record is made without the rest."""
+    for name, state in list(states.items()):
+        if name in skip:
+            continue
+        caught = any("States.ALL" in c["ErrorEquals"] for c in state.get("Catch", []))
+        if state["Type"] in ("Task", "Parallel", "Map") and not caught:
+            catch = ({"ErrorEquals": ["States.ALL"], "ResultPath": "$", "Next": CAUGHT_STATE} if name in list_input
+                     else {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": RECORD_STATE})
+            state["Catch"] = [*state.get("Catch", []), catch]
+        elif state["Type"] == "Fail" and "Error" in state:
+            states[name] = {"Type": "Pass", "Comment": state.get("Comment", name),
+                            "Result": {"Error": state["Error"], "Cause": state.get("Cause", ""), "State": name},
+                            "ResultPath": "$.error", "Next": RECORD_STATE}
+    states.update(failure_states(workflow, plan, region, resources, drill_path))
+    if list_input:
+        states[CAUGHT_STATE] = {"Type": "Pass", "Comment": RECORD_STEP, "Parameters": {"error.$": "$"},
+                                "Next": RECORD_STATE}

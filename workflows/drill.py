@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflows import asl, failover, failover_tiers
+from workflows import asl, failover, failover_tiers, failures
 from workflows.plan import Plan
 
 MACHINE_TIMEOUT = 6 * 3600
@@ -210,6 +210,8 @@ def build(plan: Plan) -> dict[str, Any]:
     if branches:
         summary["restore.$"] = "$.restore"
     states["Summary"] = {"Type": "Pass", "Comment": "Summary", "Parameters": summary, "End": True}
+    # A refused drill (PrepareDrill) has made nothing; after it, the record names the drill's copies too.
+    failures.add_record(states, plan, "drill", skip=("PrepareDrill",), drill_path="$.drill")
     return asl.machine(f"pilotlight drill for plan {plan.name}", "LoadPlan", states, MACHINE_TIMEOUT)
 
 
@@ -315,6 +317,7 @@ def build_teardown(plan: Plan) -> dict[str, Any]:
                          "Parameters": {"plan.$": "$.plan.name", "kept": False, "targets.$": "$.targets",
                                         **({"removed.$": "$.removed"} if branches else {})},
                          "End": True}
+    failures.add_record(states, plan, "drill-teardown")
     return asl.machine(f"pilotlight drill teardown for plan {plan.name}", "LoadPlan", states, TEARDOWN_TIMEOUT)
 
 

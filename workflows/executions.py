@@ -205,6 +205,20 @@ class Follower:
             events=self.events,
         )
 
+    def _state_of(self, event: dict[str, Any]) -> str | None:
+        node: dict[str, Any] | None = event
+        while node is not None and not node["type"].endswith("StateEntered"):
+            node = self._by_id.get(node.get("previousEventId", 0))
+        return None if node is None else node["stateEnteredEventDetails"]["name"]
+
+    def _recorded_failure(self) -> str | None:
+        """The failed state as the workflow's failure record read it (``report.record_failure``), if it ran."""
+        for event in reversed(self.events):
+            if event["type"] == "LambdaFunctionSucceeded" and self._state_of(event) == asl.RECORD_STATE:
+                output = _loads(event["lambdaFunctionSucceededEventDetails"].get("output"))
+                return output.get("failed_state") if isinstance(output, dict) else None
+        return None
+
     def failure(self, error: str | None = None) -> tuple[str | None, str | None]:
         """The state (and its step) where the execution failed, following the event chain back.
 
@@ -212,21 +226,25 @@ class Follower:
         others are cancelled and may record failures of their own after it.
         """
         fallback: tuple[str | None, str | None] = (None, None)
+        recorded = self._recorded_failure()
+        if recorded is not None:
+            return recorded, self.labels.get(recorded, recorded)
         for event in reversed(self.events):
             if event["type"] in ("LambdaFunctionFailed", "TaskFailed", "LambdaFunctionTimedOut", "TaskTimedOut",
                                  "FailStateEntered"):
-                node: dict[str, Any] | None = event
-                while node is not None and not node["type"].endswith("StateEntered"):
-                    node = self._by_id.get(node.get("previousEventId", 0))
-                if node is None:
+                name = self._state_of(event)
+                if name is None or name in _RECORD_STATES:
                     continue
-                name = node["stateEnteredEventDetails"]["name"]
                 details = next((v for k, v in event.items() if k.endswith("EventDetails")), {}) or {}
                 if error is None or details.get("error") == error:
                     return name, self.labels.get(name, name)
                 if fallback == (None, None):
                     fallback = (name, self.labels.get(name, name))
         return fallback
+
+
+# The states a workflow's failure record adds (workflows/asl.py record_failures): never the failed step.
+_RECORD_STATES = {asl.RECORD_STATE, asl.FAILED_STATE, asl.UNRECORDED_STATE, asl.CAUGHT_STATE}
 
 
 def _loads(text: str | None) -> Any:
