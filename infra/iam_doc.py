@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from infra import iam as plan_iam
+from infra import vpc
 from workflows import render
 from workflows.plan import load_plan
 
@@ -83,7 +84,22 @@ def render_markdown(plan_path: str = EXAMPLE) -> str:
                                          extra={"topic": [f"arn:aws:sns:{plan.dr_region}:111122223333:"
                                                           f"{render.topic_name(plan)}"], "key": []})
         lines += [json.dumps(statements, indent=2), "```", ""]
-    lines += ["## Resource kinds", "", "| kind | what it names |", "|---|---|"]
+        if vpc.attached(plan, service):
+            lines += ["In the DR VPC (`canary_network`), Lambda manages the function's network interfaces with its",
+                      "role: these statements, in a policy of their own (`infra/vpc.py`):", "", "```json",
+                      json.dumps(vpc.statements(plan, account="111122223333"), indent=2), "```", ""]
+    lines += ["## Actions granted on `*`", "",
+              "The only actions any stack grants on `Resource: \"*\"`, and why (`infra.iam.WILDCARD_ACTIONS`; a test",
+              "checks the synthesized templates of every example plan against it). `read`: read-only, AWS lists no",
+              "resource type for it; `list`: read-only, a step lists a whole region (granted only to that step);",
+              "`condition`: mutating, no resource type, narrowed by the condition shown; `service`: granted by CDK to",
+              "the state machines' roles for their logging and X-Ray tracing. No other mutating action is ever granted",
+              "on `*`.", "", "| action | kind | why |", "|---|---|---|"]
+    for pattern, (kind, why) in plan_iam.WILDCARD_ACTIONS.items():
+        condition = plan_iam.UNSCOPED_WITH_CONDITION.get(pattern)
+        extra = f" Condition: `{json.dumps(condition)}`." if condition else ""
+        lines.append(f"| `{pattern}` | {kind} | {why.replace('|', chr(92) + '|')}{extra} |")
+    lines += ["", "## Resource kinds", "", "| kind | what it names |", "|---|---|"]
     for kind in sorted(plan_iam.RESOURCE_KINDS):
         lines.append(f"| `{kind}` | {_kind_doc(kind)} |")
     lines.append("")

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from lambdas import redact
 from lambdas.common import CONNECTION_ERRORS, raise_mapped
 
 ENV_PROPERTIES = "aws:elasticbeanstalk:application:environment"
@@ -233,26 +235,36 @@ def settable(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def option_drift(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
+def option_drift(expected: list[dict[str, Any]], actual: list[dict[str, Any]],
+                 secret: Iterable[str] = ()) -> list[str]:
     """One line per option whose value differs between what replicate would save and what is saved.
 
     Uses the same identity as the "unchanged" test of :func:`save_configuration`, so an option that
     replicate would rewrite is never reported here, and one reported here is one replicate would update.
+    Values are shown as :mod:`lambdas.redact` allows: a secret environment property (``secret``: the names the
+    plan marks; names like ``*PASSWORD*`` always) is named, its values never.
     """
 
     def by_option(settings: list[dict[str, Any]]) -> dict[tuple[str, str, str], str]:
         return {(s["Namespace"], s["OptionName"], s.get("ResourceName", "")): s.get("Value", "") for s in settings}
 
     want, have = by_option(expected), by_option(actual)
+    secret = set(secret)
     out = []
     for key in sorted(set(want) | set(have)):
         if want.get(key) != have.get(key):
             ns, name, resource = key
             label = f"{ns}:{name}" + (f" ({resource})" if resource else "")
+
+            def shown(text: str, name: str = name) -> str:
+                return repr(redact.option_value(name, text, secret))
+
             if key not in have:
-                out.append(f"{label}: missing from the saved configuration (primary implies {want[key]!r})")
+                out.append(f"{label}: missing from the saved configuration (primary implies {shown(want[key])})")
             elif key not in want:
-                out.append(f"{label}: {have[key]!r} is not in the primary configuration")
+                out.append(f"{label}: {shown(have[key])} is not in the primary configuration")
+            elif redact.is_secret(name, secret):
+                out.append(f"{label}: the saved value differs from the primary's (secret: values not shown)")
             else:
-                out.append(f"{label}: saved {have[key]!r}, primary implies {want[key]!r}")
+                out.append(f"{label}: saved {shown(have[key])}, primary implies {shown(want[key])}")
     return out

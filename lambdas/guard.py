@@ -1,8 +1,12 @@
 """Guard rails before a failover acts, and the human approval step.
 
-- only one failover of a plan at a time (the oldest running execution wins; the others stop);
+- only one failover of a plan at a time: of the running executions, the oldest wins and the others stop
+  with ``AlreadyRunning``. "Oldest" is a total order, (start date, execution ARN), so two executions
+  started in the same millisecond (two alarms of one outage) still agree on exactly one winner. An
+  execution reads its own start date with DescribeExecution, which is strongly consistent: ListExecutions
+  is eventually consistent and may not list an execution started a moment ago, not even to itself;
 - an automatic (alarm-triggered) run within ``min_interval_minutes`` of a previous run (one started
-  before it) is refused;
+  before it, that was not itself refused by these rails or aborted before acting) is refused;
 - refused while every trigger alarm is OK, unless forced (no trigger alarms: health unknown, allowed);
 - a failover that passes these pre-empts a running drill of the plan: the drill is stopped (error
   ``PreemptedByFailover``), and its end starts the drill teardown; the failover does not wait for it;
@@ -19,8 +23,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas import drill as drills
-from lambdas.common import Registry, client, raise_mapped
-from lambdas.errors import AlreadyRunning, PrimaryHealthy, TooSoon
+from lambdas.common import Registry, aws_errors, client, raise_mapped
+from lambdas.errors import GUARD_ERRORS, Aborted, AlreadyRunning, PrimaryHealthy, TooSoon
 
 registry = Registry("guard")
 handler = registry.handler
@@ -47,11 +51,47 @@ def _alarm_states(alarms: list[dict[str, str]]) -> list[dict[str, Any]]:
     return states
 
 
+# Errors of a previous run that never acted: refused by these rails, or aborted while it awaited approval.
+_NOT_ACTED = frozenset({*(cls.__name__ for cls in GUARD_ERRORS), Aborted.__name__})
+
+
+def _epoch(moment: Any) -> float:
+    """Epoch seconds of a start date (a datetime, aware or naive UTC, as botocore parses it)."""
+    if hasattr(moment, "timestamp"):  # a datetime (duck-typed: the sandbox patches this module's class)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    return float(moment)
+
+
+def order(execution: dict[str, Any]) -> tuple[float, str]:
+    """The total order the oldest-wins rule uses: start date, then execution ARN (unique per execution)."""
+    return _epoch(execution["startDate"]), execution["executionArn"]
+
+
+def _myself(sfn: Any, execution_arn: str, listed: list[dict[str, Any]]) -> dict[str, Any]:
+    """This execution as ListExecutions shows it, or from DescribeExecution when it is not listed yet."""
+    me = next((e for e in listed if e["executionArn"] == execution_arn), None)
+    if me is not None:
+        return me
+    with aws_errors(f"describe failover {execution_arn.rsplit(':', 1)[-1]}"):
+        found = sfn.describe_execution(executionArn=execution_arn)
+    return {"executionArn": execution_arn, "name": found["name"], "startDate": found["startDate"]}
+
+
+def _acted(sfn: Any, execution: dict[str, Any]) -> bool:
+    """Whether a previous run got past the guard rails (one that failed there, or was aborted, did not act)."""
+    if execution.get("status") not in ("FAILED", "ABORTED"):
+        return True
+    with aws_errors(f"describe failover {execution['name']}"):
+        error = sfn.describe_execution(executionArn=execution["executionArn"]).get("error")
+    return error not in _NOT_ACTED
+
+
 @registry.action(
     "check",
-    permissions=["cloudwatch:DescribeAlarms", "states:ListExecutions", "states:StopExecution"],
+    permissions=["cloudwatch:DescribeAlarms", "states:ListExecutions", "states:DescribeExecution",
+                 "states:StopExecution"],
     resource={"cloudwatch:DescribeAlarms": "alarm", "states:ListExecutions": "statemachine",
-              "states:StopExecution": "drill_execution"},
+              "states:DescribeExecution": "failover_execution", "states:StopExecution": "drill_execution"},
 )
 def check(
     state_machine_arn: str,
@@ -68,25 +108,21 @@ def check(
         recent = sfn.list_executions(stateMachineArn=state_machine_arn, maxResults=20)["executions"]
     except ClientError as exc:
         raise_mapped(exc, "list failover executions")
-    me = next((e for e in running if e["executionArn"] == execution_arn), None)
-    others = [e for e in running if e["executionArn"] != execution_arn]
-    if me is not None:
-        older = [e for e in others if (e["startDate"], e["executionArn"]) < (me["startDate"], me["executionArn"])]
-        if older:
-            raise AlreadyRunning(f"failover {older[0]['name']} is already running; this one stops")
+    mine = order(_myself(sfn, execution_arn, running + recent))
+    older = sorted((e for e in running if e["executionArn"] != execution_arn and order(e) < mine), key=order)
+    if older:
+        raise AlreadyRunning(f"failover {older[0]['name']} is already running (started first); this one stops "
+                             "without acting")
     automatic = is_automatic(trigger)
     if automatic and min_interval_minutes > 0:
         now = datetime.now(UTC)
-        mine = (me["startDate"], me["executionArn"]) if me is not None else None
         for e in recent:
-            if e["executionArn"] == execution_arn:
+            # Only a previous run counts: two alarms of one outage start two runs at once; the younger stops
+            # as AlreadyRunning, and must not make the older one TooSoon. Nor does a run that never acted.
+            if e["executionArn"] == execution_arn or order(e) > mine:
                 continue
-            if mine is not None and (e["startDate"], e["executionArn"]) > mine:
-                # Only a previous run counts: two alarms of one outage start two runs at once; the
-                # younger stops as AlreadyRunning, and must not make the older one TooSoon.
-                continue
-            age = (now - e["startDate"]).total_seconds() / 60
-            if age < min_interval_minutes:
+            age = (now.timestamp() - _epoch(e["startDate"])) / 60
+            if age < min_interval_minutes and _acted(sfn, e):
                 raise TooSoon(
                     f"previous failover {e['name']} started {age:.0f} min ago; "
                     f"the plan's minimum interval is {min_interval_minutes} min"

@@ -15,6 +15,8 @@ from botocore.exceptions import ClientError
 from lambdas.common import client, raise_mapped
 
 READY, NOT_READY, UNKNOWN = "READY", "NOT_READY", "UNKNOWN"
+# The overall status of a run made while a failover of the plan runs: not a score (see during_failover).
+FAILOVER_IN_PROGRESS = "FAILOVER_IN_PROGRESS"
 METRICS_NAMESPACE = "pilotlight"  # infra/iam.py METRICS_NAMESPACE; lambdas cannot import infra
 PARAMETER_LIMIT = 4096  # characters in a standard-tier SSM parameter
 
@@ -137,3 +139,28 @@ def publish(plan: str, region: str, topic_arn: str, results: list[dict[str, Any]
         raise_mapped(exc, f"save {name}")
     return {**doc, "previous_status": previous, "notified": changed,
             "metrics": {m["MetricName"]: m["Value"] for m in metric_data}}
+
+
+def during_failover(plan: str, results: list[dict[str, Any]], execution: str | None,
+                    failovers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The result of a run made while a failover of the plan runs (``failovers``: its running executions).
+
+    A failover changes on purpose what the checks compare with the pilot light (the replica is promoted, the DR
+    environment launched, DNS moved), so a NOT_READY read now is no finding: the overall status is
+    FAILOVER_IN_PROGRESS, every check that is not READY is reported UNKNOWN with what it saw, and nothing is
+    scored, published, kept or notified; the last scored result stays the one before the failover.
+    """
+    first = min(failovers, key=lambda e: (e["startDate"].timestamp() if hasattr(e.get("startDate"), "timestamp")
+                                          else 0.0, e["executionArn"]))
+    started = first.get("startDate")
+    started_text = started.isoformat() if hasattr(started, "isoformat") else str(started)
+    note = f"read while failover {first['name']} (started {started_text}) runs"
+    checks = [c if c["status"] == READY else {**c, "status": UNKNOWN, "reason": f"{note}: {c['reason']}"}
+              for c in flatten(results)]
+    return {"plan": plan, "status": FAILOVER_IN_PROGRESS, "score": None,
+            "ready": sum(c["status"] == READY for c in checks), "total": len(checks),
+            "at": now().isoformat(timespec="seconds"), "execution": execution, "checks": checks,
+            "failover": {"execution": first["name"], "execution_arn": first["executionArn"], "started": started_text},
+            "reason": f"failover {first['name']} of {plan} is running: readiness is not scored during a failover; "
+                      "the last scored result is kept",
+            "previous_status": None, "notified": False, "metrics": {}}

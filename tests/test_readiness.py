@@ -65,8 +65,8 @@ def test_a_freshly_replicated_estate_is_all_ready(estate: tuple[Sandbox, Plan]) 
         "s3-versioning", "s3-canary", "dns-record", "ec2-capacity", "rds-capacity", "failover-definition",
         "permissions"}
     # 3 per environment, 3 per database, 3 per bucket pair, DNS, 2 quotas, failover, and the permissions of the
-    # failover's 5 functions.
-    assert out["total"] == 21
+    # failover's 7 functions (the report function records a failure; the canary function writes to the database).
+    assert out["total"] == 23
     by = {(c["check"], c["resource"]): c for c in out["checks"]}
     (copy,) = dr_copies(plan, "shop-prod")
     assert by[("dr-ami", "shop-prod")]["evidence"]["image_id"] == copy["ImageId"]
@@ -78,7 +78,7 @@ def test_one_task_per_plan_item_keeps_transitions_at_items_plus_three(estate: tu
     sb, plan = estate
     out = readiness(sb, plan)
     items = len(plan.environments) + len(plan.databases) + len(plan.buckets) + 1 + 1 + 1  # dns, capacity, failover
-    items += 5  # the permissions of each function the failover uses
+    items += 7  # the permissions of each function the failover uses
     assert out["_transitions"] == items + 3
 
 
@@ -325,10 +325,10 @@ def test_status_shows_the_last_readiness_result(estate: tuple[Sandbox, Plan]) ->
         sb.latency.replica_lag_overrides.pop("shop-db-az2")
     runner = CliRunner()
     doc = json.loads(runner.invoke(cli, ["status", str(REFERENCE), "--json"]).stdout)
-    assert doc["readiness"]["status"] == "NOT_READY" and doc["readiness"]["total"] == 21
+    assert doc["readiness"]["status"] == "NOT_READY" and doc["readiness"]["total"] == 23
     assert doc["readiness"]["not_ready"][0]["check"] == "az2-replica"
     human = runner.invoke(cli, ["status", str(REFERENCE)])
     assert human.exit_code == 0, human.output
-    assert "Readiness: NOT_READY (20/21 checks, score 95%)" in human.output
+    assert "Readiness: NOT_READY (22/23 checks, score 96%)" in human.output
     assert "NOT_READY  az2-replica  shop-db-az2: replica shop-db-az2 lags 900 s" in human.output
     readiness(sb, plan)  # leave the estate READY for whatever runs next

@@ -21,7 +21,7 @@ def test_readiness_sandbox_json_exits_0_when_every_check_is_ready() -> None:
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)  # exactly one document; progress went to stderr
     assert doc["status"] == "READY" and doc["score"] == 1.0 and doc["mode"] == "sandbox"
-    assert len(doc["checks"]) == doc["total"] == 21
+    assert len(doc["checks"]) == doc["total"] == 23  # with the report and canary functions' permissions
     assert "Readiness checks" in result.stderr
 
 
@@ -37,7 +37,7 @@ def test_readiness_sandbox_exits_4_and_names_the_check_when_one_is_not_ready(mon
     human = CliRunner().invoke(cli, ["readiness", str(REFERENCE), "--sandbox"])
     assert human.exit_code == 4
     assert any(line.startswith("ec2-capacity ") and " us-west-2 " in line for line in human.output.splitlines())
-    assert "plan shop: NOT_READY, score 20/21" in human.output
+    assert "plan shop: NOT_READY, score 22/23" in human.output
 
 
 def test_readiness_help_lists_the_checks_and_exit_codes() -> None:

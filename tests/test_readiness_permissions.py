@@ -28,7 +28,10 @@ def _permissions(sb, plan):
 def test_every_failover_function_may_make_every_call_the_failover_makes(estate):
     sb, plan = estate
     checks = _permissions(sb, plan)
-    assert set(checks) == {render.function_name(plan, s) for s in ("beanstalk", "dns", "guard", "rds", "verify")}
+    # The report function is the failover's too (it records a terminal failure), and the canary function (the
+    # SQL write in the promoted database).
+    assert set(checks) == {render.function_name(plan, s) for s in ("beanstalk", "canary", "dns", "guard", "rds",
+                                                                   "report", "verify")}
     assert {c["status"] for c in checks.values()} == {"READY"}, checks
     rds = checks[render.function_name(plan, "rds")]
     assert rds["evidence"]["role"].endswith(":role/pilotlight-shop-rds-role")
