@@ -212,10 +212,13 @@ def _asg_run_tagging(arns: _Arns) -> list[str | Scoped]:
 
 
 def _asg_passed_role(arns: _Arns) -> list[str | Scoped]:
-    """Roles of the DR instances' profiles, passed to EC2 only."""
+    """Roles of the DR instances' profiles, passed to EC2 only: the plan's roles, or any role when a group takes
+    its profile from the primary template (whose role the plan does not name)."""
     if not arns.plan.compute:
         return []
-    return [Scoped((f"arn:{arns.partition}:iam::{arns.account}:role/*",),
+    roles = [group.instance_role for group in arns.plan.compute]
+    names = sorted(set(roles)) if all(roles) else ["*"]
+    return [Scoped(tuple(f"arn:{arns.partition}:iam::{arns.account}:role/{name}" for name in names),
                    {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}})]
 
 

@@ -230,7 +230,7 @@ def ensure_launch_template(primary_region: str, region: str, plan: str, launch_t
                 VersionDescription=f"pilotlight {plan}: {launch_template} v{source.get('VersionNumber')} "
                                    f"from {primary_region}",
                 TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": PLAN_TAG, "Value": plan}]}])
-        template = out["LaunchTemplate"]
+        template = out.get("LaunchTemplate") or {}
         return {"record": {"resource": resource, "status": "created",
                            "version": template.get("DefaultVersionNumber", 1),
                            "template_id": template.get("LaunchTemplateId"), **detail}}

@@ -1,8 +1,11 @@
 """Route 53 steps for both DNS cutover modes.
 
-``records``: point the plan's record at the DR target and wait until the change is INSYNC.
+``records``: point the plan's record at the DR target and wait until the change is INSYNC (with latency,
+geolocation or weighted routing: the primary's routing record, which replicate builds, evacuated; see
+:mod:`lambdas.dns_routing`).
 ``health_check``: replicate builds the routing records, health check and alarm ahead of time; the
 failover flips a metric in the DR region and verifies what DNS answers.
+Either way a plan's ``endpoint_check`` gives each region's routing record an HTTP(S) health check.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas import dns_routing
 from lambdas import drill as drill_names
 from lambdas.common import Registry, client, raise_mapped
-from lambdas.errors import DnsCutoverFailed, InvalidRequest, PreconditionFailed, ResourceNotFound
+from lambdas.errors import DnsCutoverFailed, PreconditionFailed, ResourceNotFound
 
 registry = Registry("dns")
 handler = registry.handler
@@ -116,6 +120,8 @@ def cutover_failed(
     cause: str | None = None,
     databases: list[dict[str, str]] | None = None,
     environments: list[str] | None = None,
+    plan: str | None = None,
+    routing: str | None = None,
 ) -> dict[str, Any]:
     """End a records-mode failover whose Route 53 change failed, with the manual step as the cause.
 
@@ -128,6 +134,14 @@ def cutover_failed(
     batch = json.dumps({"Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
         "Name": fqdn, "Type": record_type, "TTL": ttl, "ResourceRecords": [{"Value": value}]}}]},
         separators=(",", ":"))
+    manual = (f"set {record_type} record {fqdn} in hosted zone {zone_id} to {value} (TTL {ttl}), e.g. "
+              f"aws route53 change-resource-record-sets --hosted-zone-id {zone_id} --change-batch '{batch}'")
+    if plan and routing:  # records mode with routing records: the primary's record changes, the pair stays
+        primary, dr = (dns_routing.set_identifier(plan, side) for side in (dns_routing.PRIMARY, dns_routing.DR))
+        manual = (f"in hosted zone {zone_id}, set the weight of {record_type} record {fqdn} {primary} to 0 (and of "
+                  f"{dr} above 0)" if routing == "weighted" else
+                  f"in hosted zone {zone_id}, point {record_type} record {fqdn} {primary} at {value} (with the "
+                  f"health check of {dr}, if any)")
     done = []
     for db in databases or []:
         done.append(f"the database is already promoted: {db['identifier']} in {region} is a standalone, writable "
@@ -139,8 +153,7 @@ def cutover_failed(
     raise DnsCutoverFailed(
         f"DNS cutover failed: Route 53's control plane ({ROUTE53_REGION}) did not complete the change of "
         f"{fqdn} ({_failure_text(error, cause)}). "
-        f"MANUAL STEP: set {record_type} record {fqdn} in hosted zone {zone_id} to {value} (TTL {ttl}), e.g. "
-        f"aws route53 change-resource-record-sets --hosted-zone-id {zone_id} --change-batch '{batch}'. "
+        f"MANUAL STEP: {manual}. "
         + (("Already done: " + "; ".join(done) + ". ") if done else "")
         + "Once the record is set or Route 53 answers again, start the failover again: it finds the promotion "
         "and the environment done, completes the cutover, verifies and hardens."
@@ -266,19 +279,7 @@ def caller_reference(plan: str, alarm: str) -> str:
     return f"pilotlight-{plan}-health-{digest}"[:64]
 
 
-def find_health_check(r53: Any, reference: str) -> dict[str, Any] | None:
-    kwargs: dict[str, Any] = {}
-    while True:
-        try:
-            page = r53.list_health_checks(**kwargs)
-        except ClientError as exc:
-            raise_mapped(exc, "list health checks")
-        for check in page.get("HealthChecks", []):
-            if check.get("CallerReference") == reference:
-                return check
-        if not page.get("IsTruncated"):
-            return None
-        kwargs = {"Marker": page["NextMarker"]}
+find_health_check = dns_routing.find_health_check
 
 
 @registry.action(
@@ -329,74 +330,31 @@ def ensure_health_check(plan: str, alarm_region: str, alarm: str) -> dict[str, A
             "record": {"resource": resource, "status": status, "id": found["Id"], "changes": changes}}
 
 
-def routing_records(
-    plan: str, name: str, record_type: str, ttl: int, routing: str, primary_target: str, dr_target: str,
-    health_check_id: str, primary_region: str, dr_region: str, primary_location: dict[str, Any] | None = None,
-    weights: dict[str, int] | None = None,
-) -> list[dict[str, Any]]:
-    """The record pair of the routing policy: the primary (with the health check) and the DR target.
-
-    ``weighted``: each record's share (``weights`` ``primary``/``dr``, 0-255); while the primary's health
-    check fails Route 53 answers with the DR record whatever the weights (a record of weight 0 is used
-    when every record of non-zero weight is unhealthy).
-    """
-    base = {"Name": _fqdn(name), "Type": record_type, "TTL": ttl}
-    primary = {**base, "SetIdentifier": f"pilotlight-{plan}-primary", "ResourceRecords": [{"Value": primary_target}],
-               "HealthCheckId": health_check_id}
-    dr = {**base, "SetIdentifier": f"pilotlight-{plan}-dr", "ResourceRecords": [{"Value": dr_target}]}
-    if routing == "failover":
-        primary["Failover"], dr["Failover"] = "PRIMARY", "SECONDARY"
-    elif routing == "latency":
-        primary["Region"], dr["Region"] = primary_region, dr_region
-    elif routing == "geolocation":
-        location = {k: v for k, v in (primary_location or {}).items() if v}
-        code = {"continent_code": "ContinentCode", "country_code": "CountryCode"}
-        primary["GeoLocation"] = {code[k]: v for k, v in location.items() if k in code}
-        if not primary["GeoLocation"]:
-            raise InvalidRequest("geolocation routing needs primary_location (continent_code or country_code)")
-        dr["GeoLocation"] = {"CountryCode": "*"}  # the default location: everyone the primary's does not match
-    elif routing == "weighted":
-        shares = weights or {}
-        primary["Weight"], dr["Weight"] = int(shares.get("primary", 100)), int(shares.get("dr", 0))
-    else:
-        raise InvalidRequest(f"unknown routing {routing!r}; expected failover, latency, geolocation or weighted")
-    return [primary, dr]
+routing_records = dns_routing.routing_records
 
 
-_RECORD_KEYS = ("Name", "Type", "SetIdentifier", "Failover", "Region", "GeoLocation", "TTL", "ResourceRecords",
-                "HealthCheckId", "AliasTarget", "Weight", "MultiValueAnswer")
-
-
-def _canonical(rrset: dict[str, Any]) -> str:
-    doc = {k: rrset[k] for k in _RECORD_KEYS if rrset.get(k) not in (None, [], {})}
-    doc["Name"] = _fqdn(doc["Name"]).lower()
-    return json.dumps(doc, sort_keys=True)
-
-
-def record_sets(r53: Any, zone_id: str, name: str, record_type: str) -> list[dict[str, Any]]:
-    """Every record set of ``name``/``record_type`` in the zone (simple and routing ones)."""
-    out: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"StartRecordName": _fqdn(name), "StartRecordType": record_type}
-    while True:
-        try:
-            page = r53.list_resource_record_sets(HostedZoneId=zone_id, **kwargs)
-        except ClientError as exc:
-            raise_mapped(exc, f"read {name} in {zone_id}")
-        for rrset in page["ResourceRecordSets"]:
-            if _fqdn(rrset["Name"]).lower() != _fqdn(name).lower() or rrset["Type"] != record_type:
-                return out
-            out.append(rrset)
-        if not page.get("IsTruncated"):
-            return out
-        kwargs = {"StartRecordName": page["NextRecordName"], "StartRecordType": page["NextRecordType"]}
-        if page.get("NextRecordIdentifier"):
-            kwargs["StartRecordIdentifier"] = page["NextRecordIdentifier"]
-
-
-def _describe_set(rrset: dict[str, Any]) -> str:
-    policy = rrset.get("Failover") or rrset.get("Region") or rrset.get("GeoLocation") or "simple"
-    values = ", ".join(r["Value"] for r in rrset.get("ResourceRecords") or [])
-    return f"{rrset['Type']} {policy if isinstance(policy, str) else json.dumps(policy, sort_keys=True)} -> {values}"
+@registry.action(
+    "ensure_endpoint_checks",
+    permissions=["route53:ListHealthChecks", "route53:CreateHealthCheck", "route53:UpdateHealthCheck"],
+    resource={"route53:CreateHealthCheck": "healthcheck", "route53:UpdateHealthCheck": "healthcheck"},
+)
+def ensure_endpoint_checks(
+    plan: str, primary_target: str, dr_target: str, endpoint: dict[str, Any], alarm_check_id: str | None = None,
+) -> dict[str, Any]:
+    """An HTTP(S) health check of each region's target; with ``alarm_check_id`` (health_check mode) also the
+    CALCULATED check the primary's record carries: healthy only while the alarm's check and the primary
+    endpoint's both are. Returns the ids (``primary_record``: what the primary's record carries, ``dr``) and
+    a record per check."""
+    r53 = client("route53", _ROUTE53_REGION)
+    primary = dns_routing.ensure_endpoint(r53, plan, dns_routing.PRIMARY, primary_target, endpoint)
+    dr = dns_routing.ensure_endpoint(r53, plan, dns_routing.DR, dr_target, endpoint)
+    records = [primary["record"], dr["record"]]
+    primary_record = primary["id"]
+    if alarm_check_id:
+        calculated = dns_routing.ensure_calculated(r53, plan, [alarm_check_id, primary["id"]])
+        records.append(calculated["record"])
+        primary_record = calculated["id"]
+    return {"primary": primary["id"], "dr": dr["id"], "primary_record": primary_record, "records": records}
 
 
 @registry.action(
@@ -406,37 +364,69 @@ def _describe_set(rrset: dict[str, Any]) -> str:
 )
 def ensure_routing_records(
     plan: str, zone_id: str, name: str, record_type: str, ttl: int, routing: str, primary_target: str,
-    dr_target: str, health_check_id: str, primary_region: str, dr_region: str,
+    dr_target: str, health_check_id: str | None, primary_region: str, dr_region: str,
     primary_location: dict[str, Any] | None = None, weights: dict[str, int] | None = None,
+    dr_health_check_id: str | None = None,
 ) -> dict[str, Any]:
     """The routing record pair for ``name`` exists exactly; anything else of that name and type is replaced.
 
-    A plain record (what a records-mode estate has) cannot live beside routing records, so the change
-    batch DELETEs it and CREATEs the pair in one atomic change: the name never stops resolving.
+    A plain record (what a records-mode estate with failover routing has) cannot live beside routing records,
+    so the change batch DELETEs it and CREATEs the pair in one atomic change: the name never stops resolving.
     """
     r53 = client("route53", _ROUTE53_REGION)
     want = routing_records(plan, name, record_type, ttl, routing, primary_target, dr_target, health_check_id,
-                           primary_region, dr_region, primary_location, weights)
-    have = record_sets(r53, zone_id, name, record_type)
-    wanted = {_canonical(r) for r in want}
-    present = {_canonical(r) for r in have}
-    deletes = [r for r in have if _canonical(r) not in wanted]
-    creates = [r for r in want if _canonical(r) not in present]
+                           primary_region, dr_region, primary_location, weights, dr_health_check_id)
+    have = dns_routing.record_sets(r53, zone_id, name, record_type)
     resource = f"{routing} records {name}"
+    if dns_routing.evacuated(plan, have, routing, want[0]):
+        # A scheduled run must never send clients back to a region a failover took them from.
+        return {"record": {"resource": resource, "status": "drift", "change_id": None, "drift": [
+            f"the primary is evacuated ({dns_routing.describe_set(dns_routing.by_side(plan, have)['primary'])}): "
+            "DNS stays on the DR region until a failback; replicate does not move it back"]}}
+    wanted = {dns_routing.canonical(r) for r in want}
+    present = {dns_routing.canonical(r) for r in have}
+    deletes = [r for r in have if dns_routing.canonical(r) not in wanted]
+    creates = [r for r in want if dns_routing.canonical(r) not in present]
     if not deletes and not creates:
         return {"record": {"resource": resource, "status": "unchanged", "changes": [], "change_id": None}}
     changes = [{"Action": "DELETE", "ResourceRecordSet": r} for r in deletes]
     changes += [{"Action": "CREATE", "ResourceRecordSet": r} for r in creates]
     try:
         out = r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={
-            "Comment": f"pilotlight {plan}: {routing} records for the health_check cutover", "Changes": changes})
+            "Comment": f"pilotlight {plan}: {routing} records", "Changes": changes})
     except ClientError as exc:
         raise_mapped(exc, f"{routing} records for {name}")
     had_routing = any(r.get("SetIdentifier") for r in have)
-    summary = [f"deleted {_describe_set(r)}" for r in deletes] + [f"created {_describe_set(r)}" for r in creates]
+    summary = [f"deleted {dns_routing.describe_set(r)}" for r in deletes]
+    summary += [f"created {dns_routing.describe_set(r)}" for r in creates]
     record = {"resource": resource, "status": "updated" if had_routing else "created", "changes": summary,
               "change_id": out["ChangeInfo"]["Id"]}
     return {"record": record}
+
+
+@registry.action(
+    "evacuate_records",
+    permissions=["route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets"],
+    resource="hostedzone",
+)
+def evacuate_records(plan: str, zone_id: str, name: str, record_type: str, routing: str) -> dict[str, Any]:
+    """Records mode with routing records: take the primary region out of the answers (lambdas.dns_routing
+    ``evacuation``) in one change. No change is submitted when that is done already. The act half of an
+    act -> ``check_change`` poll loop, like :func:`upsert_record`."""
+    r53 = client("route53", _ROUTE53_REGION)
+    sets = dns_routing.record_sets(r53, zone_id, name, record_type)
+    changes, words = dns_routing.evacuation(plan, sets, routing)
+    previous = [dns_routing.describe_set(s) for s in sets if s.get("SetIdentifier")]
+    if not changes:
+        return {"done": True, "attempt": 0, "change_id": None, "changed": False, "previous": previous,
+                "value": words}
+    try:
+        out = r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={
+            "Comment": f"pilotlight {plan} failover: {words}", "Changes": changes})
+    except ClientError as exc:
+        raise_mapped(exc, f"evacuate {name}")
+    return {"done": False, "attempt": 0, "change_id": out["ChangeInfo"]["Id"], "changed": True,
+            "previous": previous, "value": words}
 
 
 # -- during a failover (DR region only, except the optional verification) ------------------------

@@ -29,6 +29,8 @@ from lambdas import (
     beanstalk,
     beanstalk_access,
     dns,
+    dns_routing,
+    drill,
     iam,
     rds,
     rds_network,
@@ -41,6 +43,7 @@ from lambdas import s3 as s3_steps
 from lambdas.common import Registry, client, raise_mapped
 from lambdas.errors import ResourceNotFound
 from lambdas.readiness_report import (  # noqa: F401 - the result shape and names the checks share, re-exported
+    FAILOVER_IN_PROGRESS,
     METRICS_NAMESPACE,
     NOT_READY,
     READY,
@@ -183,7 +186,7 @@ def _configuration_check(
         expected = [o for o in expected if (o["Namespace"], o["OptionName"]) in keep]
         actual = [o for o in actual if (o["Namespace"], o["OptionName"]) in keep
                   or o["Namespace"] != beanstalk.ENV_PROPERTIES]
-    differences = beanstalk.option_drift(expected, actual)
+    differences = beanstalk.option_drift(expected, actual, item.get("secret_properties") or ())
     platform = beanstalk.dr_platform_arn(current.get("PlatformArn"), dr)
     if platform and template.get("PlatformArn") != platform:
         differences.append(f"PlatformArn: saved {template.get('PlatformArn')!r}, primary implies {platform!r}")
@@ -411,8 +414,8 @@ def check_bucket(ctx: dict[str, Any], item: dict[str, Any]) -> list[dict[str, An
 def check_dns(ctx: dict[str, Any], item: dict[str, Any]) -> list[dict[str, Any]]:
     name, zone, rtype = item["resource"], item["hosted_zone_id"], item["record_type"]
     r53 = client("route53", "us-east-1")  # Route 53's control plane
-    if item["cutover"] == "health_check":
-        return [_failover_records(r53, item)]
+    if item["cutover"] == "health_check" or item.get("routing_records"):
+        return _routing_records(r53, ctx, item)
     if item.get("environment") is None:  # a plan without environments names the primary's host (dns.primary_target)
         expected = item["primary_target"]
     else:
@@ -440,31 +443,71 @@ def check_dns(ctx: dict[str, Any], item: dict[str, Any]) -> list[dict[str, Any]]
                    f"{item['dr_target']}", **evidence)]
 
 
-def _failover_records(r53: Any, item: dict[str, Any]) -> dict[str, Any]:
-    """health_check cutover: the routing pair replicate builds (lambdas.dns.routing_records), whatever the
-    policy: the primary record (``...-primary``) carrying a health check and the DR one at the DR target."""
+def _routing_records(r53: Any, ctx: dict[str, Any], item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The routing pair replicate builds (lambdas.dns_routing.routing_records), whatever the policy: the primary
+    record (``...-primary``, with the failover's health check in health_check mode) and the DR one at the DR
+    target; with an endpoint check, each carries one, and ``dns-health-checks`` reports what Route 53's
+    checkers say of each region (the DR region must be healthy unless it is a pilot light, which runs nothing
+    to answer until a failover)."""
     name, zone = item["resource"], item["hosted_zone_id"]
     try:
-        sets = r53.list_resource_record_sets(HostedZoneId=zone, StartRecordName=name.rstrip(".") + ".",
-                                             StartRecordType=item["record_type"], MaxItems="10")["ResourceRecordSets"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "NoSuchHostedZone":
-            return result("dns-record", name, NOT_READY, f"hosted zone {zone} of {name} does not exist")
-        raise_mapped(exc, f"read {name} in {zone}")
-    mine = [s for s in sets if s["Name"].rstrip(".") == name.rstrip(".") and s["Type"] == item["record_type"]]
-    by_role = {str(s.get("SetIdentifier", "")).rsplit("-", 1)[-1]: s for s in mine if s.get("SetIdentifier")}
-    primary, dr = by_role.get("primary"), by_role.get("dr")
+        sets = dns_routing.record_sets(r53, zone, name, item["record_type"])
+    except ResourceNotFound:
+        return [result("dns-record", name, NOT_READY, f"hosted zone {zone} of {name} does not exist")]
+    records = dns_routing.by_side(ctx["plan"], sets)
+    primary, dr = records.get(dns_routing.PRIMARY), records.get(dns_routing.DR)
     values = [r["Value"] for r in (dr or {}).get("ResourceRecords", [])]
-    evidence = {"zone": zone, "routing_records": sorted(str(s.get("SetIdentifier")) for s in mine),
-                "dr_values": values}
-    if primary is None or not primary.get("HealthCheckId"):
-        return result("dns-record", name, NOT_READY, f"{name} has no primary routing record with a health check",
-                      **evidence)
+    evidence = {"zone": zone, "routing_records": sorted(str(s.get("SetIdentifier")) for s in sets if
+                                                        s.get("SetIdentifier")), "dr_values": values}
+    need_primary_check = item["cutover"] == "health_check" or item.get("endpoint_check")
+    if primary is None or (need_primary_check and not primary.get("HealthCheckId")):
+        return [result("dns-record", name, NOT_READY, f"{name} has no primary routing record"
+                       + (" with a health check" if need_primary_check else "") + ": replicate builds it", **evidence)]
+    primary_values = [r["Value"] for r in primary.get("ResourceRecords", [])]
+    if item.get("primary_target") and primary_values != [item["primary_target"]]:
+        return [result("dns-record", name, NOT_READY, f"the primary routing record of {name} points at "
+                       f"{', '.join(primary_values) or 'nothing'}, not {item['primary_target']} (a failover "
+                       "evacuated the primary; it stays so until a failback)", primary_values=primary_values,
+                       **evidence)]
+    weight = primary.get("Weight")
+    if item.get("primary_weight") and weight is not None and int(weight) == 0:
+        return [result("dns-record", name, NOT_READY, f"the primary routing record of {name} has weight 0, not the "
+                       f"plan's {item['primary_weight']} (a failover evacuated the primary; it stays so until a "
+                       "failback)", primary_weight=weight, **evidence)]
     if values != [item["dr_target"]]:
-        return result("dns-record", name, NOT_READY, f"the DR routing record of {name} points at "
-                      f"{', '.join(values) or 'nothing'}, not {item['dr_target']}", **evidence)
-    return result("dns-record", name, READY, f"{name} has its primary (health-checked) and DR ({values[0]}) "
-                  "routing records", **evidence)
+        return [result("dns-record", name, NOT_READY, f"the DR routing record of {name} points at "
+                       f"{', '.join(values) or 'nothing'}, not {item['dr_target']}", **evidence)]
+    if item.get("endpoint_check") and not dr.get("HealthCheckId"):  # type: ignore[union-attr]
+        return [result("dns-record", name, NOT_READY, f"the DR routing record of {name} has no health check: "
+                       "replicate adds the DR endpoint's", **evidence)]
+    out = [result("dns-record", name, READY, f"{name} has its primary (health-checked) and DR ({values[0]}) "
+                  "routing records", **evidence)]
+    if item.get("endpoint_check"):
+        out.append(_health_checks(r53, item, primary, dr))  # type: ignore[arg-type]
+    return out
+
+
+def _health_checks(r53: Any, item: dict[str, Any], primary: dict[str, Any], dr: dict[str, Any]) -> dict[str, Any]:
+    name = item["resource"]
+    seen = {}
+    for side, record in (("primary", primary), ("dr", dr)):
+        healthy, report = dns_routing.status(r53, record["HealthCheckId"])
+        seen[side] = {"health_check": record["HealthCheckId"], "healthy": healthy, "report": report}
+    evidence = {"regions": seen, "topology": item.get("topology")}
+    if seen["primary"]["healthy"] is False:
+        return result("dns-health-checks", name, NOT_READY, f"the primary's health check is failing "
+                      f"({seen['primary']['report']}): Route 53 is not sending clients to the primary", **evidence)
+    dr_live = item.get("topology") in ("warm-standby", "active-active")
+    if dr_live and seen["dr"]["healthy"] is False:
+        return result("dns-health-checks", name, NOT_READY, f"the DR endpoint {item['dr_target']} is failing its "
+                      f"health check ({seen['dr']['report']}) though the {item['topology']} DR region should "
+                      "answer: a failover would send clients to an unhealthy region", **evidence)
+    if None in (seen["primary"]["healthy"], seen["dr"]["healthy"] if dr_live else True):
+        return result("dns-health-checks", name, UNKNOWN, "Route 53's checkers have not reported yet", **evidence)
+    dr_words = ("healthy" if seen["dr"]["healthy"] else
+                "not answering yet, as a pilot light (it answers once the failover scales it up)")
+    return result("dns-health-checks", name, READY, f"the primary endpoint is healthy; the DR endpoint "
+                  f"{item['dr_target']} is {dr_words}", **evidence)
 
 
 # -- capacity in the DR region --------------------------------------------------------------------
@@ -579,7 +622,8 @@ _PERMISSIONS = ["ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeInst
                 "elasticbeanstalk:DescribeConfigurationSettings", "elasticbeanstalk:DescribeEnvironments",
                 "elasticbeanstalk:DescribeApplicationVersions", "rds:DescribeDBInstances",
                 "cloudwatch:GetMetricStatistics", "s3:GetReplicationConfiguration", "s3:GetBucketVersioning",
-                "s3:ListBucket", "s3:GetObject", "route53:ListResourceRecordSets", "servicequotas:GetServiceQuota",
+                "s3:ListBucket", "s3:GetObject", "route53:ListResourceRecordSets", "route53:GetHealthCheckStatus",
+                "servicequotas:GetServiceQuota",
                 "states:DescribeStateMachine", *rds_network.NETWORK_PERMISSIONS, *iam.PERMISSIONS,
                 *beanstalk_access.READ_CHECK_PERMISSIONS, *readiness_aurora.PERMISSIONS,
                 *readiness_dynamodb.PERMISSIONS, *readiness_autoscaling.PERMISSIONS]
@@ -596,7 +640,8 @@ _PERMISSIONS = ["ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeInst
               "rds:DescribeDBInstances": "*", "rds:DescribeDBSubnetGroups": "dr_subnet_group",
               "s3:GetReplicationConfiguration": "bucket", "s3:GetBucketVersioning": "bucket",
               "s3:ListBucket": "bucket", "s3:GetObject": "canary_object",
-              "route53:ListResourceRecordSets": "hostedzone", "states:DescribeStateMachine": "statemachine",
+              "route53:ListResourceRecordSets": "hostedzone", "route53:GetHealthCheckStatus": "healthcheck",
+              "states:DescribeStateMachine": "statemachine",
               **iam.RESOURCES, **beanstalk_access.READ_CHECK_RESOURCES,
               # Simulated: the failover functions' roles and the DR instance profile's role (bundle access).
               "iam:SimulatePrincipalPolicy": (iam.RESOURCES["iam:SimulatePrincipalPolicy"], "instance_role")},
@@ -615,10 +660,21 @@ def check(item: dict[str, Any], context: dict[str, Any], run: dict[str, Any] | N
 
 @registry.action(
     "report",
-    permissions=["cloudwatch:PutMetricData", "ssm:GetParameter", "ssm:PutParameter", "sns:Publish"],
-    resource={"ssm:GetParameter": "ssm_parameter", "ssm:PutParameter": "ssm_parameter", "sns:Publish": "topic"},
+    permissions=["cloudwatch:PutMetricData", "ssm:GetParameter", "ssm:PutParameter", "sns:Publish",
+                 "states:ListExecutions"],
+    resource={"ssm:GetParameter": "ssm_parameter", "ssm:PutParameter": "ssm_parameter", "sns:Publish": "topic",
+              "states:ListExecutions": "failover_statemachine"},
 )
 def report(plan: str, region: str, topic_arn: str, results: list[dict[str, Any]],
-           execution: str | None = None) -> dict[str, Any]:
-    """Score the checks, publish the metrics, keep the result, notify when the overall status changed."""
+           execution: str | None = None, state_machine_arn: str | None = None) -> dict[str, Any]:
+    """Score the checks, publish the metrics, keep the result, notify when the overall status changed.
+
+    While a failover of the plan runs, the checks see the estate mid-change (a replica being promoted, DNS
+    moving): the run reports FAILOVER_IN_PROGRESS, naming the failover, and scores, keeps and notifies nothing.
+    """
+    if state_machine_arn:
+        failovers = drill.running_executions(client("stepfunctions", region),
+                                             drill.machine_arn(state_machine_arn, plan, "failover"))
+        if failovers:
+            return readiness_report.during_failover(plan, results, execution, failovers)
     return readiness_report.publish(plan, region, topic_arn, results, execution)

@@ -1,8 +1,8 @@
 """Readiness checks of an EC2 Auto Scaling group (``kind: asg`` items of the readiness workflow).
 
 - ``dr-launch-template``: the DR launch template exists; its default version launches an available AMI in the DR
-  region that is the DR copy (``pilotlight:source-ami`` tag) of the primary template's current AMI, not older than
-  the plan's ``ami_max_age_hours``;
+  region that is the DR copy (``pilotlight:source-ami`` tag) of the primary template's current AMI (its age is
+  evidence, not a limit: the primary's image is the user's build and may rightly stay the same for weeks);
 - ``dr-group``: the DR group exists on the DR template ($Default), its subnets exist (with their zones), and its
   min and desired capacity are at least the plan's pilot size;
 - ``asg-vcpu-quota``: the DR region's On-Demand standard vCPU quota (L-1216C47A) covers what runs there now plus
@@ -75,22 +75,20 @@ def _template_check(ctx: dict[str, Any], item: dict[str, Any], version: dict[str
                       f"launches {image_id or 'no AMI'}, which is {state} in {dr}", **evidence)
     source = ami._tags(image).get(ami.TAG_SOURCE)
     age = (now() - ami.created_at(image)).total_seconds() / 3600
-    max_age = ctx.get("ami_max_age_hours", 24)
-    evidence.update(source_image=source, age_hours=round(age, 2), max_age_hours=max_age)
+    evidence.update(source_image=source, age_hours=round(age, 2))
     current, why = _primary_image(ctx, item)
     evidence["primary_image"] = current
     if current is not None and source != current:
         return result("dr-launch-template", resource, NOT_READY, f"{name} launches {image_id}, a copy of "
                       f"{source or 'no pilotlight-copied image'}, but {item['launch_template']} in "
                       f"{ctx['primary_region']} now launches {current}: replicate copies it", **evidence)
-    if age > max_age:
-        return result("dr-launch-template", resource, NOT_READY, f"{name} launches {image_id}, {age:.1f} h old, "
-                      f"older than the plan's maximum of {max_age} h", **evidence)
+    # No age limit here: the primary template's image is the user's build, which may rightly stay the same for
+    # weeks; what matters is that the DR template launches the copy of the image the primary launches now.
     if current is None:
         return result("dr-launch-template", resource, UNKNOWN, f"{name} launches {image_id} ({age:.1f} h old), but "
                       f"the primary template could not be read to compare: {why}", **evidence)
-    return result("dr-launch-template", resource, READY, f"{name} launches {image_id}, the DR copy of {current}, "
-                  f"{age:.1f} h old (max {max_age} h)", **evidence)
+    return result("dr-launch-template", resource, READY, f"{name} launches {image_id}, the DR copy of {current} "
+                  f"(copied {age:.1f} h ago)", **evidence)
 
 
 def _group_check(ctx: dict[str, Any], item: dict[str, Any], group: dict[str, Any] | None) -> dict[str, Any]:

@@ -87,6 +87,8 @@ class World:
     datapoints: dict[tuple[str, str], dict[int, tuple[bool, float]]] = field(default_factory=dict)
     # (region, alarm) -> the state moto gave the alarm when it was created, before any modeled transition.
     initial: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Endpoint host name -> a probe answering (healthy, why) now: what an HTTP(S) health check of it sees.
+    endpoints: dict[str, Callable[[], tuple[bool, str]]] = field(default_factory=dict)
     # Called as listener(region, alarm, at, state, reason) for every transition noted (at: modeled time).
     listeners: list[Callable[[str, str, float, str, str], None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -180,11 +182,42 @@ class World:
 
     # -- health checks -------------------------------------------------------------------------
     def healthy(self, check_id: str | None, at: float | None = None) -> bool:
+        return self.verdict(check_id, at)[0]
+
+    def verdict(self, check_id: str | None, at: float | None = None) -> tuple[bool, str]:
+        """(healthy, why) of a health check: a metric check from its alarm, an HTTP(S)/TCP check from the
+        endpoint probe of its host (healthy when the sandbox knows no probe for it), a calculated check from
+        its children."""
         if check_id is None:
-            return True
+            return True, "no health check"
         kept = self.checks.get(check_id)
         if kept is None:
-            return True  # moto's own checks (HTTP, TCP, ...) always succeed
+            return self._other_verdict(check_id, at)
+        ident = kept["AlarmIdentifier"]
+        healthy = self._metric_healthy(kept, at)
+        return healthy, (f"the CloudWatch alarm {ident['Name']} ({ident['Region']}) makes the check "
+                         f"{'healthy' if healthy else 'unhealthy'}")
+
+    def _other_verdict(self, check_id: str, at: float | None) -> tuple[bool, str]:
+        check = _route53().health_checks.get(check_id)
+        if check is None:
+            return True, "unknown health check"
+        if check.disabled:
+            return True, "disabled (Route 53 counts it healthy)"
+        if check.type_ == "CALCULATED":
+            children = list(check.children or [])
+            good = sum(1 for child in children if self.healthy(child, at))
+            threshold = int(check.health_threshold or len(children))
+            healthy = good >= threshold
+            return healthy != bool(check.inverted), f"{good} of {len(children)} child health checks healthy " \
+                                                    f"(threshold {threshold})"
+        probe = self.endpoints.get(str(check.fqdn or "").rstrip(".").lower())
+        if probe is None:
+            return True, f"{check.type_} check of {check.fqdn or check.ip_address}: answers"
+        healthy, why = probe()
+        return healthy != bool(check.inverted), why
+
+    def _metric_healthy(self, kept: dict[str, Any], at: float | None) -> bool:
         if kept.get("Disabled"):
             return True
         at = clock.now() if at is None else at
@@ -361,13 +394,10 @@ class Adapters:
             return
         check_id = responses.api_params(context).get("HealthCheckId")
         kept = self.world.checks.get(check_id or "")
-        if kept is None:
+        if kept is None and check_id not in _route53().health_checks:
             return
-        ident = kept["AlarmIdentifier"]
-        healthy = self.world.healthy(check_id)
-        verdict = "Success" if healthy else "Failure"
-        status = f"{verdict}: the CloudWatch alarm {ident['Name']} ({ident['Region']}) makes the check " \
-                 f"{'healthy' if healthy else 'unhealthy'}"
+        healthy, why = self.world.verdict(check_id)
+        status = f"{'Success' if healthy else 'Failure'}: {why}"
         checked = dt.datetime.now(dt.UTC)
         parsed["HealthCheckObservations"] = [
             {"Region": region, "IPAddress": f"15.177.{i}.1", "StatusReport": {"Status": status, "CheckedTime": checked}}
@@ -433,6 +463,20 @@ class Adapters:
             order = list(sets)  # multivalue: not modeled beyond health
         chosen = next((r for r in order if self.world.healthy(r.health_check_id)), order[0])
         return list(chosen.records or []), "NOERROR"
+
+
+def answer_for(name: str, rtype: str = "CNAME") -> list[str]:
+    """What Route 53 answers for ``name`` now from the sandbox's resolver location (the zone that holds it)."""
+    if _adapters is None:
+        return []
+    fqdn = _fqdn(name)
+    for zone in list(_route53().zones.values()):
+        suffix = _fqdn(zone.name)
+        if fqdn == suffix or fqdn.endswith("." + suffix):
+            values, _ = _adapters.answer(zone, name, rtype, _adapters.world.resolver)
+            if values:
+                return [str(v) for v in values]
+    return []
 
 
 def handlers(a: Adapters) -> list[tuple[str, Any]]:

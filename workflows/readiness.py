@@ -18,8 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 from lambdas import readiness as checks
-from workflows import asl, failover
-from workflows.plan import Plan
+from workflows import asl, failover, failures
+from workflows.plan import DnsWeights, Plan
 
 MAX_CONCURRENCY = 10  # items checked at once: bounded so a large plan does not burst the AWS APIs
 MACHINE_TIMEOUT = 30 * 60  # never outlives the 30-minute schedule
@@ -45,6 +45,7 @@ def items(plan: Plan) -> list[dict[str, Any]]:
             # Properties replicate sets in the DR saved configuration (tables pinning writes to one region).
             **({"properties": {p: plan.dr_region for p in plan.write_region_properties}}
                if plan.write_region_properties else {}),
+            **({"secret_properties": list(env.secret_properties)} if env.secret_properties else {}),
         })
     for db in plan.rds_databases:
         out.append({
@@ -78,7 +79,11 @@ def items(plan: Plan) -> list[dict[str, Any]]:
         out.append({"kind": "dns", "resource": plan.dns.record_name, "hosted_zone_id": plan.dns.hosted_zone_id,
                     "record_type": plan.dns.record_type, "cutover": plan.dns.cutover,
                     "environment": env.name if env else None, "dr_target": plan.dns_dr_target,
-                    "primary_target": plan.dns_primary_target})
+                    "primary_target": plan.dns_primary_target,
+                    **({"routing_records": True, "endpoint_check": plan.dns.endpoint_check is not None,
+                        "topology": plan.topology} if plan.routing_records else {}),
+                    **({"primary_weight": (plan.dns.weights or DnsWeights()).primary}
+                       if plan.dns.routing == "weighted" else {})})
     if plan.environments or plan.rds_databases:
         out.append({"kind": "capacity", "resource": plan.dr_region,
                     "environments": [{"name": e.name, "application": e.application} for e in plan.environments],
@@ -207,10 +212,11 @@ def build(plan: Plan) -> dict[str, Any]:
         "Report": asl.task(
             "Score and report", "readiness", "report",
             {"plan": plan.name, "region": plan.dr_region, "topic_arn": asl.NOTIFICATION_TOPIC,
-             "results.$": "$", "execution.$": "$$.Execution.Id"},
+             "results.$": "$", "execution.$": "$$.Execution.Id", "state_machine_arn.$": "$$.StateMachine.Id"},
             result_path="$", next_state=None,
         ),
     }
+    failures.add_record(states, plan, "readiness", list_input=("Report",))  # its input: the checks' results
     return asl.machine(f"pilotlight readiness for plan {plan.name}", "LoadPlan", states, MACHINE_TIMEOUT)
 
 
@@ -226,6 +232,8 @@ def readiness_table(output: dict[str, Any]) -> str:
     lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip() for r in rows]
     lines.append("")
     score = output.get("score")
+    if output.get("status") == checks.FAILOVER_IN_PROGRESS:
+        lines.append(str(output.get("reason", "")))
     lines.append(f"plan {output.get('plan', '?')}: {output.get('status', '?')}, score "
                  f"{output.get('ready', 0)}/{output.get('total', 0)}"
                  + (f" ({score * 100:.0f}%)" if isinstance(score, int | float) else ""))

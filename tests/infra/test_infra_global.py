@@ -231,3 +231,13 @@ def test_write_region_parameter_is_the_only_parameter_put(synth):
         puts = _grants(statements.get(service, [])).get("ssm:PutParameter", set())
         assert puts <= _flat(plan, "write_region_parameter"), (service, puts)
         assert not any("//" in arn.split(":", 5)[5] for arn in puts), puts
+
+
+def test_roles_passed_to_ec2_are_the_plan_instance_roles(synth):
+    """Each example names its groups' instance profiles: iam:PassRole is on their roles only, to EC2 only."""
+    plan = synth.plan
+    roles = {f"arn:aws:iam::{ACCOUNT}:role/{g.instance_role}" for g in plan.compute}
+    assert roles and all(g.instance_role for g in plan.compute)
+    passed = [s for s in function_role_statements(synth.dr)["autoscaling"] if "iam:PassRole" in as_list(s["Action"])]
+    assert passed and {r for s in passed for r in as_list(s["Resource"])} == roles
+    assert all(s["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}} for s in passed)
