@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint render synth clean bench docs browser
+.PHONY: demo test lint render synth clean bench docs browser postgres
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,17 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) postgres
 	$(BIN)/pilotlight demo
+
+# The sandbox backs each RDS instance with a database in a real PostgreSQL server (sandbox/postgres.py): Debian's
+# postgresql, installed when missing (as root, with apt-get); elsewhere the real-database tests are skipped.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; \
+		else echo "note: PostgreSQL is not installed; the real-database tests will be skipped"; fi; \
+	fi
 
 # tests/test_console.py drives the console in headless Chromium: Debian's chromium and chromium-driver,
 # installed when missing (as root, with apt-get); elsewhere that one test is skipped with the reason.
@@ -28,7 +37,7 @@ browser:
 		else echo "note: chromium and chromium-driver are not installed; the browser test will be skipped"; fi; \
 	fi
 
-test: $(STAMP) browser
+test: $(STAMP) browser postgres
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
 

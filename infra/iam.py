@@ -11,7 +11,9 @@ Rules:
   (:class:`PermissionsError`), except the few AWS actions that have no resource type at all,
   which are granted on ``*`` narrowed by a condition (``UNSCOPED_WITH_CONDITION``).
 - A read-only action is scoped like a mutating one, unless AWS does not support resource-level
-  permissions for it (``NO_RESOURCE_LEVEL``); then it gets ``*``.
+  permissions for it (``NO_RESOURCE_LEVEL``) or the step lists a whole region; then it gets ``*``.
+- Every action that may get ``*`` is in one table, :data:`WILDCARD_ACTIONS`, with why; a read-only
+  action on ``*`` that is not there is refused at synth time.
 - An unknown kind is an error naming this module, so a new handler cannot silently widen access.
 
 The kinds' ARN builders are in :mod:`infra.iam_arns` (``Scoped``, ``_Arns``) and, for the data and compute
@@ -28,7 +30,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from infra import iam_tiers
+from infra import iam_tiers, vpc
 from infra.iam_arns import Scoped as Scoped
 from infra.iam_arns import _Arns as _Arns
 from workflows.plan import Plan
@@ -36,6 +38,7 @@ from workflows.plan import Plan
 __all__ = [
     "METRICS_NAMESPACE",
     "NO_RESOURCE_LEVEL",
+    "WILDCARD_ACTIONS",
     "RESOURCE_KINDS",
     "UNSCOPED_WITH_CONDITION",
     "PermissionsError",
@@ -44,41 +47,87 @@ __all__ = [
     "registry_for",
     "resource_arns",
     "statements",
+    "wildcard_reason",
 ]
 
 METRICS_NAMESPACE = "pilotlight"
 
 _READ_PREFIXES = ("Describe", "List", "Get", "Head", "BatchGet")
 
-# Read-only actions that AWS authorizes only on "*" (no resource types in the service
-# authorization reference). Patterns are fnmatch-style.
-NO_RESOURCE_LEVEL: tuple[str, ...] = (
-    "ec2:Describe*",
-    "elasticbeanstalk:ListAvailableSolutionStacks",
-    "elasticbeanstalk:ListPlatformVersions",
-    "elasticbeanstalk:DescribeAccountAttributes",
-    "cloudwatch:GetMetricData",
-    "cloudwatch:GetMetricStatistics",
-    "cloudwatch:ListMetrics",
-    "cloudwatch:DescribeAlarmsForMetric",
-    "route53:ListHostedZones",
-    "route53:ListHealthChecks",
-    "route53:GetHealthCheckCount",
-    "route53:TestDNSAnswer",
-    "s3:ListAllMyBuckets",
-    "sts:GetCallerIdentity",
-    "states:ListStateMachines",
-    "sns:ListTopics",
-    "tag:GetResources",
-    "rds:DescribeDBEngineVersions",
-    "rds:DescribeOrderableDBInstanceOptions",
-    "rds:DescribeAccountAttributes",
-    "rds:DescribeEvents",
-    # What creating a Beanstalk environment reads (Auto Scaling, load balancers, log groups): list-level.
-    "autoscaling:Describe*",
-    "elasticloadbalancing:Describe*",
-    "logs:DescribeLogGroups",
-)
+# Every action the stacks may grant on Resource "*", and why: the one list of exceptions to "a grant names the
+# plan's own resources" (docs/iam.md prints it; tests/infra/test_infra_wildcards.py checks every example plan's
+# synthesized templates against it). Patterns are fnmatch-style. Kinds:
+#   read     read-only, and the Service Authorization Reference lists no resource type for it: AWS authorizes
+#            it on "*" alone, so it is granted on "*" wherever a step needs it (NO_RESOURCE_LEVEL);
+#   list     read-only; a step lists every resource of the type in a region, which AWS authorizes on "*":
+#            granted on "*" only to the steps that declare it so (resource="*");
+#   condition  mutating, no resource type: granted on "*" narrowed by a condition (UNSCOPED_WITH_CONDITION);
+#   service  granted by CDK to the state machines' roles for their own logging and tracing; no resource type.
+WILDCARD_KINDS = ("read", "list", "condition", "service")
+_NO_TYPE = "The Service Authorization Reference lists no resource type for it"
+WILDCARD_ACTIONS: dict[str, tuple[str, str]] = {
+    "ec2:Describe*": ("read", "EC2 Describe actions support no resource-level permissions (AMIs, instances, "
+                      "subnets, security groups, key pairs, instance types, launch templates)."),
+    "autoscaling:Describe*": ("read", "Auto Scaling Describe actions support no resource-level permissions (what "
+                              "Beanstalk reads while it builds the DR environment; the DR groups' capacity)."),
+    "elasticloadbalancing:Describe*": ("read", "Elastic Load Balancing Describe actions support no resource-level "
+                                       "permissions (the DR environment's load balancer, target health)."),
+    "logs:DescribeLogGroups": ("read", f"{_NO_TYPE} (it lists the log groups of the account and region)."),
+    "elasticbeanstalk:ListAvailableSolutionStacks": ("read", f"{_NO_TYPE}."),
+    "elasticbeanstalk:ListPlatformVersions": ("read", f"{_NO_TYPE}."),
+    "elasticbeanstalk:DescribeAccountAttributes": ("read", f"{_NO_TYPE}."),
+    "cloudwatch:GetMetricData": ("read", f"{_NO_TYPE}: metrics are not IAM resources."),
+    "cloudwatch:GetMetricStatistics": ("read", f"{_NO_TYPE}: metrics are not IAM resources (replica lag, "
+                                       "replication latency, capacity)."),
+    "cloudwatch:ListMetrics": ("read", f"{_NO_TYPE}: metrics are not IAM resources."),
+    "cloudwatch:DescribeAlarmsForMetric": ("read", f"{_NO_TYPE}."),
+    "route53:ListHostedZones": ("read", f"{_NO_TYPE}."),
+    "route53:ListHealthChecks": ("read", f"{_NO_TYPE} (the failover records' health checks are found by listing)."),
+    "route53:GetHealthCheckCount": ("read", f"{_NO_TYPE}."),
+    "route53:TestDNSAnswer": ("read", f"{_NO_TYPE} (verification asks Route 53 what it answers for the record)."),
+    "s3:ListAllMyBuckets": ("read", f"{_NO_TYPE}."),
+    "sts:GetCallerIdentity": ("read", "Needs no permission at all; listed so a grant of it is never a finding."),
+    "states:ListStateMachines": ("read", f"{_NO_TYPE}."),
+    "sns:ListTopics": ("read", f"{_NO_TYPE}."),
+    "tag:GetResources": ("read", f"{_NO_TYPE} (drill teardown and sweep find drill copies by their tags)."),
+    "rds:DescribeDBEngineVersions": ("read", f"{_NO_TYPE}."),
+    "rds:DescribeOrderableDBInstanceOptions": ("read", f"{_NO_TYPE}."),
+    "rds:DescribeAccountAttributes": ("read", f"{_NO_TYPE} (RDS account quotas)."),
+    "rds:DescribeEvents": ("read", f"{_NO_TYPE} for a search across sources (promotion and modification events)."),
+    "servicequotas:GetServiceQuota": ("list", "Readiness reads the EC2 vCPU and RDS instance quotas of the DR region; "
+                                      "quotas are not resources the plan names."),
+    "rds:DescribeDBInstances": ("list", "Readiness counts every DB instance of the DR region against its quota; a "
+                                "DescribeDBInstances without an identifier is authorized on every instance."),
+    "application-autoscaling:DescribeScalableTargets": ("list", "Application Auto Scaling Describe actions support no "
+                                                        "resource-level permissions (a global table's capacity)."),
+    "cloudwatch:PutMetricData": ("condition", "No resource type; narrowed to the pilotlight namespace by "
+                                 "cloudwatch:namespace."),
+    "route53:CreateHealthCheck": ("condition", "No resource type and no service condition key; narrowed to the "
+                                  "us-east-1 endpoint (aws:RequestedRegion), and only for the health_check cutover."),
+    "logs:CreateLogDelivery": ("service", "Step Functions logging to CloudWatch Logs: the log-delivery actions have "
+                               "no resource type (AWS documents this policy with Resource \"*\")."),
+    "logs:GetLogDelivery": ("service", "Step Functions logging: no resource type."),
+    "logs:UpdateLogDelivery": ("service", "Step Functions logging: no resource type."),
+    "logs:DeleteLogDelivery": ("service", "Step Functions logging: no resource type."),
+    "logs:ListLogDeliveries": ("service", "Step Functions logging: no resource type."),
+    "logs:PutResourcePolicy": ("service", "Step Functions logging: the log group's resource policy for vended logs; "
+                               "no resource type."),
+    "logs:DescribeResourcePolicies": ("service", "Step Functions logging: no resource type."),
+    "xray:PutTraceSegments": ("service", "Step Functions X-Ray tracing (cdk-nag AwsSolutions-SF2): no resource type."),
+    "xray:PutTelemetryRecords": ("service", "X-Ray tracing: no resource type."),
+    "xray:GetSamplingRules": ("service", "X-Ray tracing: no resource type."),
+    "xray:GetSamplingTargets": ("service", "X-Ray tracing: no resource type."),
+}
+
+
+def wildcard_reason(iam_action: str) -> tuple[str, str] | None:
+    """``(kind, why)`` of the first entry of :data:`WILDCARD_ACTIONS` that matches ``iam_action``, else None."""
+    return next((entry for pattern, entry in WILDCARD_ACTIONS.items() if fnmatch.fnmatchcase(iam_action, pattern)),
+                None)
+
+
+# Read-only actions that AWS authorizes only on "*" (no resource types in the service authorization reference).
+NO_RESOURCE_LEVEL: tuple[str, ...] = tuple(p for p, (kind, _) in WILDCARD_ACTIONS.items() if kind == "read")
 
 # Mutating actions that have no resource type at all: the only possible Resource is "*", so
 # they are granted with a condition that narrows them to what pilotlight owns. An action that also
@@ -116,7 +165,8 @@ def no_resource_level(iam_action: str) -> bool:
 RESOURCE_KINDS: dict[str, Callable[[_Arns], list[str]]] = {
     name: getattr(_Arns, name)
     for name in (
-        "db", "source_db", "dr_subnet_group", "hostedzone", "change", "healthcheck", "image", "snapshot", "environment",
+        "db", "source_db", "dr_subnet_group", "db_secret", "hostedzone", "change", "healthcheck", "image", "snapshot",
+        "environment",
         "source_environment", "application", "configurationtemplate", "applicationversion", "platform",
         "solutionstack", "bucket", "object", "alarm", "health_alarm", "statemachine", "instance", "dr_key",
         "replication_role", "bundle_bucket", "bundle_object", "source_bundle_object", "canary_object", "ssm_parameter",
@@ -125,12 +175,15 @@ RESOURCE_KINDS: dict[str, Callable[[_Arns], list[str]]] = {
         "eb_vpc", "eb_launch_template", "eb_run_instances", "eb_ec2_tagging", "eb_elastic_ip", "eb_instance",
         "eb_log_group",
         "eb_storage_bucket", "eb_storage_object", "instance_profile", "instance_role", "eb_passed_role",
-        "drill_db", "drill_db_snapshot", "drill_environment", "drill_object", "drill_execution",
-        "drill_statemachine", "teardown_statemachine", "failover_statemachine", "plan_execution", "report_object",
+        "drill_db", "drill_db_snapshot", "drill_environment", "drill_object", "drill_execution", "failover_execution",
+        "drill_statemachine", "teardown_statemachine", "failover_statemachine", "plan_execution", "workflow_execution",
+        "report_object",
     )
 }
 # The data and compute tiers' kinds (DynamoDB, Aurora, Auto Scaling): infra/iam_tiers.py.
 RESOURCE_KINDS.update(iam_tiers.RESOURCE_KINDS)
+# The canary function's network interfaces in the DR VPC (granted by infra/stacks.py, not by a step): infra/vpc.py.
+RESOURCE_KINDS.update(vpc.RESOURCE_KINDS)
 
 
 def resource_arns(
@@ -189,6 +242,11 @@ def statements(
                 conditioned[perm] = UNSCOPED_WITH_CONDITION[perm]
                 continue
             if not is_mutating(perm) and ("*" in kinds or no_resource_level(perm)):
+                if wildcard_reason(perm) is None:
+                    raise PermissionsError(
+                        f"{where}: a read-only action on '*' must be listed, with why, in infra/iam.py "
+                        "WILDCARD_ACTIONS; or give it a resource kind"
+                    )
                 grants.setdefault((("*",), ""), set()).add(perm)
                 continue
             if "*" in kinds:

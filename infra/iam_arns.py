@@ -55,6 +55,17 @@ class _Arns:
         names = sorted({d.dr_network.subnet_group.lower() for d in self.plan.rds_databases})
         return [self._arn("rds", self.plan.dr_region, f"subgrp:{n}") for n in names]
 
+    # The master credentials: the plan's secret in each region (Secrets Manager appends a random suffix to a
+    # secret's ARN), and the secrets RDS manages for instances in the DR region (named rds!db-<uuid>).
+    def db_secret(self) -> list[str]:
+        out = []
+        for region in (self.plan.primary_region, self.plan.dr_region):
+            out += [self._arn("secretsmanager", region, f"secret:{d.credentials_secret_name}-??????")
+                    for d in self.plan.rds_databases]
+        if self.plan.rds_databases:
+            out.append(self._arn("secretsmanager", self.plan.dr_region, "secret:rds!db-*"))
+        return out
+
     def hostedzone(self) -> list[str]:
         return [f"arn:{self.partition}:route53:::hostedzone/{self.plan.dns.hosted_zone_id}"] if self.plan.dns else []
 
@@ -62,9 +73,9 @@ class _Arns:
         # Change ids are minted by Route 53 per request; the ARN cannot be narrower than this.
         return [f"arn:{self.partition}:route53:::change/*"] if self.plan.dns else []
 
-    # Health check ids are minted by Route 53 at creation; only plans with the health_check cutover have one.
+    # Health check ids are minted by Route 53 at creation; only plans with routing records have some.
     def healthcheck(self) -> list[str]:
-        return [f"arn:{self.partition}:route53:::healthcheck/*"] if self.plan.health_check_cutover else []
+        return [f"arn:{self.partition}:route53:::healthcheck/*"] if self.plan.routing_records else []
 
     # EC2 images and their snapshots: ids are minted per copy, so scope to the plan's two regions.
     def image(self) -> list[str]:
@@ -410,6 +421,14 @@ class _Arns:
             return []
         return [self._dr("states", f"execution:{render.state_machine_name(self.plan, 'drill')}:*")]
 
+    # Executions of the plan's failover state machine (the guard rails read their own and earlier runs).
+    def failover_execution(self) -> list[str]:
+        from workflows import render
+
+        if "failover" not in render.BUILDERS:
+            return []
+        return [self._dr("states", f"execution:{render.state_machine_name(self.plan, 'failover')}:*")]
+
     # -- The dashboard widget (lambdas/widget.py): one state machine each, never the plan's others ---------
     def _machine(self, workflow: str) -> list[str]:
         from workflows import render
@@ -440,6 +459,13 @@ class _Arns:
 
         return [self._dr("states", f"execution:{render.state_machine_name(self.plan, w)}:*")
                 for w in ("failover", "drill", "drill-teardown") if w in render.BUILDERS]
+
+    # Executions of every workflow of the plan: a failure record reads the history of its own execution.
+    def workflow_execution(self) -> list[str]:
+        from workflows import render
+
+        return [self._dr("states", f"execution:{render.state_machine_name(self.plan, w)}:*")
+                for w in render.BUILDERS]
 
     # The plan's reports in its reports bucket (reports/store.py: <bucket>/<plan>/<execution>.{json,md,html}).
     def report_object(self) -> list[str]:

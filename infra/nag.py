@@ -60,6 +60,10 @@ _DRILL_WILDCARDS = {
     "drill_object": "A drill writes and a teardown deletes objects only under pilotlight-drill/ in the DR buckets.",
     "drill_execution": "A failover stops the plan's running drill: executions of the drill state machine are named "
     "per run.",
+    "failover_execution": "The guard rails read a failover's own start and earlier runs' errors (DescribeExecution): "
+    "executions of the failover state machine are named per run.",
+    "workflow_execution": "A workflow's failure record reads its own execution's history (GetExecutionHistory) to "
+    "name the failed step: executions of the plan's state machines are named per run.",
 }
 
 # Aurora Global Database (infra/iam_tiers.py, the Aurora block): names minted per instance, per drill, or by RDS.
@@ -91,7 +95,8 @@ _AUTOSCALING_WILDCARDS = {
     "(ids minted at launch), the DR AMI copies and the template's key pair, only from a DR launch template "
     "(ec2:LaunchTemplate), in the plan's DR subnets and security groups.",
     "asg_run_tagging": "Tags only as RunInstances creates instances, volumes and interfaces (ec2:CreateAction).",
-    "asg_passed_role": "The instance profile names its role, which the plan does not: roles are passed to EC2 only "
+    "asg_passed_role": "A group takes its instance profile from the primary launch template, whose role the plan "
+    "does not name (compute[].instance_profile / instance_profile_role scope it): roles are passed to EC2 only "
     "(iam:PassedToService).",
 }
 
@@ -99,9 +104,9 @@ _AUTOSCALING_WILDCARDS = {
 def scoped_wildcard_reasons(plan: Plan) -> dict[str, str]:
     """``Resource::<arn>`` -> why, for the wildcards infra.iam grants ``plan``'s functions on purpose."""
     reasons = {
-        "Resource::*": "Only read-only actions without resource-level permissions (infra.iam.NO_RESOURCE_LEVEL) "
-        "and conditioned actions without a resource type (infra.iam.UNSCOPED_WITH_CONDITION) get '*'; "
-        "mutating actions are refused on '*' at synth.",
+        "Resource::*": "Only the actions of infra.iam.WILDCARD_ACTIONS get '*', each listed with why: read-only "
+        "actions without resource-level permissions, region-wide listings, and conditioned actions without a "
+        "resource type (infra.iam.UNSCOPED_WITH_CONDITION); other mutating actions are refused on '*' at synth.",
         "Resource::arn:<AWS::Partition>:route53:::change/*": "Route 53 change ids are minted per request; "
         "change/* is the narrowest ARN GetChange can be granted on.",
         "Resource::arn:<AWS::Partition>:route53:::healthcheck/*": "Health check ids are created per plan "
@@ -145,6 +150,11 @@ def scoped_wildcard_reasons(plan: Plan) -> dict[str, str]:
         reasons[f"Resource::arn:<AWS::Partition>:s3:::{plan.dr_bundle_bucket}/*"] = (
             "Copies of application source bundles, keyed by application and bundle, in the plan's own DR bucket."
         )
+    if plan.rds_databases:
+        reasons[f"Resource::arn:<AWS::Partition>:secretsmanager:{plan.dr_region}:<AWS::AccountId>:secret:rds!db-*"] = (
+            "The master user secrets RDS manages (MasterUserSecret) are named rds!db-<uuid> by RDS; the canary "
+            "reads only the one DescribeDBInstances names for the promoted instance, in the DR region."
+        )
     reasons[f"Resource::arn:<AWS::Partition>:kms:{plan.dr_region}:<AWS::AccountId>:key/*"] = (
         "A DR key the plan names by alias: key/* is narrowed by a kms:ResourceAliases condition to that alias."
     )
@@ -163,3 +173,17 @@ def scoped_wildcard_reasons(plan: Plan) -> dict[str, str]:
                 if "*" in resource:
                     reasons[f"Resource::{resource}"] = why
     return reasons
+
+
+def vpc_access_findings(plan: Plan) -> list[tuple[str, str, list[str]]]:
+    """The wildcards of the canary function's network-interface policy (infra/vpc.py), each with why."""
+    eni = f"Resource::arn:<AWS::Partition>:ec2:{plan.dr_region}:<AWS::AccountId>:network-interface/*"
+    return [
+        ("AwsSolutions-IAM5", "Lambda creates and deletes the canary function's network interfaces with the "
+         "function's role and mints their ids: network-interface/* in the DR region and account only; "
+         "CreateNetworkInterface is further limited to the plan's canary_network subnets and security groups.",
+         [eni]),
+        ("AwsSolutions-IAM5", "ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets, which Lambda calls for the "
+         "function's interfaces, support no resource-level permissions: '*' is the only resource AWS accepts.",
+         ["Resource::*"]),
+    ]

@@ -36,7 +36,7 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from infra import iam as plan_iam
-from infra import nag
+from infra import nag, vpc
 from reports.store import bucket_name as reports_bucket_name
 from workflows import asl, render
 from workflows.plan import Plan
@@ -96,12 +96,16 @@ def _events_pattern(pattern: dict[str, Any]) -> events.EventPattern:
 # Python (MarkupSafe's C speedups are left out: the build machine's may not match the runtime's Python, and
 # MarkupSafe falls back to its own Python code without them).
 BUNDLED_PACKAGES = ("jinja2", "markupsafe")
+# The PostgreSQL driver of the canary function (lambdas/canary.py) and what it imports: pure Python, each copied
+# whole with its dist-info (pg8000 and scramp read their own version from it at import).
+BUNDLED_DISTRIBUTIONS = ("pg8000", "scramp", "asn1crypto", "python-dateutil", "six")
 
 
 def stage_lambda_code(dest: Path) -> Path:
-    """Copy the ``lambdas`` package (sources and templates) and :data:`BUNDLED_PACKAGES` into ``dest``; the
-    asset is that directory."""
+    """Copy the ``lambdas`` package (sources and templates), :data:`BUNDLED_PACKAGES` and
+    :data:`BUNDLED_DISTRIBUTIONS` into ``dest``; the asset is that directory."""
     import importlib
+    import importlib.metadata
 
     import lambdas
 
@@ -112,6 +116,14 @@ def stage_lambda_code(dest: Path) -> Path:
         module = importlib.import_module(package)
         shutil.copytree(Path(module.__file__).resolve().parent, dest / package,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", "*.pyd"))
+    for name in BUNDLED_DISTRIBUTIONS:
+        dist = importlib.metadata.distribution(name)
+        for file in dist.files or []:
+            parts = Path(str(file)).parts
+            if parts[0] == ".." or "__pycache__" in parts or file.suffix in (".pyc", ".so", ".pyd"):
+                continue  # scripts installed outside site-packages, compiled files
+            (dest / file).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(str(file.locate())).resolve(), dest / file)
     return dest
 
 
@@ -276,8 +288,25 @@ class DrStack(Stack):
                  "moving runtimes is a deliberate, tested change.")),
             )
             self._suppress_scoped_wildcards(role)
+            if vpc.attached(self.plan, service):
+                self._attach_to_vpc(fn, role, cid)
             out[service] = fn
         return out
+
+    def _attach_to_vpc(self, fn: lambda_.Function, role: iam.Role, cid: str) -> None:
+        """The function's interfaces in the plan's DR subnets and security groups (``canary_network``), with the
+        network-interface permissions Lambda uses to create them (infra/vpc.py), in a policy of their own that
+        the function waits for: Lambda checks them when the function is created."""
+        config = vpc.vpc_config(self.plan)
+        cfn = fn.node.default_child
+        assert isinstance(cfn, lambda_.CfnFunction)
+        cfn.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
+            subnet_ids=config["SubnetIds"], security_group_ids=config["SecurityGroupIds"])
+        policy = iam.Policy(self, f"{cid}VpcAccess", roles=[role], statements=[
+            iam.PolicyStatement(actions=s["Action"], resources=s["Resource"])
+            for s in vpc.statements(self.plan, account=Aws.ACCOUNT_ID, partition=Aws.PARTITION)])
+        fn.node.add_dependency(policy)
+        nag.suppress(policy, *nag.vpc_access_findings(self.plan))
 
     def _suppress_scoped_wildcards(self, role: iam.Role) -> None:
         """Acknowledge the wildcards infra.iam grants on purpose, each with why (infra/nag.py)."""

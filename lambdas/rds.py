@@ -8,6 +8,7 @@ not modified again).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -302,8 +303,6 @@ def check_available(
 @registry.action("replica_lag", permissions=["cloudwatch:GetMetricStatistics"], resource="*")
 def replica_lag(region: str, identifier: str, rpo_minutes: int) -> dict[str, Any]:
     """The replica's lag (CloudWatch ReplicaLag, worst of the last 5 minutes) against the plan's RPO."""
-    import datetime as dt
-
     cw = client("cloudwatch", region)
     end = dt.datetime.now(dt.UTC)
     try:
@@ -316,15 +315,17 @@ def replica_lag(region: str, identifier: str, rpo_minutes: int) -> dict[str, Any
         raise_mapped(exc, f"read ReplicaLag of {identifier}")
     resource = f"replica lag {identifier} ({region})"
     rpo = rpo_minutes * 60
+    # When the lag was read: just before promotion, so the data-loss window is measured from it (lambdas/canary.py).
+    at = end.isoformat()
     if not points:
         record = {"resource": resource, "status": "unknown", "lag_seconds": None, "rpo_seconds": rpo}
         return {"identifier": identifier, "lag_seconds": None, "rpo_seconds": rpo, "status": "UNKNOWN",
-                "record": record}
+                "record": record, "at": at}
     lag = max(p["Maximum"] for p in points)
     ok = lag <= rpo
     record = {"resource": resource, "status": "verified" if ok else "drift", "lag_seconds": lag, "rpo_seconds": rpo}
     return {"identifier": identifier, "lag_seconds": lag, "rpo_seconds": rpo,
-            "status": "WITHIN_RPO" if ok else "ABOVE_RPO", "record": record}
+            "status": "WITHIN_RPO" if ok else "ABOVE_RPO", "record": record, "at": at}
 
 
 # -- drills: isolated copies of the DR replica ------------------------------------------------------

@@ -8,7 +8,10 @@ for any past execution, by anyone who may read the plan's executions, and gives 
 - RTO: start to the ``Service restored`` step (``Result.restored_at``); drills also less the copy
   (``workflows.drill_audit.figures``).
 - RPO: ``restore.databases[].rpo.lag_seconds`` of the output; for an execution that failed (no output),
-  the ``rpo`` the replica-lag states wrote, read from their exits in the history.
+  the ``rpo`` the replica-lag states wrote, read from their exits in the history. Beside it, the data-loss
+  window of each promoted database from the canary checks (``restored.data[].heartbeat``).
+- Probes: the HTTP checks of the verification round that restored service (``restored.checks``); for an
+  execution that failed, those of the last round its history holds.
 - Resources: the identifiers each step's Task states were scheduled with (the Lambda input, or the
   ``Payload`` of an ``arn:aws:states:::lambda:invoke`` task).
 - Critical path: :data:`CRITICAL_PATH_RULE`.
@@ -222,6 +225,34 @@ def rpo_lags(kind: str, output: Any, events: list[dict[str, Any]]) -> dict[str, 
     return lags
 
 
+def _last_checks(events: list[dict[str, Any]], kind: str) -> list[Any]:
+    """The newest verification round in the history whose checks include one of ``kind``."""
+    for out in reversed(_exited_outputs(events)):
+        for path in (("poll", "checks"), ("data_checks", "checks")):
+            checks = _dig(out, *path)
+            if isinstance(checks, list) and any(isinstance(c, dict) and c.get("check") == kind for c in checks):
+                return checks
+    return []
+
+
+def probes_of(output: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The HTTP probes of the round that restored service (``restored.checks``), else of the last round made."""
+    checks = _dig(output, "restored", "checks")
+    if not isinstance(checks, list):
+        checks = _last_checks(events, "http probe")
+    return [{"url": str(c.get("resource")), "ok": bool(c.get("ok")), "status": c.get("status"),
+             "seconds": c.get("seconds"), "detail": c.get("detail")}
+            for c in checks if isinstance(c, dict) and c.get("check") == "http probe"]
+
+
+def data_loss_of(output: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The data-loss windows of the canary checks (``restored.data``), else of the last canary round made."""
+    from workflows import drill_audit
+
+    checks = _dig(output, "restored", "data")
+    return drill_audit.data_loss(checks if isinstance(checks, list) else _last_checks(events, "canary write"))
+
+
 def figures(plan: Plan, kind: str, result: Result) -> tuple[dict[str, Any], dict[str, Any]]:
     """(rto, rpo) of the execution, against the plan's objectives."""
     from workflows import drill_audit
@@ -236,13 +267,8 @@ def figures(plan: Plan, kind: str, result: Result) -> tuple[dict[str, Any], dict
         rto.update({k: drilled[k] for k in ("copy_seconds", "less_copy_seconds", "less_copy_met")})
     elif result.status == "SUCCEEDED":
         rto["hardened_seconds"] = _r(result.duration)
-    lags = rpo_lags(kind, result.output, result.events)
-    known = [v for v in lags.values() if v is not None]
-    seconds = max(known) if known else None
-    rpo_objective = plan.objectives.rpo_minutes * 60
-    rpo = {"seconds": seconds, "objective_seconds": rpo_objective,
-           "met": None if seconds is None else seconds <= rpo_objective, "per_database": lags}
-    return rto, rpo
+    return rto, drill_audit.rpo_figures(plan, rpo_lags(kind, result.output, result.events),
+                                        data_loss_of(result.output, result.events))
 
 
 def _text(value: Any) -> str | None:
@@ -424,6 +450,7 @@ def build(sfn: Any, execution_arn: str, plan: Plan, *, kind: str | None = None) 
         "rto": rto,
         "rpo": rpo,
         "steps": steps,
+        "probes": probes_of(result.output, events),
         "critical_path": path,
         "critical_path_rule": CRITICAL_PATH_RULE,
         "readiness_at_start": readiness,

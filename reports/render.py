@@ -82,8 +82,28 @@ def _rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
     per_db = "; ".join(f"{db} {'-' if lag is None else f'{lag:.1f} s'}" for db, lag in rpo["per_database"].items())
     rows.append(("RPO", f"{seconds_text(rpo['seconds'])}, objective {seconds_text(rpo['objective_seconds'])}: "
                         f"{verdict(rpo['met'])}" + (f" (replica lag: {per_db})" if per_db else "")))
+    if rpo["data_loss"]:
+        windows = "; ".join(f"{w['database']} {_lag_text(w['seconds'])} (newest write "
+                            f"{w['newest_write'] or 'none found'})" for w in rpo["data_loss"])
+        met = verdict(_within(rpo["data_loss_seconds"], rpo["objective_seconds"]))
+        rows.append(("Data loss (heartbeat)", f"{seconds_text(rpo['data_loss_seconds'])}, objective "
+                                              f"{seconds_text(rpo['objective_seconds'])}: {met} ({windows})"))
     rows.append(("Critical path", " → ".join(doc["critical_path"]) or "- (service not restored)"))
     return rows
+
+
+def _lag_text(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.1f} s"
+
+
+def _within(seconds: float | None, objective: int) -> bool | None:
+    return None if seconds is None else seconds <= objective
+
+
+def probe_rows(doc: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(URL, result, status, time, detail) of each probe, shared by Markdown and HTML."""
+    return [(p["url"], "ok" if p["ok"] else "FAILED", "-" if p["status"] is None else str(p["status"]),
+             "-" if p["seconds"] is None else f"{p['seconds']:.3f} s", p["detail"] or "-") for p in doc["probes"]]
 
 
 def _readiness_line(readiness: dict[str, Any] | None, kind: str) -> str:
@@ -125,6 +145,10 @@ def to_markdown(doc: dict[str, Any]) -> str:
         lines.append(f"| {_md(s['name'])} | {s['start_seconds']:.1f} s | {end} | {duration} | {_md(status)} | "
                      f"{'yes' if s['on_critical_path'] else ''} | {_md(', '.join(s['resources']))} |")
     lines += ["", f"Critical path rule: {doc['critical_path_rule']}", ""]
+    if doc["probes"]:
+        lines += ["## Probes", "", "| URL | result | status | time | detail |", "|---|---|---:|---:|---|"]
+        lines += ["| " + " | ".join(_md(v) for v in row) + " |" for row in probe_rows(doc)]
+        lines.append("")
     if doc["kind"] == "drill":
         lines += ["## Teardown", ""]
         teardown = doc["teardown"]
@@ -260,6 +284,6 @@ def to_html(doc: dict[str, Any]) -> str:
     import markupsafe
 
     template = _environment().get_template("report.html.j2")
-    return template.render(doc=doc, rows=_rows(doc), readiness_line=_readiness_line(doc["readiness_at_start"],
-                                                                                   doc["kind"]),
+    return template.render(doc=doc, rows=_rows(doc), probes=probe_rows(doc),
+                           readiness_line=_readiness_line(doc["readiness_at_start"], doc["kind"]),
                            chart=markupsafe.Markup(timeline_svg(doc)), seconds=seconds_text, version=_version())

@@ -61,6 +61,31 @@ class Rpo(_Model):
     met: bool | None = Field(description="seconds <= objective_seconds; null when unknown")
     per_database: dict[str, float | None] = Field(description="DR replica identifier -> lag seconds (null: no "
                                                               "ReplicaLag datapoint)")
+    data_loss_seconds: float | None = Field(default=None, description="The largest heartbeat data-loss window "
+                                            "over the promoted databases (see data_loss); null when none was measured")
+    data_loss: list[DataLoss] = Field(default_factory=list, description="Failovers: the data-loss window each "
+                                      "promoted database shows, from the canary check after promotion")
+
+
+class DataLoss(_Model):
+    """RPO as data: the newest write a promoted database holds, against the moment it was promoted."""
+
+    database: str = Field(description="The promoted DR database")
+    newest_write: str | None = Field(description="The newest heartbeat row (replicate's `pilotlight_heartbeat`, or "
+                                                 "the plan's `heartbeat_column`) the promoted database holds, ISO "
+                                                 "8601; null when it holds none")
+    seconds: float | None = Field(description="Promotion less newest_write: the window of writes lost; null when "
+                                              "either is unknown")
+
+
+class Probe(_Model):
+    """One HTTP(S) GET of the restored service: of a DR environment's URL, then of the plan's DNS name."""
+
+    url: str
+    ok: bool = Field(description="It answered the plan's expected status (and body text)")
+    status: int | None = Field(description="The HTTP status answered; null when nothing answered")
+    seconds: float | None = Field(description="Time the request took")
+    detail: str | None = Field(description="What was answered, or why the probe failed")
 
 
 class StepReport(_Model):
@@ -150,6 +175,8 @@ class Report(_Model):
     rto: Rto
     rpo: Rpo
     steps: list[StepReport]
+    probes: list[Probe] = Field(default_factory=list, description="The HTTP(S) probes of the verification round "
+                                "that restored service (or, when none did, of its last round)")
     critical_path: list[str] = Field(description="Step names from the start to `Service restored`, in order (rule: "
                                                  "reports.model.CRITICAL_PATH_RULE); empty when not restored")
     critical_path_rule: str

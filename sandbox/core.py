@@ -33,13 +33,17 @@ from sandbox import (
     adapters_dynamodb,
     adapters_ec2,
     adapters_quotas,
+    adapters_rds_data,
     adapters_route53,
     adapters_s3,
     clock,
+    endpoints,
+    jitter,
     seed,
     triggers,
+    web,
 )
-from sandbox.faults import Faults
+from sandbox.faults import Fault, Faults, FaultSpec
 from sandbox.iam_enforce import Enforcer
 from sandbox.lambda_host import LambdaHost
 from sandbox.latency import LatencyModel, snapshot_before_modify
@@ -62,14 +66,16 @@ _INTERPRETER_LOG = logging.getLogger("moto.stepfunctions.parser")
 class Sandbox:
     account_id = DEFAULT_ACCOUNT_ID
 
-    def __init__(self, pace: float | None = None, latency: str = "p50") -> None:
+    def __init__(self, pace: float | None = None, latency: str = "p50", jitter_seed: int = 0) -> None:
         """``pace``: at most this many modeled seconds per wall second, for a human watching (None:
-        as fast as the CPU allows). It never changes a modeled figure."""
+        as fast as the CPU allows). It never changes a modeled figure. ``jitter_seed``: the Retry
+        back-offs' FULL jitter is drawn from it (sandbox/jitter.py): the same faults, the same timeline."""
         if latency not in ("p50", "p95", "none"):
             raise ValueError("latency must be p50, p95 or none")
         if pace is not None and pace <= 0:
             raise ValueError("pace must be positive")
         self.pace = pace
+        self.jitter_seed = jitter_seed
         self.latency = LatencyModel("p95" if latency == "p95" else "p50")
         self.latency.enabled = latency != "none"
         self.iam = Enforcer(self.account_id)
@@ -81,9 +87,15 @@ class Sandbox:
         # EventBridge: the plan's rules (deploy), fed by alarm and execution events (sandbox/triggers.py).
         self.eventbridge = triggers.EventBridge(self.account_id, on_start=self._started.append)
         self.faults: Faults
+        # Regions whose endpoints answer no health checker (sandbox/endpoints.py): the primary, once it fails.
+        self.down_regions: set[str] = set()
         self.dns: adapters_route53.World
         self.aurora: adapters_aurora.World
         self.dynamodb: adapters_dynamodb.World
+        # RDS instances' rows, in a real PostgreSQL server started on first need (sandbox/adapters_rds_data.py).
+        self.databases: adapters_rds_data.World | None = None
+        # Each Beanstalk environment's URL, served on loopback as its health says (sandbox/web.py).
+        self.web: web.Web | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> Sandbox:
@@ -116,21 +128,27 @@ class Sandbox:
         self.eventbridge.install(self.dns)
         adapters_quotas.install(self._events)
         self.aurora = adapters_aurora.install(self._events, self.latency)
+        self.databases = adapters_rds_data.install(self._events, self.latency)
+        self.web = web.install(self._events, self.dns)
         self._events.register_first("before-call.rds.ModifyDBInstance", snapshot_before_modify,
                                     unique_id="pilotlight-snapshot-modify")
         self.latency.install(self._events)
-        self.faults = Faults(self._events)
+        self.faults = Faults(self._events, self.lambdas.in_function)
+        jitter.install(self.jitter_seed)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.eventbridge.close()
         self.stop_executions()
         self.faults.clear()
+        jitter.uninstall()
         self.latency.uninstall(self._events)
         self.eventbridge.uninstall()
         adapters_dynamodb.uninstall(self._events)
         adapters_autoscaling.uninstall(self._events)
         adapters_aurora.uninstall(self._events)
+        adapters_rds_data.uninstall(self._events, self.databases)
+        web.uninstall(self._events, self.web)
         adapters_route53.uninstall(self._events)
         adapters_quotas.uninstall(self._events)
         adapters_s3.uninstall(self._events)
@@ -173,6 +191,7 @@ class Sandbox:
                 out.update(seed.seed_pilot_light(plan))
         finally:
             self.latency.enabled = enabled
+        endpoints.register(self.dns, plan, self.down_regions, self.autoscaling, clock.now, self.web)
         return out
 
     def substitutions(self, plan: Plan) -> dict[str, str]:
@@ -197,11 +216,17 @@ class Sandbox:
         alarm rule starts nothing: the caller starts the failover (``pilotlight failover --sandbox``,
         the failover's own tests). The outage as deployed, alarm-driven, is :meth:`start_outage`.
         """
+        self.down_regions.add(plan.primary_region)  # its endpoints stop answering Route 53's health checkers
         with self.eventbridge.quiet():
             for alarm in plan.triggers.alarms:
                 boto3.client("cloudwatch", region_name=alarm.region or plan.primary_region).set_alarm_state(
                     AlarmName=alarm.name, StateValue="ALARM", StateReason="sandbox: simulated outage of the primary")
         return [a.name for a in plan.triggers.alarms]
+
+    def inject(self, spec: str | FaultSpec) -> Fault:
+        """Inject a fault written ``SERVICE:OPERATION:KIND[:N|:xK]`` (sandbox/faults.py), e.g.
+        ``rds:PromoteReadReplica:Throttling:x2``; counted from now, on the functions' calls only."""
+        return self.faults.add(spec)
 
     def region_unreachable(self, region: str, service: str = "*") -> Any:
         """A context manager: calls to ``service`` (botocore's name, e.g. ``rds``; ``*`` for all) in ``region``
@@ -216,6 +241,7 @@ class Sandbox:
         periods; CloudWatch's state-change event reaches the plan's rules (forwarded to the DR region
         when the alarm lives elsewhere) and the failover rule starts the failover with the event as
         input. ``kwargs``: see :class:`sandbox.triggers.Outage`."""
+        self.down_regions.add(plan.primary_region)
         return triggers.Outage(plan, self.dns, **kwargs)
 
     def function_arn(self, plan: Plan, service: str) -> str:

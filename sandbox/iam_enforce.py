@@ -47,7 +47,7 @@ from sandbox import adapters_beanstalk, responses
 _PREFIX = {"elastic-beanstalk": "elasticbeanstalk", "sfn": "states", "service-quotas": "servicequotas",
            "elastic-load-balancing-v2": "elasticloadbalancing", "route-53": "route53", "eventbridge": "events",
            "resource-groups-tagging-api": "tag", "application-auto-scaling": "application-autoscaling",
-           "auto-scaling": "autoscaling"}
+           "auto-scaling": "autoscaling", "secrets-manager": "secretsmanager"}
 
 # S3 operations authorize as differently named IAM actions.
 _S3_ACTIONS = {
@@ -322,6 +322,8 @@ class Enforcer:
             # A table's name, or its ARN (item calls and DescribeTable, UpdateTable...).
             name = p["TableName"]
             return [name if name.startswith("arn:") else self._arn("dynamodb", region, f"table/{name}")]
+        if service == "secretsmanager" and isinstance(p.get("SecretId"), str):
+            return [_secret_arn(self, p["SecretId"], region)]
         if service == "sns" and p.get("TopicArn"):
             return [p["TopicArn"]]
         if service == "route53":
@@ -507,3 +509,13 @@ def _conditions_met(conditions: dict[str, dict[str, Any]], context: dict[str, st
             if operator.endswith("StringLike") and not any(fnmatch.fnmatchcase(actual, v) for v in values):
                 return False
     return True
+
+
+def _secret_arn(enforcer: Any, secret_id: str, region: str) -> str:
+    """A secret's ARN from its name or ARN: Secrets Manager's ARN carries a random suffix the name lacks."""
+    if secret_id.startswith("arn:"):
+        return secret_id
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    found = secretsmanager_backends[enforcer.account][region].secrets.get(secret_id)
+    return found.arn if found is not None else enforcer._arn("secretsmanager", region, f"secret:{secret_id}")

@@ -6,6 +6,7 @@ workflow will keep current (the DR replica and the DNS record pointing at the pr
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from unittest import mock
 
@@ -48,6 +49,13 @@ def seed_primary(plan: Plan, *, encrypted_volumes: bool | None = None) -> dict[s
             EngineVersion=_engine_defaults(db.engine)["EngineVersion"], **extra,
         )
         created["databases"].append(db.identifier)
+        # The master credentials, as the application keeps them: a secret in the primary region, replicated to
+        # the DR region under the same name (lambdas/canary.py reads it there).
+        endpoint = rds.describe_db_instances(DBInstanceIdentifier=db.identifier)["DBInstances"][0]["Endpoint"]
+        boto3.client("secretsmanager", region_name=primary).create_secret(
+            Name=db.credentials_secret_name, AddReplicaRegions=[{"Region": plan.dr_region}],
+            SecretString=json.dumps({"engine": db.engine, "username": "app", "password": DB_PASSWORD,
+                                     "host": endpoint["Address"], "port": endpoint["Port"]}))
 
     if plan.environments:
         created.update(seed_environments(plan, encrypted_volumes=encrypted_volumes))

@@ -136,6 +136,38 @@ class TestReportsOfSandboxRuns:
         assert doc["rpo"]["per_database"] == {plan.databases[0].dr_replica_identifier: doc["rpo"]["seconds"]}
         assert doc["trigger"] == {"source": "pilotlight failover", "user": "test", "alarm": None, "approved_by": "test"}
 
+    def test_the_failover_report_lists_each_probe_with_its_url_status_and_time(self, runs) -> None:
+        doc, output = runs["docs"]["failover"], runs["failover"].output
+        made = [c for c in output["restored"]["checks"] if c["check"] == "http probe"]
+        assert [p["url"] for p in doc["probes"]] == [c["resource"] for c in made] == [
+            "http://shop-dr.us-west-2.elasticbeanstalk.com/", "http://app.shop.example.com/"]
+        assert all(p["ok"] and p["status"] == 200 and p["seconds"] is not None for p in doc["probes"])
+        markdown, html = reports.to_markdown(doc), reports.to_html(doc)
+        for p in doc["probes"]:
+            assert f"| {p['url']} | ok | 200 | {p['seconds']:.3f} s | answered 200 |" in markdown
+            assert f"<code>{p['url']}</code>" in html
+        assert "<h2>Probes</h2>" in html
+
+    def test_the_rpo_shows_the_heartbeat_data_loss_window_beside_the_replica_lag(self, runs) -> None:
+        doc, output, plan = runs["docs"]["failover"], runs["failover"].output, runs["plan"]
+        (canary,) = output["restored"]["data"]
+        replica = plan.databases[0].dr_replica_identifier
+        # Replicate's own heartbeat, read back from the promoted database by the canary check.
+        assert doc["rpo"]["data_loss"] == [{"database": replica, "newest_write": canary["heartbeat"]["newest"],
+                                            "seconds": canary["heartbeat"]["data_loss_seconds"]}]
+        window = doc["rpo"]["data_loss_seconds"]
+        assert window == canary["heartbeat"]["data_loss_seconds"] and window > doc["rpo"]["seconds"]
+        row = f"| Data loss (heartbeat) | {window:.1f} s"
+        markdown = reports.to_markdown(doc)
+        assert row in markdown and markdown.index("| RPO |") < markdown.index(row)
+        assert f"{replica} {window:.1f} s (newest write {canary['heartbeat']['newest']})" in markdown
+        assert "Data loss (heartbeat)" in reports.to_html(doc)
+
+    def test_a_drill_report_has_no_probes_or_heartbeat_window_it_did_not_measure(self, runs) -> None:
+        doc = runs["docs"]["drill"]
+        assert doc["rpo"]["data_loss"] == [] and doc["rpo"]["data_loss_seconds"] is None
+        assert "Data loss (heartbeat)" not in reports.to_markdown(doc)
+
     def test_a_failed_drill_reports_where_it_failed_and_the_lag_it_read(self, runs) -> None:
         doc = runs["docs"]["failed"]
         assert doc["status"] == "FAILED" and doc["failed_step"] == "Launch DR environment"
@@ -150,7 +182,8 @@ class TestReportsOfSandboxRuns:
     def test_the_html_is_one_offline_page_with_a_bar_per_step_and_the_rto_lines(self, runs, name) -> None:
         doc = runs["docs"][name]
         html = reports.to_html(doc)
-        assert "http://" not in html and "https://" not in html
+        # Offline: nothing is loaded from anywhere (the probes' URLs are text in the page, never fetched).
+        assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//""", html)
         assert "<?xml" not in html and "<!DOCTYPE svg" not in html and "<script" not in html
         assert html.count("<svg") == 1
         bars = re.findall(r'<g id="step-(\d+)">', html)
@@ -267,3 +300,22 @@ def test_a_sandbox_drill_writes_its_reports_to_the_report_dir(tmp_path: Path) ->
     assert report["teardown"]["status"] == doc["teardown"]["status"] == "SUCCEEDED"
     assert doc["reports"]["uploaded"] == [] and doc["reports"]["note"] is None  # the sandbox keeps them local
     assert f"Report (html): {files['html']}" in result.stderr
+
+
+def test_a_failover_whose_probe_answers_500_reports_the_failing_probe_from_its_history() -> None:
+    plan = load_plan(REFERENCE)
+    with Sandbox() as sb:
+        sb.seed(plan)
+        sb.build_pilot_light(plan)
+        sb.simulate_disaster(plan)
+        sb.web.answer_with(plan.dr_region, "shop-dr", 500)
+        result = run_workflow(sb, plan, "failover", timeout=600)
+        doc = reports.build(boto3.client("stepfunctions", region_name=plan.dr_region), result.execution_arn, plan)
+    assert doc["status"] == "FAILED" and doc["error"] == "ServiceNotVerified"
+    (probe,) = doc["probes"]  # the DNS name is probed only once every environment answers
+    assert probe == {"url": "http://shop-dr.us-west-2.elasticbeanstalk.com/", "ok": False, "status": 500,
+                     "seconds": probe["seconds"], "detail": "answered 500, expected 200"}
+    assert "| http://shop-dr.us-west-2.elasticbeanstalk.com/ | FAILED | 500 |" in reports.to_markdown(doc)
+    # The canary write had passed before the probes: its data-loss window is in the history, and so in the report.
+    assert [w["database"] for w in doc["rpo"]["data_loss"]] == ["shop-db-dr"]
+    assert doc["rpo"]["data_loss_seconds"] is not None

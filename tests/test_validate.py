@@ -65,10 +65,19 @@ MALFORMED = {
                                 "dns.environment: 'nope-env' is not one of the plan's environments"),
     "negative_ttl": (lambda d: d["dns"].update(ttl=-5), "dns.ttl: Input should be greater than or equal to 0"),
     "bad_cutover_mode": (lambda d: d["dns"].update(cutover="magic"), "dns.cutover: "),
-    "routing_in_records_mode": (lambda d: d["dns"].update(routing="latency"),
-                                "dns.routing: only used with cutover: health_check"),
+    "alarm_in_records_mode": (lambda d: d["dns"].update(health_check_alarm="x"),
+                              "dns.health_check_alarm: only used with cutover: health_check"),
     "location_in_records_mode": (lambda d: d["dns"].update(primary_location={"country_code": "US"}),
-                                 "dns.primary_location: only used with cutover: health_check"),
+                                 "dns.primary_location: only used with routing: geolocation (routing is failover)"),
+    "endpoint_check_on_a_simple_record": (
+        lambda d: d["dns"].update(endpoint_check={"path": "/health"}),
+        "dns.endpoint_check: records mode with routing: failover has one simple record"),
+    "endpoint_check_bad_path": (
+        lambda d: d["dns"].update(cutover="health_check", endpoint_check={"path": "health"}),
+        "dns.endpoint_check.path: "),
+    "endpoint_check_bad_interval": (
+        lambda d: d["dns"].update(cutover="health_check", endpoint_check={"request_interval": 20}),
+        "dns.endpoint_check.request_interval: "),
     "geolocation_without_location": (lambda d: d["dns"].update(cutover="health_check", routing="geolocation"),
                                      "dns.primary_location: required with routing: geolocation"),
     "geolocation_with_both_codes": (
@@ -90,6 +99,18 @@ MALFORMED = {
     "az2_in_other_region": (lambda d: d["databases"][0]["az2_replica"].update(availability_zone="us-west-2b"),
                             "databases[0].az2_replica.availability_zone: must be a zone of the primary region"),
     "bad_schedule": (lambda d: d["schedules"].update(readiness="every 5 minutes"), "schedules.readiness: "),
+    "canary_network_bad_subnet": (lambda d: d["canary_network"].update(subnets=["subnet-xyz"]),
+                                  "canary_network.subnets[0]: 'subnet-xyz' does not match"),
+    "canary_network_without_security_group": (lambda d: d["canary_network"].update(security_groups=[]),
+                                              "canary_network.security_groups: "),
+    "canary_network_too_many_security_groups": (
+        lambda d: d["canary_network"].update(security_groups=[f"sg-0d1a2b3c4d5e6f75{i}" for i in range(6)]),
+        "canary_network.security_groups: "),
+    "canary_network_subnet_twice": (
+        lambda d: d["canary_network"].update(subnets=["subnet-0d1a2b3c4d5e6f711", "subnet-0d1a2b3c4d5e6f711"]),
+        "canary_network.subnets: listed more than once: subnet-0d1a2b3c4d5e6f711"),
+    "canary_network_without_rds": (lambda d: d.pop("databases"),
+                                   "canary_network: the plan has no RDS database"),
     "nothing_to_protect": (lambda d: [d.pop(k) for k in ("environments", "databases", "buckets", "dns")],
                            "environments: the plan names no environment, database, table or bucket"),
 }
@@ -109,7 +130,8 @@ def test_malformed_plan_exits_3_with_the_field_path(tmp_path, case):
     [
         ("name: shop\nprimary_region: [us-east-1\n", "(yaml): line 3, column 1"),
         ("", "(plan): the file is empty"),
-        ("- just\n- a list\n", "(plan): expected a mapping of fields at the top level, got list"),
+        ("- just\n- a list\n", "(plan): expected a mapping of fields at the top level, got ['just', 'a list'] "
+                                 "(a list)"),
         ("name: shop\n\tdr_region: x\n", "(yaml): line 2"),
     ],
     ids=["yaml_syntax_error", "empty_file", "not_a_mapping", "tab_indent"],
@@ -148,9 +170,10 @@ def test_every_problem_is_reported_not_just_the_first(tmp_path):
 def test_validate_json_lists_problems(tmp_path):
     result = _validate(_write(tmp_path, _mutate(lambda d: d.update(dr_region="us-east-1"))), "--json")
     assert result.exit_code == 3
-    doc = json.loads(result.output)
+    doc = json.loads(result.stdout)  # the problems are on stderr too, one line each
     assert doc["valid"] is False
     assert doc["problems"] == ["dr_region: must differ from primary_region (us-east-1)"]
+    assert doc["error"]["code"] == "InvalidPlan" and doc["error"]["exit"] == 3
 
 
 def test_health_check_example_is_valid_and_names_its_alarm():

@@ -100,8 +100,6 @@ def figures(plan: Plan, result: Any) -> dict[str, Any]:
     output = result.output or {}
     restored = result.restored_at
     lags = output_lags("drill", output) or {}
-    known = [v for v in lags.values() if v is not None]
-    rpo = max(known) if known else None
     copy = [s for s in result.steps if s.name in COPY_STEPS]
     copy_seconds = max((s.end or s.start) for s in copy) - min(s.start for s in copy) if copy else None
     objective = plan.objectives.rto_minutes * 60
@@ -115,6 +113,31 @@ def figures(plan: Plan, result: Any) -> dict[str, Any]:
                 "copy_seconds": None if copy_seconds is None else round(copy_seconds, 1),
                 "less_copy_seconds": less_copy,
                 "less_copy_met": None if less_copy is None else less_copy <= objective},
-        "rpo": {"seconds": rpo, "objective_seconds": plan.objectives.rpo_minutes * 60,
-                "met": None if rpo is None else rpo <= plan.objectives.rpo_minutes * 60, "per_database": lags},
+        "rpo": rpo_figures(plan, lags),
     }
+
+
+def data_loss(checks: Any) -> list[dict[str, Any]]:
+    """The data-loss window of each promoted database (``reports.schema.DataLoss``), from the failover's canary
+    checks (``restored.data``): the newest heartbeat each holds and its distance to the promotion."""
+    out = []
+    for check in checks if isinstance(checks, list) else []:
+        if isinstance(check, dict) and check.get("check") == "canary write":
+            beat = check.get("heartbeat") if isinstance(check.get("heartbeat"), dict) else {}
+            out.append({"database": str(check.get("resource")), "newest_write": beat.get("newest"),
+                        "seconds": beat.get("data_loss_seconds")})
+    return out
+
+
+def rpo_figures(plan: Plan, lags: dict[str, float | None], windows: list[dict[str, Any]] | None = None
+                ) -> dict[str, Any]:
+    """The RPO of a drill, failover or failback, one shape for all (``reports.schema.Rpo``): the worst lag of
+    the data tiers (``per_database``: tier -> lag seconds, None when none was read) against the objective, and
+    beside it the data-loss windows measured from heartbeat rows (``windows``: :func:`data_loss`)."""
+    known = [v for v in lags.values() if v is not None]
+    worst = max(known) if known else None
+    objective = plan.objectives.rpo_minutes * 60
+    measured = [w["seconds"] for w in windows or [] if w.get("seconds") is not None]
+    return {"seconds": worst, "objective_seconds": objective, "met": None if worst is None else worst <= objective,
+            "per_database": lags, "data_loss_seconds": max(measured) if measured else None,
+            "data_loss": list(windows or [])}

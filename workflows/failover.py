@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflows import asl, failover_tiers
+from workflows import asl, failover_tiers, failures
 from workflows.failover_tiers import (  # noqa: F401 - re-exported: drills and tests use them from here
     AURORA_STEP,
     SCALE_FIRST,
@@ -104,6 +104,8 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             "target": plan.dns_dr_target,
             "cutover": plan.dns.cutover,
         }
+        if plan.dns.cutover == "records" and plan.routing_records:
+            doc["dns"]["routing"] = plan.dns.routing
     return doc
 
 
@@ -366,9 +368,7 @@ def _guard_states(plan: Plan, first: str) -> dict[str, asl.State]:
             },
             "TimeoutSeconds": APPROVAL_TIMEOUT,
             "ResultPath": "$.approval",
-            "Retry": [
-                {"ErrorEquals": asl.LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2.0}
-            ],
+            "Retry": asl.lambda_service_retry(3),
             "Next": first,
         }
     return states
@@ -381,6 +381,7 @@ def _verify_params(plan: Plan) -> dict[str, Any]:
             {"application": e.application, "dr_environment": e.dr_environment_name} for e in plan.environments
         ],
         "databases": [d.dr_replica_identifier for d in plan.rds_databases],
+        "probe": plan.probes.model_dump(),
     }
     if plan.dns is not None:
         params["dns_record"] = {
@@ -389,19 +390,26 @@ def _verify_params(plan: Plan) -> dict[str, Any]:
             "record_type": plan.dns.record_type,
             "target": plan.dns_dr_target,
             "mode": plan.dns.cutover,
+            **({"routing": plan.dns.routing} if plan.routing_records and plan.dns.cutover == "records" else {}),
         }
     return params
 
 
-def records_loop(name: str, step: str, dns: str, next_state: str) -> dict[str, asl.State]:
-    """UPSERT the record described at ``dns`` (zone, name, type, TTL, target) and wait until it is INSYNC."""
+def records_loop(name: str, step: str, dns: str, next_state: str, *, plan: str | None = None
+                 ) -> dict[str, asl.State]:
+    """UPSERT the record described at ``dns`` (zone, name, type, TTL, target) and wait until it is INSYNC.
+
+    With ``plan`` (records mode with routing records): evacuate the plan's primary routing record instead
+    (lambdas/dns.py ``evacuate_records``)."""
     record = {"zone_id.$": f"{dns}.hosted_zone_id", "name.$": f"{dns}.record_name",
               "record_type.$": f"{dns}.record_type"}
+    act = (("evacuate_records", {**record, "plan": plan, "routing.$": f"{dns}.routing"}) if plan else
+           ("upsert_record", {**record, "ttl.$": f"{dns}.ttl", "value.$": f"{dns}.target"}))
     return asl.poll_loop(
         name,
         step,
         service="dns",
-        act=("upsert_record", {**record, "ttl.$": f"{dns}.ttl", "value.$": f"{dns}.target"}),
+        act=act,
         check=("check_change", {"change_id.$": "$.poll.change_id"}),
         interval_seconds=DNS_POLL,
         first_wait_seconds=DNS_FIRST,
@@ -411,10 +419,45 @@ def records_loop(name: str, step: str, dns: str, next_state: str) -> dict[str, a
     )
 
 
-def verify_states(verify: dict[str, Any], after_restored: str) -> dict[str, asl.State]:
-    """Verify until every check passes, then mark service restored (the RTO is read from that state)."""
-    states = asl.poll_loop(
-        "VerifyService",
+def data_params(plan: Plan, restored: str = "$.restore.databases") -> dict[str, Any]:
+    """The canary write's parameters: each database the plan promotes, and where the restore's results are."""
+    return {
+        "region": plan.dr_region,
+        "databases": [{"identifier": d.dr_replica_identifier, "engine": d.engine,
+                       "credentials_secret": d.credentials_secret_name, "heartbeat_column": d.heartbeat_column}
+                      for d in plan.rds_databases],
+        "restored.$": restored,
+        "execution.$": "$$.Execution.Id",
+    }
+
+
+def _not_verified(name: str) -> asl.State:
+    """Where a verification loop ends when its checks are spent: the failing checks, named, as the error."""
+    # It always fails, with ServiceNotVerified; only the Lambda service's own errors are retried.
+    return {**asl.task("Verify service", "verify", "not_verified", {"loop": name, "checks.$": "$.poll.checks"},
+                       result_path=None, next_state=None, retry=False), "Retry": asl.lambda_service_retry(3)}
+
+
+def verify_states(verify: dict[str, Any], after_restored: str, data: dict[str, Any] | None = None
+                  ) -> dict[str, asl.State]:
+    """Verify until every check passes, then mark service restored (the RTO is read from that state).
+
+    With ``data`` (the plan has RDS databases): first a canary write in each promoted database (lambdas/canary.py,
+    in the DR VPC), then the control-plane checks and HTTP probes. Checks still failing when the attempts are
+    spent end the run with ``ServiceNotVerified`` naming them."""
+    states: dict[str, asl.State] = {}
+    probes = "VerifyProbes" if data else "VerifyService"
+    if data:
+        states.update(asl.poll_loop("VerifyService", "Verify service", service="canary",
+                                    act=("verify_databases", data), check=("verify_databases", data),
+                                    interval_seconds=VERIFY_POLL, max_attempts=VERIFY_MAX, next_state="DataVerified",
+                                    what="canary write"))
+        states["VerifyServiceTimedOut"] = _not_verified("VerifyService")
+        states["DataVerified"] = {"Type": "Pass", "Comment": "Verify service",
+                                  "Parameters": {"checks.$": "$.poll.checks"}, "ResultPath": "$.data_checks",
+                                  "Next": probes}
+    states.update(asl.poll_loop(
+        probes,
         "Verify service",
         service="verify",
         act=("verify_service", verify),
@@ -423,11 +466,15 @@ def verify_states(verify: dict[str, Any], after_restored: str) -> dict[str, asl.
         max_attempts=VERIFY_MAX,
         next_state=RESTORED_STATE,
         what="service verification",
-    )
+    ))
+    states[f"{probes}TimedOut"] = _not_verified(probes)
+    restored = {"at.$": "$$.State.EnteredTime", "checks.$": "$.poll.checks"}
+    if data:
+        restored["data.$"] = "$.data_checks.checks"
     states[RESTORED_STATE] = {
         "Type": "Pass",
         "Comment": "Service restored",
-        "Parameters": {"at.$": "$$.State.EnteredTime", "checks.$": "$.poll.checks"},
+        "Parameters": restored,
         "ResultPath": "$.restored",
         "Next": after_restored,
     }
@@ -522,7 +569,9 @@ def build(plan: Plan) -> dict[str, Any]:
             "name.$": "$.plan.dns.record_name",
             "record_type.$": "$.plan.dns.record_type",
         }
-        states.update(records_loop("RepointDns", "Repoint DNS", "$.plan.dns", "VerifyService"))
+        routed = plan.routing_records
+        states.update(records_loop("RepointDns", "Repoint DNS", "$.plan.dns", "VerifyService",
+                                   plan=plan.name if routed else None))
         # Route 53's control plane failing (after the retries) must not end the run with a bare AWS
         # error: the database is promoted by now, so the operator gets the record to set by hand.
         for name in ("RepointDns", "RepointDnsCheck"):
@@ -543,17 +592,18 @@ def build(plan: Plan) -> dict[str, Any]:
                     "databases": [{"identifier": d.dr_replica_identifier, "source": d.identifier}
                                   for d in plan.rds_databases],
                     "environments": [e.dr_environment_name for e in plan.environments],
+                    **({"plan": plan.name, "routing.$": "$.plan.dns.routing"} if routed else {}),
                 },
                 result_path=None,
                 next_state=None,
                 retry=False,
             ),
             # It always fails, with DnsCutoverFailed; only the Lambda service's own errors are retried.
-            "Retry": [{"ErrorEquals": asl.LAMBDA_SERVICE_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 3,
-                       "BackoffRate": 2.0}],
+            "Retry": asl.lambda_service_retry(3),
         }
     after_harden = "HardenAurora" if plan.aurora_databases else "Summary"
-    states.update(verify_states(_verify_params(plan), "Harden" if plan.rds_databases else after_harden))
+    states.update(verify_states(_verify_params(plan), "Harden" if plan.rds_databases else after_harden,
+                                data_params(plan) if plan.rds_databases else None))
     if plan.rds_databases:
         states["Harden"] = harden_state("$.plan.databases", after_harden)
     if plan.aurora_databases:
@@ -575,4 +625,7 @@ def build(plan: Plan) -> dict[str, Any]:
     if plan.dns:
         summary["dns"] = {"record.$": "$.plan.dns.record_name", "target.$": "$.plan.dns.target"}
     states["Summary"] = {"Type": "Pass", "Comment": "Summary", "Parameters": summary, "End": True}
+    # Refusals (guard rails, approval) end with their own names and touch nothing; the records-mode DNS failure
+    # has its own record (the manual step).
+    failures.add_record(states, plan, "failover", skip=("GuardRails", "AwaitApproval", DNS_FAILED_STATE))
     return asl.machine(f"pilotlight failover for plan {plan.name}", "LoadPlan", states, MACHINE_TIMEOUT)

@@ -13,6 +13,14 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from workflows.plan_canary import CanaryNetwork, canary_network_problems
+from workflows.plan_dns import (  # noqa: F401 - re-exported
+    Dns,
+    DnsWeights,
+    EndpointCheck,
+    GeoLocation,
+    dns_mode_problems,
+)
 from workflows.plan_tiers import (  # noqa: F401 - re-exported: the plan's models live here for their users
     DATABASE_KINDS,
     AnyDatabase,
@@ -24,6 +32,7 @@ from workflows.plan_tiers import (  # noqa: F401 - re-exported: the plan's model
     Database,
     DbNetwork,
     GlobalTable,
+    Probes,
     Topology,
     WriteRegionSetting,
 )
@@ -49,7 +58,7 @@ from workflows.plan_types import (  # noqa: F401 - re-exported
     unique_values,
 )
 
-__all__ = ["Plan", "PlanError", "PlanFieldError", "load_plan", "parse_plan", "plan_json_schema"]
+__all__ = ["Plan", "PlanError", "PlanFieldError", "load_plan", "parse_plan", "plan_json_schema", "read_yaml"]
 
 
 class PlanError(Exception):
@@ -114,6 +123,18 @@ class Environment(_Model):
         description="The role in instance_profile (default: the profile's own name, as the Beanstalk console "
         "creates them)",
     )
+    secret_properties: list[Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]] = (
+        Field(default_factory=list, description="Environment properties whose values are secrets: copied to the "
+              "DR saved configuration, never shown in logs, reports or output (names like *PASSWORD*, *SECRET*, "
+              "*TOKEN* and AWS keys are always treated so)"))
+
+    @field_validator("secret_properties")
+    @classmethod
+    def _unique_secret_properties(cls, names: list[str]) -> list[str]:
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"secret_properties names {', '.join(repeated)} more than once")
+        return names
 
     @property
     def instance_role(self) -> str:
@@ -133,68 +154,6 @@ class BucketPair(_Model):
     replicate_delete_markers: bool = False
     replication_role_arn: Arn | None = None
 
-
-# Route 53 geolocation codes: the seven continent codes and ISO 3166-1 alpha-2 country codes.
-ContinentCode = Literal["AF", "AN", "AS", "EU", "NA", "OC", "SA"]
-CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code, as Route 53 uses")]
-
-
-class GeoLocation(_Model):
-    """Where the primary serves with geolocation routing: exactly one of a continent or a country."""
-
-    continent_code: ContinentCode | None = None
-    country_code: CountryCode | None = None
-
-
-class DnsWeights(_Model):
-    """Weighted routing: the share of DNS answers each region's record gets (Route 53 weights, 0-255)."""
-
-    primary: int = Field(default=100, ge=0, le=255)
-    dr: int = Field(default=0, ge=0, le=255)
-
-
-class Dns(_Model):
-    """The record clients use, and how a failover moves it.
-
-    ``cutover: health_check`` (the default) has replicate build routing records ahead of time whose
-    primary carries a Route 53 health check driven by a CloudWatch alarm in the DR region; the
-    failover only publishes a metric there (data plane, no Route 53 call). ``cutover: records``
-    UPSERTs the simple record to the DR target during the failover: a call to Route 53's control
-    plane, which is in us-east-1 and may be impaired by the very outage being failed over from (when
-    it fails, the failover ends in DnsCutoverFailed with the record to set by hand).
-    """
-
-    hosted_zone_id: HostedZoneId
-    record_name: Fqdn
-    record_type: Literal["CNAME"] = "CNAME"
-    ttl: int = Field(default=60, ge=0, le=172800)
-    # Data plane by default: a failover must not depend on Route 53's control plane (us-east-1).
-    cutover: Literal["records", "health_check"] = "health_check"
-    environment: EnvName | None = Field(
-        default=None, description="Plan environment whose DR CNAME the record points at (default: the first)"
-    )
-    primary_target: Fqdn | None = Field(
-        default=None, description="Host name the record points at in the primary region, for a plan without a "
-        "Beanstalk environment (e.g. the primary load balancer's DNS name)")
-    dr_target: Fqdn | None = Field(
-        default=None, description="Host name the record points at after a failover, for a plan without a Beanstalk "
-        "environment (e.g. the DR load balancer's DNS name)")
-    routing: Literal["failover", "latency", "geolocation", "weighted"] = Field(
-        default="failover",
-        description="health_check mode: the routing policy of the record pair replicate builds",
-    )
-    weights: DnsWeights | None = Field(
-        default=None, description="routing: weighted: each region's share of the answers (default primary 100, dr 0)")
-    primary_location: GeoLocation | None = Field(
-        default=None, description="health_check mode with geolocation routing: where the primary serves"
-    )
-    health_check_alarm: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=255,
-        description="health_check mode: the DR-region alarm behind the primary's health check "
-        "(default pilotlight-<plan>-primary-health)",
-    )
 
 
 class Alarm(_Model):
@@ -252,6 +211,10 @@ class Plan(_Model):
         "failed one and scales the other to the whole load")
     buckets: list[BucketPair] = Field(default_factory=list)
     dns: Dns | None = None
+    probes: Probes = Field(default_factory=Probes, description="HTTP(S) probes of the restored service")
+    canary_network: CanaryNetwork | None = Field(
+        default=None, description="DR VPC subnets and security groups of the canary function (SQL canary write, "
+        "heartbeat); default: no VPC, so only databases with a public endpoint are reached")
     triggers: Triggers = Field(default_factory=Triggers)
     schedules: Schedules = Field(default_factory=Schedules)
     drills: Drills = Field(default_factory=Drills)
@@ -343,7 +306,7 @@ class Plan(_Model):
         if key and key.startswith("arn:") and _arn_region(key) != self.dr_region:
             problems.append(PlanFieldError("ami.dr_kms_key_id", f"the key must be in the DR region {self.dr_region}"))
         if self.dns is not None:
-            problems += _dns_mode_problems(self.dns)
+            problems += dns_mode_problems(self.dns)
             targets = (self.dns.primary_target, self.dns.dr_target)
             if not self.environments and None in targets:
                 missing = "dns.dr_target" if self.dns.dr_target is None else "dns.primary_target"
@@ -359,6 +322,7 @@ class Plan(_Model):
                     PlanFieldError("dns.environment", f"'{self.dns.environment}' is not one of the plan's environments")
                 )
         problems += self._drill_name_problems()
+        problems += canary_network_problems(self)
         for i, alarm in enumerate(self.triggers.alarms):
             if alarm.region and alarm.region not in (self.primary_region, self.dr_region, "us-east-1"):
                 problems.append(
@@ -517,6 +481,12 @@ class Plan(_Model):
         return self.dns is not None and self.dns.cutover == "health_check"
 
     @property
+    def routing_records(self) -> bool:
+        """Whether replicate builds a routing record pair (health_check mode, or records mode with a routing policy
+        other than failover, which there means one simple record)."""
+        return self.dns is not None and (self.dns.cutover == "health_check" or self.dns.routing != "failover")
+
+    @property
     def health_check_alarm(self) -> str | None:
         """The DR-region alarm whose state drives the primary's Route 53 health check (health_check mode)."""
         if not self.health_check_cutover:
@@ -539,42 +509,6 @@ def _duplicates(collection: str, values: list[str], field: str) -> list[PlanFiel
             out.append(PlanFieldError(f"{collection}[{i}].{field}", f"'{value}' is used twice"))
         seen.add(value)
     return out
-
-
-def _dns_mode_problems(dns: Dns) -> list[PlanFieldError]:
-    """Settings of the health_check cutover that mean nothing, or too little, for the chosen mode."""
-    problems: list[PlanFieldError] = []
-    if dns.cutover == "records":
-        # routing: failover is the default, so a dumped plan reads back; anything else means nothing here.
-        for field, default in (("routing", "failover"), ("primary_location", None), ("health_check_alarm", None),
-                               ("weights", None)):
-            if getattr(dns, field) != default:
-                problems.append(PlanFieldError(
-                    f"dns.{field}",
-                    "only used with cutover: health_check (records mode UPSERTs one simple record during the "
-                    "failover); remove it or set dns.cutover: health_check",
-                ))
-        return problems
-    loc = dns.primary_location
-    if dns.routing == "geolocation":
-        if loc is None:
-            problems.append(PlanFieldError(
-                "dns.primary_location",
-                "required with routing: geolocation (continent_code or country_code of where the primary serves)",
-            ))
-        elif (loc.continent_code is None) == (loc.country_code is None):
-            problems.append(PlanFieldError(
-                "dns.primary_location", "give exactly one of continent_code and country_code"))
-    elif loc is not None:
-        problems.append(PlanFieldError(
-            "dns.primary_location", f"only used with routing: geolocation (routing is {dns.routing})"))
-    if dns.weights is not None:
-        if dns.routing != "weighted":
-            problems.append(PlanFieldError("dns.weights",
-                                           f"only used with routing: weighted (routing is {dns.routing})"))
-        elif dns.weights.primary == 0 and dns.weights.dr == 0:
-            problems.append(PlanFieldError("dns.weights", "at least one region needs a weight above 0"))
-    return problems
 
 
 def _arn_region(arn: str) -> str:
@@ -607,6 +541,44 @@ def _hint_key(loc: tuple[Any, ...]) -> tuple[str, str]:
     return (names[0], names[-1]) if len(names) == 2 else ("", "")
 
 
+_TYPE_EXPECTED = {
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping of fields",
+    "model_attributes_type": "a mapping of fields",
+}
+
+
+def _yaml_kind(value: Any) -> str:
+    """What a YAML value is, in the plan author's words (YAML reads ``yes``, ``30.0`` and ``~`` as typed values)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple | set):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "~"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _problems(exc: ValidationError) -> list[str]:
     lines: list[str] = []
     for err in exc.errors(include_url=False):
@@ -625,6 +597,10 @@ def _problems(exc: ValidationError) -> list[str]:
             msg = "required field is missing" + _MISSING_HINTS.get(_hint_key(err["loc"]), "")
         elif err["type"] == "string_pattern_mismatch":
             msg = f"{err['input']!r} does not match the expected format {err['ctx']['pattern']}"
+        elif err["type"] in _TYPE_EXPECTED:
+            # Strict types: a boolean or a string is never read as a number, nor a number as a string.
+            value = err["input"]
+            msg = f"expected {_TYPE_EXPECTED[err['type']]}, got {_shown(value)} ({_yaml_kind(value)})"
         lines.append(f"{loc or '(plan)'}: {msg}")
     return lines
 
@@ -632,13 +608,63 @@ def _problems(exc: ValidationError) -> list[str]:
 def parse_plan(data: Any, source: str = "<plan>") -> Plan:
     """Validate an already-loaded document; raises :class:`PlanError` listing every problem."""
     if data is None:
-        raise PlanError(source, ["(plan): the file is empty"])
+        raise PlanError(source, ["(plan): the document is null (~), expected a mapping of plan fields"])
     if not isinstance(data, dict):
-        raise PlanError(source, [f"(plan): expected a mapping of fields at the top level, got {type(data).__name__}"])
+        raise PlanError(source, [f"(plan): expected a mapping of fields at the top level, got {_shown(data)} "
+                                 f"({_yaml_kind(data)})"])
     try:
         return Plan.model_validate(data)
     except ValidationError as exc:
         raise PlanError(source, _problems(exc)) from exc
+    except RecursionError as exc:
+        raise PlanError(source, ["(plan): nested too deeply to be a plan"]) from exc
+
+
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping names a key twice: YAML would keep the last silently, and a plan is strict."""
+
+
+class _PlanLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (``<<`` merges may still be overridden)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base class says so, with its place
+                break
+            if first is not None:
+                raise DuplicateKeyError(
+                    "while reading a mapping", node.start_mark,
+                    f"duplicate key {_shown(key)} (first given at line {first.start_mark.line + 1}; "
+                    "a plan names each field once)", key_node.start_mark)
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(text: str, source: str) -> Any:
+    """The single YAML document in ``text``; a :class:`PlanError` naming the line for anything else."""
+    loader = _PlanLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise PlanError(source, ["(plan): the file is empty (no YAML document, only blank lines or comments)"])
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        if isinstance(exc, yaml.composer.ComposerError) and exc.context:
+            problem = f"{exc.context} (a plan file is one document), {problem}"
+        raise PlanError(source, [f"(yaml): {where}{problem}"]) from exc
+    except RecursionError as exc:
+        raise PlanError(source, ["(yaml): nested too deeply to be a plan"]) from exc
+    finally:
+        loader.dispose()
 
 
 def load_plan(path: str | Path) -> Plan:
@@ -652,14 +678,7 @@ def load_plan(path: str | Path) -> Plan:
         raise PlanError(source, ["(file): is a directory, not a plan file"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PlanError(source, [f"(file): cannot be read: {exc}"]) from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise PlanError(source, [f"(yaml): {where}{problem}"]) from exc
-    return parse_plan(data, source)
+    return parse_plan(read_yaml(text, source), source)
 
 
 def plan_json_schema() -> dict[str, Any]:

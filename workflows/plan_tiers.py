@@ -16,6 +16,7 @@ from workflows.plan_types import (
     DbClass,
     DbId,
     DbSubnetGroupName,
+    IamRoleName,
     InstanceProfileName,
     KmsKey,
     SgId,
@@ -75,6 +76,33 @@ class Database(_Model):
     az2_replica: Az2Replica | None = None
     storage_encrypted: bool = Field(default=False, description="Whether the source instance is encrypted")
     dr_kms_key_id: KmsKey | None = Field(default=None, description="DR-region KMS key for encrypted copies")
+    credentials_secret: str | None = Field(
+        default=None, min_length=1, max_length=512, pattern=r"^[A-Za-z0-9/_+=.@-]+$",
+        description="Secrets Manager secret (name) with the master user's username and password, present in both "
+        "regions (a replica secret in the DR region). The failover's canary write and replicate's heartbeat read it; "
+        "an instance whose master password RDS manages (MasterUserSecret) uses that secret instead. "
+        "Default pilotlight/<identifier>/master")
+    heartbeat_column: str | None = Field(
+        default=None, pattern=r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$",
+        description="table.column (e.g. orders.updated_at) of an application table whose newest value measures the "
+        "data-loss window after promotion; default: replicate writes a row to pilotlight_heartbeat on every run")
+
+    @property
+    def credentials_secret_name(self) -> str:
+        return self.credentials_secret or f"pilotlight/{self.identifier}/master"
+
+
+class Probes(_Model):
+    """How the failover checks the service as users see it: an HTTP(S) GET of each DR environment's URL, then of
+    the plan's DNS name once that answers."""
+
+    scheme: Literal["http", "https"] = Field(default="http", description="http (the environment URL's port 80) "
+                                             "or https (needs a listener on 443 with a certificate for the names)")
+    path: str = Field(default="/", pattern=r"^/[^\s]*$", max_length=1024, description="Health path to request")
+    expected_status: int = Field(default=200, ge=100, le=599, description="Status a healthy service answers")
+    body_contains: str | None = Field(default=None, min_length=1, max_length=256,
+                                      description="Text the healthy answer's body must contain")
+    timeout_seconds: int = Field(default=5, ge=1, le=30, description="Per request")
 
 
 class AuroraGlobalDatabase(_Model):
@@ -203,6 +231,9 @@ class AutoScalingGroup(_Model):
     dr_network: AsgNetwork
     instance_profile: InstanceProfileName | None = Field(
         default=None, description="Instance profile of the DR instances (default: the primary template's)")
+    instance_profile_role: IamRoleName | None = Field(
+        default=None, description="The role in instance_profile (default: the profile's own name, as the EC2 console "
+        "creates them); the only role the functions may pass to EC2")
     pilot_size: int = Field(
         default=0, ge=0, le=10000,
         description="Instances the DR group runs before a failover: 0 for a pilot light, more for a warm standby or "
@@ -218,6 +249,11 @@ class AutoScalingGroup(_Model):
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
         return unique_values(value)
+
+    @property
+    def instance_role(self) -> str | None:
+        """The role the DR instances run with, when the plan says (None: the primary template's profile's)."""
+        return self.instance_profile_role or self.instance_profile
 
 
 Topology = Literal["pilot-light", "warm-standby", "active-active"]

@@ -1,10 +1,11 @@
 """The replicate workflow: keep the pilot light current (runs on a schedule, talks to both regions).
 
-One Parallel state runs the independent branches (AMIs, application versions, RDS replicas, S3
-replication, and with the health_check DNS cutover the alarm, health check and routing records);
-each is a Map over the plan's items (the DNS branch has one item and no Map) and catches its own failure, so one broken
-branch is reported without hiding what the others did. The Beanstalk saved configurations come
-after the Parallel state because they name the newest DR AMI copy and the DR replica's endpoint.
+One Parallel state runs the independent branches (AMIs, application versions, RDS replicas (after a
+heartbeat row in each primary database), S3 replication, and the routing records with their health checks
+(and the health_check cutover's alarm)); each is a Map over the plan's items (the DNS branch has one item and
+no Map) and catches its own failure, so one broken branch is reported without hiding what the others did.
+The Beanstalk saved configurations come after the Parallel state because they name the newest DR AMI copy
+and the DR replica's endpoint.
 The output is a summary of created / updated / unchanged / deleted / drift / failed records.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflows import asl
+from workflows import asl, failures
 from workflows.plan import DnsWeights, Plan
 
 # Poll intervals and attempt limits, well above the p95 durations of the latency table
@@ -31,15 +32,17 @@ def plan_document(plan: Plan) -> dict[str, Any]:
     for tier in ("aurora", "tables", "compute"):  # only what the plan has: other plans' definitions stay as they were
         if not doc[tier]:
             del doc[tier]
-    if plan.health_check_cutover:
+    if plan.routing_records:
         doc["dns_routing"] = dns_routing_document(plan)
     return doc
 
 
 def dns_routing_document(plan: Plan) -> dict[str, Any]:
-    """The health_check cutover: what replicate builds ahead of time for the plan's record."""
+    """The routing records (and their health checks) replicate builds ahead of time for the plan's record."""
     assert plan.dns is not None
     loc = plan.dns.primary_location
+    check = plan.dns.endpoint_check
+    endpoint = {"endpoint": {**check.model_dump(), "port": check.effective_port}} if check else {}
     return {
         "zone_id": plan.dns.hosted_zone_id,
         "record_name": plan.dns.record_name,
@@ -51,6 +54,7 @@ def dns_routing_document(plan: Plan) -> dict[str, Any]:
         "primary_target": plan.dns_primary_target,
         "dr_target": plan.dns_dr_target,
         "alarm": plan.health_check_alarm,
+        **endpoint,
     }
 
 
@@ -92,6 +96,13 @@ def _plan_document(plan: Plan) -> dict[str, Any]:
                 "replica_instance_class": db.replica_instance_class,
                 "dr_kms_key_id": db.dr_kms_key_id,
                 "has_az2": db.az2_replica is not None,
+                "heartbeat": {
+                    "write": db.heartbeat_column is None and db.engine == "postgres",
+                    "identifier": db.identifier,
+                    "engine": db.engine,
+                    "credentials_secret": db.credentials_secret_name,
+                    "heartbeat_column": db.heartbeat_column,
+                },
                 "az2": (
                     {"identifier": db.az2_replica.identifier, "availability_zone": db.az2_replica.availability_zone}
                     if db.az2_replica
@@ -244,8 +255,39 @@ def _replica_loop(name: str, step: str, region: str, target: str, extra: dict[st
     )
 
 
+def _heartbeat_states(next_state: str) -> dict[str, asl.State]:
+    """A heartbeat row in the primary database (the failover measures the data-loss window from the newest one
+    the promoted replica holds), unless the plan names an application column for that. Its failure is a failed
+    record of the run; the replicas are still looked after."""
+    hb = "$.db.heartbeat"
+    task = asl.task(
+        "Heartbeat row in the primary database", "canary", "heartbeat",
+        {"region.$": "$.plan.primary_region", "database.$": hb}, result_path="$.heartbeat", next_state=next_state)
+    task["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "HeartbeatFailed"}]
+    return {
+        "HeartbeatWanted?": {
+            "Type": "Choice",
+            "Comment": "Heartbeat row in the primary database",
+            "Choices": [{"Variable": f"{hb}.write", "BooleanEquals": True, "Next": "Heartbeat"}],
+            "Default": "NoHeartbeat",
+        },
+        "NoHeartbeat": {"Type": "Pass", "Result": {}, "ResultPath": "$.heartbeat", "Next": next_state},
+        "Heartbeat": task,
+        "HeartbeatFailed": {
+            "Type": "Pass",
+            "Comment": "Heartbeat row in the primary database",
+            "Parameters": {"record": {
+                "resource.$": "States.Format('heartbeat {} ({})', $.db.identifier, $.plan.primary_region)",
+                "status": "failed", "error.$": "$.error.Error", "cause.$": "$.error.Cause"}},
+            "ResultPath": "$.heartbeat",
+            "Next": next_state,
+        },
+    }
+
+
 def _database_states() -> dict[str, asl.State]:
-    """The cross-region replica and the in-region AZ2 replica are created side by side (both ~20 min)."""
+    """A heartbeat row first; then the cross-region replica and the in-region AZ2 replica are created side by
+    side (both ~20 min)."""
     dr: dict[str, asl.State] = {}
     dr.update(_replica_loop(
         "EnsureDrReplica", "Cross-region read replica", "$.plan.dr_region", "dr_replica_identifier",
@@ -278,6 +320,7 @@ def _database_states() -> dict[str, asl.State]:
     ))
     az2["Az2ReplicaDone"] = {"Type": "Pass", "Parameters": {"replica.$": "$.poll"}, "End": True}
     return {
+        **_heartbeat_states("Replicas"),
         "Replicas": {
             "Type": "Parallel",
             "Comment": "Read replicas",
@@ -287,7 +330,8 @@ def _database_states() -> dict[str, asl.State]:
         },
         "DatabaseDone": {
             "Type": "Pass",
-            "Parameters": {"source.$": "$.db.identifier", "dr.$": "$.replicas[0]", "az2.$": "$.replicas[1]"},
+            "Parameters": {"source.$": "$.db.identifier", "heartbeat.$": "$.heartbeat", "dr.$": "$.replicas[0]",
+                           "az2.$": "$.replicas[1]"},
             "End": True,
         },
     }
@@ -421,44 +465,70 @@ def _bucket_states() -> dict[str, asl.State]:
     return states
 
 
-def _dns_routing_branch(weighted: bool = False) -> dict[str, Any]:
-    """Alarm -> health check on it -> routing records naming the health check; one record each.
+def _dns_routing_branch(plan: Plan) -> dict[str, Any]:
+    """The plan's routing records and the health checks they carry, one task each, in order:
 
-    A single item (the plan's record), so no Map: each task catches into the branch's failed record.
+    health_check mode: the DR-region alarm -> the health check on it -> (with an endpoint check: each region's
+    endpoint check and the primary's calculated check) -> the records; records mode: (the endpoint checks ->)
+    the records. A single item (the plan's record), so no Map: each task catches into the branch's failed record.
     """
+    assert plan.dns is not None
     dns = "$.plan.dns_routing"
-    catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "DnsRoutingFailed"}]
-    states: dict[str, asl.State] = {
-        "EnsureHealthAlarm": asl.task(
+    states: dict[str, asl.State] = {}
+    order: list[str] = []
+    primary_check: str | None = None
+    if plan.health_check_cutover:
+        states["EnsureHealthAlarm"] = asl.task(
             "DR-region alarm behind the primary's health check", "dns", "ensure_health_alarm",
             {"region.$": "$.plan.dr_region", "plan.$": "$.plan.name", "alarm.$": f"{dns}.alarm"},
             result_path="$.alarm", next_state="EnsureHealthCheck",
-        ),
-        "EnsureHealthCheck": asl.task(
+        )
+        states["EnsureHealthCheck"] = asl.task(
             "Route 53 health check on the alarm", "dns", "ensure_health_check",
             {"plan.$": "$.plan.name", "alarm_region.$": "$.plan.dr_region", "alarm.$": f"{dns}.alarm"},
-            result_path="$.health_check", next_state="EnsureRoutingRecords",
-        ),
-        "EnsureRoutingRecords": asl.task(
-            "Routing records with the primary's health check", "dns", "ensure_routing_records",
-            {"plan.$": "$.plan.name", "zone_id.$": f"{dns}.zone_id", "name.$": f"{dns}.record_name",
-             "record_type.$": f"{dns}.record_type", "ttl.$": f"{dns}.ttl", "routing.$": f"{dns}.routing",
-             "primary_target.$": f"{dns}.primary_target", "dr_target.$": f"{dns}.dr_target",
-             "health_check_id.$": "$.health_check.health_check_id", "primary_region.$": "$.plan.primary_region",
-             "dr_region.$": "$.plan.dr_region", "primary_location.$": f"{dns}.primary_location",
-             **({"weights.$": f"{dns}.weights"} if weighted else {})},
-            result_path="$.routing", next_state="DnsRoutingDone",
-        ),
-        "DnsRoutingDone": {
-            "Type": "Pass",
-            "Parameters": {"alarm.$": "$.alarm", "health_check.$": "$.health_check", "routing.$": "$.routing"},
-            "End": True,
-        },
-        "DnsRoutingFailed": _failed("DnsRouting"),
+            result_path="$.health_check", next_state=None,
+        )
+        order += ["EnsureHealthAlarm", "EnsureHealthCheck"]
+        primary_check = "$.health_check.health_check_id"
+    dr_check: str | None = None
+    if plan.dns.endpoint_check is not None:
+        params = {"plan.$": "$.plan.name", "primary_target.$": f"{dns}.primary_target",
+                  "dr_target.$": f"{dns}.dr_target", "endpoint.$": f"{dns}.endpoint"}
+        if primary_check:
+            params["alarm_check_id.$"] = primary_check
+        states["EnsureEndpointChecks"] = asl.task(
+            "Route 53 health check of each region's endpoint", "dns", "ensure_endpoint_checks", params,
+            result_path="$.endpoints", next_state=None,
+        )
+        order.append("EnsureEndpointChecks")
+        primary_check, dr_check = "$.endpoints.primary_record", "$.endpoints.dr"
+    record_params = {
+        "plan.$": "$.plan.name", "zone_id.$": f"{dns}.zone_id", "name.$": f"{dns}.record_name",
+        "record_type.$": f"{dns}.record_type", "ttl.$": f"{dns}.ttl", "routing.$": f"{dns}.routing",
+        "primary_target.$": f"{dns}.primary_target", "dr_target.$": f"{dns}.dr_target",
+        "primary_region.$": "$.plan.primary_region", "dr_region.$": "$.plan.dr_region",
+        "primary_location.$": f"{dns}.primary_location",
+        **({"health_check_id.$": primary_check} if primary_check else {"health_check_id": None}),
+        **({"dr_health_check_id.$": dr_check} if dr_check else {}),
+        **({"weights.$": f"{dns}.weights"} if plan.dns.routing == "weighted" else {}),
     }
-    for name in ("EnsureHealthAlarm", "EnsureHealthCheck", "EnsureRoutingRecords"):
-        states[name]["Catch"] = [dict(c) for c in catch]
-    return {"StartAt": "EnsureHealthAlarm", "States": states}
+    states["EnsureRoutingRecords"] = asl.task(
+        "Routing records with their health checks", "dns", "ensure_routing_records", record_params,
+        result_path="$.routing", next_state="DnsRoutingDone",
+    )
+    order.append("EnsureRoutingRecords")
+    for name, following in zip(order, order[1:], strict=False):
+        states[name]["Next"] = following
+        states[name].pop("End", None)
+    done = {"alarm.$": "$.alarm", "health_check.$": "$.health_check"} if plan.health_check_cutover else {}
+    if plan.dns.endpoint_check is not None:
+        done["endpoints.$"] = "$.endpoints"
+    done["routing.$"] = "$.routing"
+    states["DnsRoutingDone"] = {"Type": "Pass", "Parameters": done, "End": True}
+    states["DnsRoutingFailed"] = _failed("DnsRouting")
+    for name in order:
+        states[name]["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "DnsRoutingFailed"}]
+    return {"StartAt": order[0], "States": states}
 
 
 def _configuration_states(plan: Plan) -> dict[str, asl.State]:
@@ -482,7 +552,7 @@ def build(plan: Plan) -> dict[str, Any]:
         branches.append(_branch("Images", "$.plan.environments", "env", "FindInstance", _image_states()))
         branches.append(_branch("AppVersions", "$.plan.environments", "env", "CopyAppVersion", _version_states()))
     if plan.rds_databases:
-        branches.append(_branch("Databases", "$.plan.databases", "db", "Replicas", _database_states()))
+        branches.append(_branch("Databases", "$.plan.databases", "db", "HeartbeatWanted?", _database_states()))
     if plan.compute:
         branches.append(_branch("Compute", "$.plan.compute", "group", "TemplateImage", _compute_states()))
     if plan.aurora_databases:
@@ -491,8 +561,8 @@ def build(plan: Plan) -> dict[str, Any]:
         branches.append(_branch("Tables", "$.plan.tables", "table", "EnsureTableReplica", _table_states()))
     if plan.buckets:
         branches.append(_branch("Buckets", "$.plan.buckets", "bucket", "EnsureReplication", _bucket_states()))
-    if plan.health_check_cutover:
-        branches.append(_dns_routing_branch(plan.dns is not None and plan.dns.routing == "weighted"))
+    if plan.routing_records:
+        branches.append(_dns_routing_branch(plan))
     after_parallel = "Configurations" if plan.environments else "Summary"
     states: dict[str, asl.State] = {
         "LoadPlan": {
@@ -523,11 +593,14 @@ def build(plan: Plan) -> dict[str, Any]:
         states["ConfigurationsFailed"] = failed
     states["Summary"] = asl.task(
         "Summary", "report", "summarise_replicate",
-        {"plan.$": "$.plan.name", "results": {"branches.$": "$.branches",
+        {"plan.$": "$.plan.name", "topic_arn": asl.NOTIFICATION_TOPIC, "region.$": "$.plan.dr_region",
+         "execution.$": "$$.Execution.Id", "results": {"branches.$": "$.branches",
                                              **({"configurations.$": "$.configurations"} if plan.environments
                                                 else {})}},
         result_path="$", next_state=None,
     )
+    # A failed branch is a record of the summary (the others go on); what fails beyond that ends the run.
+    failures.add_record(states, plan, "replicate")
     return asl.machine(f"pilotlight replicate for plan {plan.name}", "LoadPlan", states, MACHINE_TIMEOUT)
 
 

@@ -10,6 +10,7 @@ from conftest import ACCOUNT, Template, as_list, function_role_statements, lambd
 from moto.events.models import EventPattern
 
 from infra import iam as plan_iam
+from infra import vpc
 from infra.stacks import alarm_regions, forwarder_stack_name
 from workflows import asl, render
 
@@ -99,12 +100,47 @@ def test_function_code_asset_is_the_lambdas_package_only(dr, synthesized):
     assert len(keys) == 1, "all functions share one code asset"
     asset_hash = keys.pop().removesuffix(".zip")
     asset = Path(synthesized.out_dir) / f"asset.{asset_hash}"
-    # The lambdas package, and the template engine the widget renders with (pure Python, no binaries).
-    assert sorted(p.name for p in asset.iterdir()) == ["jinja2", "lambdas", "markupsafe"]
+    # The lambdas package, the template engine the widget renders with and the canary's PostgreSQL driver with
+    # what it imports (pure Python, no binaries; the driver reads its version from its dist-info).
+    names = sorted(p.name for p in asset.iterdir())
+    assert [n for n in names if not n.endswith(".dist-info")] == [
+        "asn1crypto", "dateutil", "jinja2", "lambdas", "markupsafe", "pg8000", "scramp", "six.py"]
+    assert {n.split("-")[0] for n in names if n.endswith(".dist-info")} == {
+        "asn1crypto", "pg8000", "python_dateutil", "scramp", "six"}
     assert not [p for p in asset.rglob("*.so")]
+    assert not [p for p in asset.rglob("*.pyc")]
     files = [p for p in (asset / "lambdas").rglob("*") if p.is_file()]
     assert files and all(p.suffix in (".py", ".j2") for p in files)
     assert (asset / "lambdas" / "rds.py").read_text() == (Path(__file__).parents[2] / "lambdas" / "rds.py").read_text()
+
+
+def test_the_canary_function_runs_in_the_plans_dr_subnets_and_security_groups(dr, plan):
+    functions = lambda_functions(dr)
+    _, canary = functions[render.function_name(plan, "canary")]
+    assert canary["VpcConfig"] == {"SubnetIds": list(plan.canary_network.subnets),
+                                   "SecurityGroupIds": list(plan.canary_network.security_groups)}
+    others = [name for name, (_, props) in functions.items() if "VpcConfig" in props]
+    assert others == [render.function_name(plan, "canary")], "only the canary function needs the VPC"
+
+
+def test_the_canary_functions_interface_permissions_are_scoped_and_in_place_before_it(dr, plan):
+    lid, canary = lambda_functions(dr)[render.function_name(plan, "canary")]
+    role = canary["Role"]["Fn::GetAtt"][0]
+    (policy_lid,) = [p for p, r in dr.of_type("AWS::IAM::Policy").items()
+                     if {"Ref": role} in r["Properties"]["Roles"] and "VpcAccess" in p]
+    granted = {a: set(as_list(s["Resource"])) for s in dr.resolve(
+        dr.props(policy_lid)["PolicyDocument"]["Statement"]) for a in as_list(s["Action"])}
+    ec2 = f"arn:aws:ec2:{plan.dr_region}:{ACCOUNT}"
+    eni = f"{ec2}:network-interface/*"
+    assert granted["ec2:CreateNetworkInterface"] == {
+        eni, *(f"{ec2}:subnet/{s}" for s in plan.canary_network.subnets),
+        *(f"{ec2}:security-group/{g}" for g in plan.canary_network.security_groups)}
+    for action in ("ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"):
+        assert granted[action] == {eni}, action
+    assert granted["ec2:DescribeNetworkInterfaces"] == granted["ec2:DescribeSubnets"] == {"*"}
+    assert set(granted) == set(vpc.VPC_ACCESS_ACTIONS)
+    # Lambda checks the role can create the interfaces when the function is created: the policy comes first.
+    assert policy_lid in as_list(dr.resources[lid].get("DependsOn", []))
 
 
 # Notifications ------------------------------------------------------------------------------
@@ -243,6 +279,8 @@ def test_function_roles_grant_only_the_service_declared_actions(dr, plan):
     for service, statements in function_role_statements(dr).items():
         registry = plan_iam.registry_for(service)
         declared = {p for a in registry.actions.values() for p in a.permissions}
+        if vpc.attached(plan, service):  # Lambda manages the function's interfaces in the DR VPC with its role
+            declared |= set(vpc.VPC_ACCESS_ACTIONS)
         granted = {a for s in statements for a in as_list(s["Action"])} - {"logs:CreateLogStream", "logs:PutLogEvents"}
         if "sns:Publish" in declared:  # the topic is KMS-encrypted
             declared |= {"kms:GenerateDataKey", "kms:Decrypt"}

@@ -1,0 +1,178 @@
+"""The data plane of the RDS databases: a canary write after promotion, heartbeat rows before.
+
+This function runs in the DR VPC (the plan's subnets and security group), where the promoted databases
+are reached at the endpoint ``DescribeDBInstances`` answers, with the master user's credentials read from
+Secrets Manager (the instance's RDS-managed secret, ``MasterUserSecret``, when it has one; otherwise the
+plan's ``credentials_secret``). Credentials are used to connect and nothing else: no result, message or log
+line carries them.
+
+- ``verify_databases``: in each promoted database, create ``pilotlight_canary`` if missing, write a row and
+  read it back; and read the newest heartbeat the database holds: the time between the promotion and that
+  heartbeat is the data-loss window (RPO as data), reported beside the replica lag read before promotion.
+- ``heartbeat``: replicate writes a row to ``pilotlight_heartbeat`` in each primary database on every run
+  (unless the plan points at an application table's column, ``heartbeat_column``). The function reaches the
+  primary database from the DR VPC: the two VPCs need a route to each other (peering or a transit gateway)
+  and the primary's security group must admit the function's.
+
+PostgreSQL only (pg8000, pure Python); another engine's check says it was not verified.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lambdas import rds
+from lambdas.common import CONNECTION_ERRORS, Registry, client, raise_mapped
+from lambdas.errors import HeartbeatNotWritten, ResourceNotFound
+
+registry = Registry("canary")
+handler = registry.handler
+
+CANARY_TABLE = "pilotlight_canary"
+HEARTBEAT_TABLE = "pilotlight_heartbeat"
+CONNECT_TIMEOUT = 5
+
+
+def _credentials(region: str, db: dict[str, Any], secret_name: str) -> tuple[str, str]:
+    """The master user and password: the instance's RDS-managed secret, or the plan's secret in ``region``."""
+    managed = (db.get("MasterUserSecret") or {}).get("SecretArn")
+    secret_id = managed if managed and managed.split(":")[3] == region else secret_name
+    try:
+        text = client("secretsmanager", region).get_secret_value(SecretId=secret_id)["SecretString"]
+    except ClientError as exc:
+        raise_mapped(exc, f"read the credentials secret {secret_id}")
+    value = json.loads(text)
+    return str(value["username"]), str(value["password"])
+
+
+def _connect(region: str, identifier: str, secret_name: str) -> Any:
+    import pg8000.native
+
+    db = rds.describe_instance(client("rds", region), identifier)
+    if db is None:
+        raise ResourceNotFound(f"DB instance {identifier} does not exist in {region}")
+    endpoint = db.get("Endpoint") or {}
+    user, password = _credentials(region, db, secret_name)
+    return pg8000.native.Connection(user, password=password, host=endpoint["Address"], port=int(endpoint["Port"]),
+                                    database=db.get("DBName") or "postgres", timeout=CONNECT_TIMEOUT)
+
+
+def _sql_error(exc: Exception) -> str:
+    """PostgreSQL's message (pg8000 carries the server's fields), never the connection parameters."""
+    fields = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else None
+    if fields:
+        return f"{fields.get('C', '')} {fields.get('M', '')}".strip()
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _newest(conn: Any, column: str | None) -> dt.datetime | None:
+    table, col = (column.split(".", 1) if column else (HEARTBEAT_TABLE, "beat_at"))
+    found = conn.run("SELECT to_regclass(:t) IS NOT NULL", t=f"public.{table}")
+    if not found or not found[0][0]:
+        return None
+    rows = conn.run(f'SELECT max("{col}") FROM public."{table}"')
+    value = rows[0][0] if rows else None
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def _canary(region: str, item: dict[str, Any], execution: str) -> dict[str, Any]:
+    identifier = item["identifier"]
+    check: dict[str, Any] = {"check": "canary write", "resource": identifier, "ok": False}
+    if item.get("engine", "postgres") != "postgres":
+        return {**check, "detail": f"not verified: no SQL canary for engine {item['engine']}"}
+    import pg8000.exceptions
+
+    try:
+        conn = _connect(region, identifier, item["credentials_secret"])
+    except (*CONNECTION_ERRORS, OSError) as exc:
+        return {**check, "detail": f"cannot connect: {type(exc).__name__}"}
+    except pg8000.exceptions.Error as exc:  # authentication, a database that refuses sessions
+        return {**check, "detail": f"cannot connect: {_sql_error(exc)}"}
+    try:
+        marker, now = uuid.uuid4().hex, dt.datetime.now(dt.UTC)
+        conn.run(f"CREATE TABLE IF NOT EXISTS {CANARY_TABLE} (id text PRIMARY KEY, written_at timestamptz NOT NULL, "
+                 "execution text)")
+        conn.run(f"INSERT INTO {CANARY_TABLE} (id, written_at, execution) VALUES (:id, :at, :ex)",
+                 id=marker, at=now, ex=execution)
+        back = conn.run(f"SELECT id FROM {CANARY_TABLE} WHERE id = :id", id=marker)
+        newest = _newest(conn, item.get("heartbeat_column"))
+    except pg8000.exceptions.Error as exc:  # a refused write (read-only, permissions) is the check's answer
+        return {**check, "detail": f"write refused: {_sql_error(exc)}"}
+    finally:
+        conn.close()
+    ok = bool(back) and back[0][0] == marker
+    out = {**check, "ok": ok, "detail": f"wrote and read back row {marker} in {CANARY_TABLE}" if ok
+           else f"row {marker} not read back", "row": marker, "written_at": now.isoformat()}
+    out["heartbeat"] = _window(newest, item.get("promoted_at"))
+    return out
+
+
+def _window(newest: dt.datetime | None, promoted_at: str | None) -> dict[str, Any]:
+    """The data-loss window: from the newest heartbeat the promoted database holds to the promotion."""
+    if newest is None:
+        return {"newest": None, "data_loss_seconds": None}
+    out: dict[str, Any] = {"newest": newest.isoformat(), "data_loss_seconds": None}
+    if promoted_at:
+        at = dt.datetime.fromisoformat(promoted_at.replace("Z", "+00:00"))
+        out["data_loss_seconds"] = round(max(0.0, (at - newest).total_seconds()), 3)
+    return out
+
+
+@registry.action("verify_databases",
+                 permissions=["rds:DescribeDBInstances", "secretsmanager:GetSecretValue"],
+                 resource={"rds:DescribeDBInstances": ("db", "drill_db"), "secretsmanager:GetSecretValue": "db_secret"})
+def verify_databases(region: str, databases: list[dict[str, Any]], restored: list[dict[str, Any]] | None = None,
+                     execution: str = "", attempt: int = -1) -> dict[str, Any]:
+    """A canary write and read in each promoted database; ``done`` when every one succeeds.
+
+    ``databases``: ``identifier``, ``credentials_secret``, ``engine``, ``heartbeat_column``; ``restored``: the
+    restore's database results (their ``rpo.at``, when the lag was read just before promotion)."""
+    promoted = {r.get("identifier"): (r.get("rpo") or {}).get("at") for r in restored or []}
+    checks = [_canary(region, {**d, "promoted_at": promoted.get(d["identifier"])}, execution) for d in databases]
+    return {"done": all(c["ok"] for c in checks), "attempt": attempt + 1, "checks": checks}
+
+
+@registry.action("heartbeat",
+                 permissions=["rds:DescribeDBInstances", "secretsmanager:GetSecretValue"],
+                 resource={"rds:DescribeDBInstances": "source_db", "secretsmanager:GetSecretValue": "db_secret"})
+def heartbeat(region: str, database: dict[str, Any]) -> dict[str, Any]:
+    """Write one row to ``pilotlight_heartbeat`` in a primary database; its replicate ``record``.
+
+    ``database``: ``identifier``, ``credentials_secret``, ``engine``, ``heartbeat_column``. A database whose plan
+    names a ``heartbeat_column`` (the application's own writes measure the window) or whose engine has no SQL
+    canary gets nothing written. A database that cannot be reached or refuses the write raises
+    :class:`HeartbeatNotWritten` (replicate records it as failed and goes on)."""
+    import pg8000.exceptions
+
+    identifier = database["identifier"]
+    resource = f"heartbeat {identifier} ({region})"
+    if database.get("heartbeat_column"):
+        return {"record": {"resource": resource, "status": "unchanged",
+                           "notes": [f"the plan's column {database['heartbeat_column']} measures the window"]}}
+    if database.get("engine", "postgres") != "postgres":
+        return {"record": {"resource": resource, "status": "unchanged",
+                           "notes": [f"no SQL heartbeat for engine {database['engine']}"]}}
+    try:
+        conn = _connect(region, identifier, database["credentials_secret"])
+    except (*CONNECTION_ERRORS, OSError) as exc:
+        raise HeartbeatNotWritten(f"{resource}: cannot connect: {type(exc).__name__}") from exc
+    except pg8000.exceptions.Error as exc:
+        raise HeartbeatNotWritten(f"{resource}: cannot connect: {_sql_error(exc)}") from exc
+    try:
+        now = dt.datetime.now(dt.UTC)
+        conn.run(f"CREATE TABLE IF NOT EXISTS {HEARTBEAT_TABLE} (beat_at timestamptz NOT NULL)")
+        conn.run(f"INSERT INTO {HEARTBEAT_TABLE} (beat_at) VALUES (:at)", at=now)
+    except pg8000.exceptions.Error as exc:
+        raise HeartbeatNotWritten(f"{resource}: write refused: {_sql_error(exc)}") from exc
+    finally:
+        conn.close()
+    # Evidence, like a replica's lag: the primary took a write now; nothing of the pilot light changed.
+    return {"record": {"resource": resource, "status": "verified", "at": now.isoformat(),
+                       "notes": [f"wrote a row at {now.isoformat()} to {HEARTBEAT_TABLE}"]}}

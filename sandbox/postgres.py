@@ -1,0 +1,240 @@
+"""A real PostgreSQL server behind the sandbox's RDS instances.
+
+One server per sandbox, started on first need (a plan without RDS pays nothing): ``initdb`` in a
+temporary directory owned by an unprivileged user (PostgreSQL refuses to run as root), listening on
+127.0.0.1 only, on a free port, with durability off (``fsync``, ``synchronous_commit``,
+``full_page_writes``): it holds test data for the life of one process. Each RDS instance is a
+database of its own in it, and each instance's master user a role of its own (``<database>__<user>``).
+
+Clients reach an instance through a :class:`Forwarder`: a loopback TCP listener per instance that
+reads the client's startup packet, rewrites ``database`` to the instance's database and ``user``
+to the instance's role, and then relays bytes both ways. The client sees a PostgreSQL server of its
+own at the instance's endpoint (sandbox/resolver.py maps the endpoint's name to the listener), with
+password authentication (SCRAM) as RDS does; SSL is declined (the server answers ``N``).
+
+The sandbox's own administration (creating databases, copying a replica's rows) uses a superuser
+connection over the server's Unix socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+SSL_REQUEST = 80877103
+GSS_REQUEST = 80877104
+PROTOCOL_3 = 196608
+RUN_AS = "nobody"
+SUPERUSER = "sandbox_admin"
+
+
+def find_bin() -> Path | None:
+    """The newest installed PostgreSQL server's bin directory (Debian's layout), or None."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(p.split("/")[4]))
+    return Path(found[-1]).parent if found else None
+
+
+class PostgresUnavailable(RuntimeError):
+    """No PostgreSQL server binaries here, or the server would not start."""
+
+
+class Server:
+    """One PostgreSQL server in a temporary directory, run as an unprivileged user."""
+
+    def __init__(self) -> None:
+        self.bin = find_bin()
+        self.dir: Path | None = None
+        self.port = 0
+        self.started_seconds = 0.0  # wall time initdb + start took
+        self._lock = threading.Lock()
+        self._stopped = False  # for good: a late session must not start a server nobody will stop
+
+    @property
+    def running(self) -> bool:
+        return self.dir is not None
+
+    def start(self) -> None:
+        with self._lock:
+            if self.dir is not None:
+                return
+            if self._stopped:
+                raise PostgresUnavailable("the sandbox's PostgreSQL server was stopped with its sandbox")
+            if self.bin is None:
+                raise PostgresUnavailable("PostgreSQL is not installed (/usr/lib/postgresql/*/bin/postgres); "
+                                          "install Debian's postgresql package")
+            began = time.monotonic()
+            base = Path(tempfile.mkdtemp(prefix="pilotlight-pg-"))
+            user = pwd.getpwuid(os.getuid()).pw_name if os.getuid() else RUN_AS
+            if os.getuid() == 0:
+                entry = pwd.getpwnam(RUN_AS)
+                os.chown(base, entry.pw_uid, entry.pw_gid)
+            data = base / "data"
+            self.port = _free_port()
+            self._run([str(self.bin / "initdb"), "-D", str(data), "-U", SUPERUSER, "-A", "scram-sha-256",
+                       "--auth-local=trust", "-E", "UTF8", "--no-sync", "--no-instructions"], user)
+            conf = {"listen_addresses": "'127.0.0.1'", "port": str(self.port), "unix_socket_directories": f"'{base}'",
+                    "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "100",
+                    "shared_buffers": "16MB", "log_min_messages": "fatal", "logging_collector": "off"}
+            with open(data / "postgresql.conf", "a", encoding="utf-8") as f:
+                f.writelines(f"{k} = {v}\n" for k, v in conf.items())
+            self._run([str(self.bin / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-s", "start"], user)
+            self.dir = base
+            self._user = user
+            self.started_seconds = time.monotonic() - began
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            if self.dir is None or self.bin is None:
+                return
+            with contextlib.suppress(subprocess.SubprocessError, OSError):
+                self._run([str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "-w", "-s",
+                           "stop"], self._user)
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    def _run(self, argv: list[str], user: str) -> None:
+        name = Path(argv[0]).name
+        if os.getuid() == 0:
+            argv = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups", *argv]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd="/")
+        if out.returncode != 0:
+            raise PostgresUnavailable(f"{name} failed: {out.stderr.strip() or out.stdout.strip()}")
+
+    def admin(self, database: str = "postgres") -> Any:
+        """A superuser connection over the Unix socket (autocommit)."""
+        import pg8000.native
+
+        self.start()
+        assert self.dir is not None
+        return pg8000.native.Connection(SUPERUSER, database=database, unix_sock=str(self.dir / f".s.PGSQL.{self.port}"))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("client closed during startup")
+        buf += chunk
+    return buf
+
+
+class Forwarder:
+    """A loopback listener for one instance: rewrites the startup packet's database and user, then relays.
+
+    ``before_connect()`` runs before each session reaches the server (the sandbox brings a replica's rows
+    up to date there); ``after_close()`` after a session ends (the sandbox notes that a source may have
+    changed).
+    """
+
+    def __init__(self, server: Server, database: str, role_prefix: str,
+                 before_connect: Callable[[], None] | None = None,
+                 after_close: Callable[[], None] | None = None,
+                 hold: Callable[[], Any] = contextlib.nullcontext) -> None:
+        self.server = server
+        self.hold = hold
+        self.database = database
+        self.role_prefix = role_prefix
+        self.before_connect = before_connect
+        self.after_close = after_close
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = int(self._sock.getsockname()[1])
+        self._closed = False
+        threading.Thread(target=self._accept, name=f"pg-forward-{database}", daemon=True).start()
+
+    def close(self) -> None:
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._session, args=(client,), daemon=True).start()
+
+    def _session(self, client: socket.socket) -> None:
+        # Modeled time stands still while a session is open: its writes are recorded at the time they were made.
+        with self.hold():
+            self._relay_session(client)
+
+    def _relay_session(self, client: socket.socket) -> None:
+        upstream: socket.socket | None = None
+        try:
+            startup = self._startup(client)
+            if startup is None:
+                return
+            if self.before_connect:
+                self.before_connect()
+            upstream = socket.create_connection(("127.0.0.1", self.server.port))
+            upstream.sendall(startup)
+            _relay(client, upstream)
+        except (OSError, ConnectionError):
+            pass
+        finally:
+            for s in (client, upstream):
+                if s is not None:
+                    with contextlib.suppress(OSError):
+                        s.close()
+            if self.after_close:
+                self.after_close()
+
+    def _startup(self, client: socket.socket) -> bytes | None:
+        while True:
+            length = struct.unpack("!I", _recv_exact(client, 4))[0]
+            body = _recv_exact(client, length - 4)
+            code = struct.unpack("!I", body[:4])[0]
+            if code in (SSL_REQUEST, GSS_REQUEST):
+                client.sendall(b"N")  # no SSL here: the client goes on in plain text (or gives up, if it must have it)
+                continue
+            if code != PROTOCOL_3:
+                return None
+            fields = body[4:].split(b"\x00")
+            params = dict(zip(fields[0:-2:2], fields[1:-2:2], strict=True))
+            user = params.get(b"user", b"").decode()
+            params[b"user"] = f"{self.role_prefix}{user}".encode()
+            params[b"database"] = self.database.encode()
+            payload = struct.pack("!I", PROTOCOL_3) + b"".join(k + b"\x00" + v + b"\x00" for k, v in params.items())
+            payload += b"\x00"
+            return struct.pack("!I", len(payload) + 4) + payload
+
+
+def _relay(a: socket.socket, b: socket.socket) -> None:
+    def pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while chunk := src.recv(65536):
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+    other = threading.Thread(target=pump, args=(b, a), daemon=True)
+    other.start()
+    pump(a, b)
+    other.join()
