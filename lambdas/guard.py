@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas import drill as drills
 from lambdas.common import Registry, aws_errors, client, raise_mapped
-from lambdas.errors import GUARD_ERRORS, Aborted, AlreadyRunning, PrimaryHealthy, TooSoon
+from lambdas.errors import GUARD_ERRORS, Aborted, AlreadyRunning, InvalidInput, PrimaryHealthy, TooSoon
 
 registry = Registry("guard")
 handler = registry.handler
@@ -86,6 +86,34 @@ def _acted(sfn: Any, execution: dict[str, Any]) -> bool:
     return error not in _NOT_ACTED
 
 
+MODES = ("auto", "graceful", "ungraceful")
+
+
+def trigger_problem(trigger: dict[str, Any], alarms: list[dict[str, str]]) -> str | None:
+    """What is wrong with a failover's input, or None: an alarm event must be one of this plan's trigger alarms
+    entering ALARM (not another plan's, not a malformed or an OK event); ``force`` must be a boolean and
+    ``mode`` one of :data:`MODES` (``"yes"`` would otherwise read as true and an unknown mode as auto)."""
+    if "force" in trigger and not isinstance(trigger["force"], bool):
+        return f"force must be true or false, got {trigger['force']!r}"
+    if "mode" in trigger and trigger["mode"] not in MODES:
+        return f"mode must be one of {', '.join(MODES)}, got {trigger['mode']!r}"
+    if not is_automatic(trigger):
+        return None
+    detail = trigger.get("detail")
+    name = detail.get("alarmName") if isinstance(detail, dict) else None
+    state = detail.get("state") if isinstance(detail, dict) else None
+    value = state.get("value") if isinstance(state, dict) else None
+    if not isinstance(name, str) or not isinstance(value, str):
+        return "an alarm event without detail.alarmName and detail.state.value (a malformed EventBridge event)"
+    mine = sorted({a["name"] for a in alarms})
+    if name not in mine:
+        return (f"alarm {name} is not one of this plan's trigger alarms ({', '.join(mine) or 'none'}): an event "
+                "meant for another plan, or a rule left from an older plan")
+    if value != "ALARM":
+        return f"alarm {name} entered {value}, not ALARM: only an alarm going off starts a failover"
+    return None
+
+
 @registry.action(
     "check",
     permissions=["cloudwatch:DescribeAlarms", "states:ListExecutions", "states:DescribeExecution",
@@ -102,6 +130,9 @@ def check(
     region: str,
     plan: str | None = None,
 ) -> dict[str, Any]:
+    problem = trigger_problem(trigger, alarms)
+    if problem:
+        raise InvalidInput(f"the failover's input is refused before anything acts: {problem}")
     sfn = client("stepfunctions", region)
     try:
         running = sfn.list_executions(stateMachineArn=state_machine_arn, statusFilter="RUNNING")["executions"]

@@ -167,3 +167,25 @@ def test_cli_maps_a_refusal_to_exit_4(reference_plan, monkeypatch):
     result = CliRunner().invoke(cli, ["failover", str(REFERENCE), "--sandbox"])
     assert result.exit_code == 4
     assert "PrimaryHealthy" in result.output
+
+
+def test_a_trigger_that_is_not_this_plans_alarm_going_off_is_refused_before_anything_acts(estate):
+    sandbox, plan = estate
+    sandbox.simulate_disaster(plan)  # the plan's own alarms are in ALARM: only the input is wrong
+    detail = ALARM_EVENT["detail"]
+    bad = {
+        "another plan's alarm": ({**ALARM_EVENT, "detail": {**detail, "alarmName": "other-app-5xx"}},
+                                 "alarm other-app-5xx is not one of this plan's trigger alarms"),
+        "an alarm returning to OK": ({**ALARM_EVENT, "detail": {**detail, "state": {"value": "OK"}}},
+                                     "entered OK, not ALARM"),
+        "a malformed event": ({**ALARM_EVENT, "detail": {"alarm": "x"}}, "a malformed EventBridge event"),
+        "force as a string": ({"source": "pilotlight failover", "force": "yes", "approved_by": "test"},
+                              "force must be true or false, got 'yes'"),
+        "an unknown mode": ({"source": "pilotlight failover", "mode": "fast", "approved_by": "test"},
+                            "mode must be one of auto, graceful, ungraceful"),
+    }
+    for what, (trigger, message) in bad.items():
+        result = run_workflow(sandbox, plan, "failover", trigger)
+        assert (result.status, result.error) == ("FAILED", "InvalidInput"), what
+        assert message in result.cause, (what, result.cause)
+    assert _is_replica(plan) and _record_value(plan) != plan.dns_dr_target
