@@ -18,6 +18,7 @@ connection over the server's Unix socket.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import glob
 import os
@@ -48,6 +49,16 @@ def find_bin() -> Path | None:
 
 class PostgresUnavailable(RuntimeError):
     """No PostgreSQL server binaries here, or the server would not start."""
+
+
+_RUNNING: set[Server] = set()  # started and not yet stopped, for the exit hook below
+
+
+@atexit.register
+def _stop_all() -> None:
+    """A process that ends without closing its sandbox (a test worker, an interrupted run) stops its servers."""
+    for server in list(_RUNNING):
+        server.stop()
 
 
 class Server:
@@ -93,6 +104,7 @@ class Server:
             self.dir = base
             self._user = user
             self.started_seconds = time.monotonic() - began
+            _RUNNING.add(self)
 
     def stop(self) -> None:
         with self._lock:
@@ -104,6 +116,7 @@ class Server:
                            "stop"], self._user)
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
+            _RUNNING.discard(self)
 
     def _run(self, argv: list[str], user: str) -> None:
         name = Path(argv[0]).name
