@@ -212,6 +212,12 @@ def copies(doc: dict[str, Any], drill: str) -> dict[str, Any]:
     } for db in doc.get("databases") or []]
     endpoints = [{"primary_region": doc["primary_region"], "identifier": d["primary"], "live": d["identifier"],
                   "copy": d["dr_replica_identifier"]} for d in databases]
+    # The canary write's items (lambdas/canary.py verify_databases): the copies only, never the live replica. A copy
+    # (a replica of the live replica, promoted, or a restored snapshot of it) has the master user and password of its
+    # source and no RDS-managed secret of its own, so the plan's secret (replicated to the DR region) opens it.
+    canary = [{"identifier": d["dr_replica_identifier"], "engine": db.get("engine", "postgres"),
+               "credentials_secret": db.get("credentials_secret"), "heartbeat_column": db.get("heartbeat_column")}
+              for d, db in zip(databases, doc.get("databases") or [], strict=True)]
     environments = [{
         "name": env["name"],
         "application": env["application"],
@@ -234,7 +240,7 @@ def copies(doc: dict[str, Any], drill: str) -> dict[str, Any]:
         "name": g["name"], "dr_group_name": g["dr_group_name"], "dr_launch_template": g["dr_launch_template"],
         "subnets": g["subnets"], "capacity": g["capacity"], "max_size": g["max_size"],
     } for g in doc.get("compute") or []]
-    out: dict[str, Any] = {"id": drill, "databases": databases, "environments": environments,
+    out: dict[str, Any] = {"id": drill, "databases": databases, "canary": canary, "environments": environments,
                            "compute": compute, "aurora": aurora,
                            "tables": [{"name": t["name"]} for t in doc.get("tables") or []],
                            "buckets": list(doc.get("buckets") or []), "dns": None, "verify_dns": None}

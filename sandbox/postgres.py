@@ -6,6 +6,10 @@ temporary directory owned by an unprivileged user (PostgreSQL refuses to run as 
 ``full_page_writes``): it holds test data for the life of one process. Each RDS instance is a
 database of its own in it, and each instance's master user a role of its own (``<database>__<user>``).
 
+A process stops its servers at exit; one that is killed cannot. Its directory records the owner (PID and
+start time), and starting a server reaps the servers whose owner has ended (:func:`reap_stale`): a server
+whose owner is alive (a parallel test worker's) is never touched.
+
 Clients reach an instance through a :class:`Forwarder`: a loopback TCP listener per instance that
 reads the client's startup packet, rewrites ``database`` to the instance's database and ``user``
 to the instance's role, and then relays bytes both ways. The client sees a PostgreSQL server of its
@@ -24,6 +28,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -52,6 +57,91 @@ class PostgresUnavailable(RuntimeError):
 
 
 _RUNNING: set[Server] = set()  # started and not yet stopped, for the exit hook below
+PREFIX = "pilotlight-pg-"  # each server's temporary directory: <tmp>/pilotlight-pg-*
+OWNER = "owner"  # in that directory: "<pid> <start time>" of the process that started the server
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), or None when there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def owner_record(pid: int) -> str:
+    """What a server's directory records of the process ``pid`` that started it: its PID and start time (clock ticks
+    after boot), so that a PID reused by another process is not taken for the owner."""
+    fields = _stat(pid)
+    return f"{pid} {fields[19] if fields else '-'} {_pid_namespace()}"
+
+
+def _pid_namespace() -> str:
+    """This process's PID namespace: a PID recorded in another (a container sharing /tmp) means nothing here."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "-"
+
+
+def _owner_alive(record: str) -> bool:
+    parts = record.split()
+    try:
+        pid = int(parts[0])
+    except (IndexError, ValueError):
+        return True  # not a record this module wrote: not ours to judge
+    if len(parts) >= 3 and parts[2] != _pid_namespace():
+        return True  # recorded in another PID namespace: its owner cannot be seen from here
+    if not Path("/proc/self/stat").exists():  # no procfs: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    fields = _stat(pid)
+    if fields is None or fields[0] == "Z":
+        return False
+    return len(parts) < 2 or parts[1] in ("-", fields[19])  # another start time: the PID was reused
+
+
+def _stop_postmaster(data: Path) -> None:
+    """Stop the postmaster of ``data`` (immediate shutdown, then SIGKILL), if that PID is still that server."""
+    try:
+        pid = int((data / "postmaster.pid").read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, IndexError):
+        return  # never started, or gone
+    if str(data).encode() not in cmdline:
+        return  # the PID belongs to another process now
+    for sig, seconds in ((signal.SIGQUIT, 10.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            fields = _stat(pid)
+            if fields is None or fields[0] == "Z":
+                return
+            time.sleep(0.05)
+
+
+def reap_stale(tmp: str | None = None) -> list[Path]:
+    """Stop and remove the servers whose owner process has ended without stopping them (killed, crashed: no atexit
+    ran). A server whose owner is alive (another test worker, another sandbox) is never touched, nor a directory
+    without an owner record (being created, or not this module's). Returns the directories removed."""
+    reaped = []
+    for base in sorted(Path(tmp or tempfile.gettempdir()).glob(PREFIX + "*")):
+        try:
+            record = (base / OWNER).read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if _owner_alive(record):
+            continue
+        _stop_postmaster(base / "data")
+        shutil.rmtree(base, ignore_errors=True)
+        reaped.append(base)
+    return reaped
 
 
 @atexit.register
@@ -86,7 +176,10 @@ class Server:
                 raise PostgresUnavailable("PostgreSQL is not installed (/usr/lib/postgresql/*/bin/postgres); "
                                           "install Debian's postgresql package")
             began = time.monotonic()
-            base = Path(tempfile.mkdtemp(prefix="pilotlight-pg-"))
+            with contextlib.suppress(OSError):
+                reap_stale()  # what processes that were killed left running
+            base = Path(tempfile.mkdtemp(prefix=PREFIX))
+            (base / OWNER).write_text(owner_record(os.getpid()), encoding="utf-8")
             user = pwd.getpwuid(os.getuid()).pw_name if os.getuid() else RUN_AS
             if os.getuid() == 0:
                 entry = pwd.getpwnam(RUN_AS)
@@ -111,7 +204,8 @@ class Server:
             self._stopped = True
             if self.dir is None or self.bin is None:
                 return
-            with contextlib.suppress(subprocess.SubprocessError, OSError):
+            # Stopping what is gone already (a reaped directory) is no error: the exit hook stops every server.
+            with contextlib.suppress(subprocess.SubprocessError, OSError, PostgresUnavailable):
                 self._run([str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "-w", "-s",
                            "stop"], self._user)
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -48,7 +48,8 @@ class Web:
         self._lock = threading.Lock()
 
     def answer_with(self, region: str, environment: str, status: int | None) -> None:
-        """Make ``environment`` answer ``status`` (None: as its health says)."""
+        """Make ``environment`` answer ``status`` (None: as its health says). A name ending in ``*`` is a prefix: every
+        environment whose name starts with it, including one not created yet (a drill's copy: ``<name>-drill-*``)."""
         with self._lock:
             if status is None:
                 self.overrides.pop((region, environment), None)
@@ -62,6 +63,9 @@ class Web:
     def _status(self, region: str, environment: str) -> int:
         with self._lock:
             forced = self.overrides.get((region, environment))
+            if forced is None:
+                forced = next((s for (r, name), s in self.overrides.items() if r == region and name.endswith("*")
+                               and environment.startswith(name[:-1])), None)
             server = self.servers.get((region, environment))
         if forced is not None:
             return forced

@@ -42,6 +42,25 @@ def run_workflow(sb: Sandbox, plan: Plan, workflow: str, execution_input: dict[s
     return follow(sfn, arn, poll_seconds=0.05, timeout_seconds=timeout)
 
 
+def pg_connect(sb: Sandbox, plan: Plan, region: str, identifier: str, database: str = "postgres") -> Any:
+    """A pg8000 connection to a sandbox RDS instance as the application makes one: the endpoint RDS answers, the
+    master credentials from the plan's secret in ``region`` (``sb``: the sandbox that must be open)."""
+    import json
+
+    import pg8000.native
+
+    assert sb.databases is not None, "the sandbox is not open"
+    db = boto3.client("rds", region_name=region).describe_db_instances(DBInstanceIdentifier=identifier)[
+        "DBInstances"][0]
+    # The plan's database the instance is, or is a copy of (a replica, a drill copy named after it).
+    plan_db = next((d for d in plan.rds_databases if identifier.startswith((d.identifier, d.dr_replica_identifier))),
+                   plan.rds_databases[0])
+    secret = json.loads(boto3.client("secretsmanager", region_name=region).get_secret_value(
+        SecretId=plan_db.credentials_secret_name)["SecretString"])
+    return pg8000.native.Connection(secret["username"], password=secret["password"], host=db["Endpoint"]["Address"],
+                                    port=db["Endpoint"]["Port"], database=database)
+
+
 def history_of_state(result: Result, state: str) -> list[str]:
     """Event types of the Lambda invocations made by ``state``, in order."""
     by_id = {e["id"]: e for e in result.events}

@@ -74,9 +74,10 @@ def test_a_drill_restores_service_on_copies_measures_it_and_leaves_nothing(estat
     result, drill, teardown = run_drill(sb, plan, harden=True)
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     # Service was restored on the copies: verification passed on the drill's own names.
-    checks = result.output["restored"]["checks"]
-    assert {c["check"] for c in checks} == {"environment", "database", "dns"} and all(c["ok"] for c in checks)
-    assert all(names.id_in_name(c["resource"]) == drill or c["check"] == "dns" for c in checks)
+    checks = result.output["restored"]["checks"] + result.output["drill_record"] + result.output["restored"]["data"]
+    assert {c["check"] for c in checks} == {"environment", "http probe", "database", "dns", "canary write"}
+    assert all(c["ok"] for c in checks)
+    assert all(names.id_in_name(c["resource"]) == drill or c["check"] in ("dns", "http probe") for c in checks)
     assert result.restored_at is not None
     figures = drill_audit.figures(plan, result)
     assert figures["rto"]["seconds"] == round(result.restored_at, 1) and figures["rto"]["copy_seconds"] > 0

@@ -7,27 +7,16 @@ import datetime as dt
 import json
 
 import boto3
-import pg8000.native
 import pytest
 
 from sandbox import Sandbox, clock, postgres, seed
-from tests.conftest import REFERENCE, run_workflow
-from workflows.plan import Plan, parse_plan, read_yaml
+from tests.conftest import REFERENCE, pg_connect, run_workflow
+from workflows.plan import parse_plan, read_yaml
 
 pytestmark = pytest.mark.skipif(postgres.find_bin() is None,
                                 reason="PostgreSQL is not installed (make test installs Debian's postgresql)")
 
 HEARTBEAT = "heartbeat shop-db (us-east-1)"
-
-
-def _connect(sb: Sandbox, plan: Plan, region: str, identifier: str) -> pg8000.native.Connection:
-    """As the application does: the endpoint RDS answers, the credentials from the plan's secret."""
-    db = boto3.client("rds", region_name=region).describe_db_instances(DBInstanceIdentifier=identifier)[
-        "DBInstances"][0]
-    secret = json.loads(boto3.client("secretsmanager", region_name=region).get_secret_value(
-        SecretId=plan.rds_databases[0].credentials_secret_name)["SecretString"])
-    return pg8000.native.Connection(secret["username"], password=secret["password"], host=db["Endpoint"]["Address"],
-                                    port=db["Endpoint"]["Port"], database="postgres")
 
 
 def _beats(sb: Sandbox, region: str, identifier: str) -> list[dt.datetime]:
@@ -74,7 +63,7 @@ def test_a_plan_naming_an_application_column_gets_no_heartbeat_row_and_the_windo
     with Sandbox() as sb:
         sb.seed(plan)
         written = dt.datetime.fromtimestamp(clock.now(), dt.UTC)
-        conn = _connect(sb, plan, plan.primary_region, "shop-db")  # the application's own write
+        conn = pg_connect(sb, plan, plan.primary_region, "shop-db")  # the application's own write
         conn.run("CREATE TABLE orders (id int, updated_at timestamptz)")
         conn.run("INSERT INTO orders VALUES (1, :at)", at=written)
         conn.close()

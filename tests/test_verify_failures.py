@@ -4,34 +4,22 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import boto3
 import pg8000.native
 import pytest
 
 from sandbox import Sandbox, clock, postgres
-from tests.conftest import outage, run_workflow
-from workflows.plan import Plan
+from tests.conftest import outage, pg_connect, run_workflow
 
 pytestmark = pytest.mark.skipif(postgres.find_bin() is None,
                                 reason="PostgreSQL is not installed (make test installs Debian's postgresql)")
 
 
-def _connect(sb: Sandbox, plan: Plan, region: str, identifier: str) -> pg8000.native.Connection:
-    """As the application does: the endpoint RDS answers, the credentials from the plan's secret."""
-    db = boto3.client("rds", region_name=region).describe_db_instances(DBInstanceIdentifier=identifier)[
-        "DBInstances"][0]
-    secret = json.loads(boto3.client("secretsmanager", region_name=region).get_secret_value(
-        SecretId=plan.rds_databases[0].credentials_secret_name)["SecretString"])
-    return pg8000.native.Connection(secret["username"], password=secret["password"], host=db["Endpoint"]["Address"],
-                                    port=db["Endpoint"]["Port"], database="postgres")
-
-
 def test_a_replica_refuses_writes_until_promoted(reference_plan):
     with Sandbox() as sb:
         outage(sb, reference_plan)
-        conn = _connect(sb, reference_plan, reference_plan.dr_region, "shop-db-dr")
+        conn = pg_connect(sb, reference_plan, reference_plan.dr_region, "shop-db-dr")
         with pytest.raises(pg8000.native.DatabaseError, match="read-only transaction"):
             conn.run("CREATE TABLE t (x int)")
         conn.close()
@@ -57,7 +45,7 @@ def test_the_data_loss_window_from_heartbeats_matches_the_modeled_lag(reference_
         sb.seed(reference_plan)
         sb.build_pilot_light(reference_plan)
         sb.latency.replica_lag_overrides["shop-db-dr"] = lag
-        conn = _connect(sb, reference_plan, reference_plan.primary_region, "shop-db")
+        conn = pg_connect(sb, reference_plan, reference_plan.primary_region, "shop-db")
         conn.run("CREATE TABLE IF NOT EXISTS pilotlight_heartbeat (beat_at timestamptz NOT NULL)")
         conn.close()
         beats: list[dt.datetime] = []
@@ -67,7 +55,7 @@ def test_the_data_loss_window_from_heartbeats_matches_the_modeled_lag(reference_
             if not writing[0]:
                 return
             # The application keeps writing on the primary, every `interval` modeled seconds, outage or not.
-            c = _connect(sb, reference_plan, reference_plan.primary_region, "shop-db")
+            c = pg_connect(sb, reference_plan, reference_plan.primary_region, "shop-db")
             at = dt.datetime.fromtimestamp(clock.now(), dt.UTC)
             c.run("INSERT INTO pilotlight_heartbeat (beat_at) VALUES (:at)", at=at)
             c.close()

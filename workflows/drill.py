@@ -11,7 +11,9 @@ actions) on copies named and tagged with the drill's id (:mod:`lambdas.drill`):
    its database endpoint pointed at the copy; per DR bucket, read the newest canary and write and
    delete one object under the drill's prefix.
 3. Point a drill record (``drill-<id>.<record>``) at the drill environment, then the failover's
-   verification on the copies. Service restored here: the drill's RTO.
+   verification on the copies: a canary write and read in each database copy, each drill environment's
+   URL requested over HTTP (the plan's ``probes``). The plan's DNS name is not probed (production records
+   are not moved). Service restored here: the drill's RTO.
 4. Harden the copies as the failover would (Multi-AZ, failover class) unless ``harden: false``.
 
 The live DR replica, the production record, its health checks and alarms, and the DR environment
@@ -42,8 +44,11 @@ PREPARE_STEP = "Prepare drill"
 def drill_document(plan: Plan) -> dict[str, Any]:
     """The failover's plan document, plus what a drill needs to name and place its copies."""
     doc = failover.plan_document(plan)
-    for item, db in zip(doc["databases"], plan.rds_databases, strict=True):
-        item.update(subnet_group=db.dr_network.subnet_group, security_groups=list(db.dr_network.security_groups))
+    # The canary's view of each database (engine, the plan's credentials secret, heartbeat column), as the failover's.
+    canaries = failover.data_params(plan)["databases"]
+    for item, db, canary in zip(doc["databases"], plan.rds_databases, canaries, strict=True):
+        item.update(subnet_group=db.dr_network.subnet_group, security_groups=list(db.dr_network.security_groups),
+                    **{k: canary[k] for k in ("engine", "credentials_secret", "heartbeat_column")})
     for item, adb in zip(doc.get("aurora") or [], plan.aurora_databases, strict=True):
         item.update(subnet_group=adb.dr_network.subnet_group, security_groups=list(adb.dr_network.security_groups))
     doc["buckets"] = [b.destination for b in plan.buckets]
@@ -148,6 +153,48 @@ def _probe_branch() -> asl.State:
                                                     {"ProbeBucket": probe}, {"drill.$": "$.drill.id"}))
 
 
+RECORD_STATE = "VerifyDrillRecord"
+
+
+def not_probed(plan: Plan) -> list[dict[str, str]]:
+    """What a drill never requests over HTTP, and why (the drill's output says so beside its probes)."""
+    assert plan.dns is not None
+    probe = failover._verify_params(plan)["probe"]
+    return [{"url": f"{probe['scheme']}://{plan.dns.record_name.rstrip('.')}{probe['path']}",
+             "reason": "not probed in a drill: production records are not moved, so the plan's DNS name still "
+                       "answers from the primary; the drill record is checked at Route 53 instead"}]
+
+
+def _verify_states(plan: Plan, record: bool) -> dict[str, asl.State]:
+    """The failover's verification (:func:`workflows.failover.verify_states`: same state names, Lambda actions and
+    ``ServiceNotVerified``) on the drill's copies only: a canary write and read in each database copy, then each
+    drill environment Ready/Green with its URL answering the plan's probe, each copy writable.
+
+    With a drill record (``record``) it is checked first at Route 53 (it answers the drill environment); it is not
+    requested over HTTP (a name under the production zone, whose certificate and host rules are production's), and
+    the plan's DNS name is not probed at all: a drill does not move it."""
+    verify = {"region": plan.dr_region, "environments.$": "$.drill.environments",
+              "databases.$": "$.drill.databases", "probe": failover._verify_params(plan)["probe"]}
+    data = None
+    if plan.rds_databases:
+        # The copies (lambdas/drill.py copies: "canary"), never the live DR replica the failover's parameters name.
+        data = {k: v for k, v in failover.data_params(plan).items() if k != "databases"}
+        data["databases.$"] = "$.drill.canary"
+    states: dict[str, asl.State] = {}
+    if record:
+        check = {"region": plan.dr_region, "dns_record.$": "$.drill.verify_dns"}
+        states.update(asl.poll_loop(
+            RECORD_STATE, "Verify service", service="verify", act=("verify_service", check),
+            check=("verify_service", check), interval_seconds=failover.VERIFY_POLL, max_attempts=failover.VERIFY_MAX,
+            next_state="DrillRecordVerified", what="drill record"))
+        states[f"{RECORD_STATE}TimedOut"] = failover._not_verified(RECORD_STATE)
+        states["DrillRecordVerified"] = {"Type": "Pass", "Comment": "Verify service",
+                                         "Parameters": {"checks.$": "$.poll.checks"}, "ResultPath": "$.drill_record",
+                                         "Next": "VerifyService"}
+    states.update(failover.verify_states(verify, "RecordDrill", data))
+    return states
+
+
 def build(plan: Plan) -> dict[str, Any]:
     selector = {"drill.$": "$.drill.id"}
     branches = failover.restore_branches(
@@ -172,10 +219,8 @@ def build(plan: Plan) -> dict[str, Any]:
     if branches:
         states["Restore"] = failover.parallel("Restore", branches, "$.restore", cutover)
     if cutover == "DrillDns":
-        states.update(failover.records_loop("DrillDns", "Point drill record", "$.drill.dns", "VerifyService"))
-    verify = {"region": plan.dr_region, "environments.$": "$.drill.environments",
-              "databases.$": "$.drill.databases", "dns_record.$": "$.drill.verify_dns"}
-    states.update(failover.verify_states(verify, "RecordDrill"))
+        states.update(failover.records_loop("DrillDns", "Point drill record", "$.drill.dns", RECORD_STATE))
+    states.update(_verify_states(plan, cutover == "DrillDns"))
     hardens = plan.rds_databases or plan.aurora_databases
     states["RecordDrill"] = {
         **asl.task("Service restored", "drill", "record",
@@ -209,6 +254,10 @@ def build(plan: Plan) -> dict[str, Any]:
     }
     if branches:
         summary["restore.$"] = "$.restore"
+    if cutover == "DrillDns":
+        summary["drill_record.$"] = "$.drill_record.checks"
+    if plan.dns is not None:
+        summary["not_probed"] = not_probed(plan)
     states["Summary"] = {"Type": "Pass", "Comment": "Summary", "Parameters": summary, "End": True}
     # A refused drill (PrepareDrill) has made nothing; after it, the record names the drill's copies too.
     failures.add_record(states, plan, "drill", skip=("PrepareDrill",), drill_path="$.drill")

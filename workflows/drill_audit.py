@@ -113,7 +113,8 @@ def figures(plan: Plan, result: Any) -> dict[str, Any]:
                 "copy_seconds": None if copy_seconds is None else round(copy_seconds, 1),
                 "less_copy_seconds": less_copy,
                 "less_copy_met": None if less_copy is None else less_copy <= objective},
-        "rpo": rpo_figures(plan, lags),
+        # The data-loss window measured on the copies' heartbeat rows, as a report reads it (reports.model).
+        "rpo": rpo_figures(plan, lags, data_loss((output.get("restored") or {}).get("data"))),
     }
 
 
