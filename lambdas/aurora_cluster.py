@@ -11,9 +11,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambdas import rds as rds_steps
-from lambdas.common import CONNECTION_ERRORS, raise_mapped
-from lambdas.errors import ResourceNotFound, ResourceNotReady
+from lambdas.common import CONNECTION_ERRORS, raise_mapped, unavailable
+from lambdas.errors import ResourceNotReady
+from lambdas.rds_describe import describe_instance, describe_one, require
 
 # DescribeDBClusters / DescribeDBInstances states in which a cluster or an instance serves.
 AVAILABLE = "available"
@@ -25,32 +25,21 @@ GLOBAL_NOT_FOUND = ("GlobalClusterNotFoundFault", "GlobalClusterNotFound")
 
 
 def describe_cluster(rds: Any, identifier: str) -> dict[str, Any] | None:
+    what = f"describe DB cluster {identifier}"
     try:
-        found = rds.describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in NOT_FOUND:
-            return None
-        raise_mapped(exc, f"describe DB cluster {identifier}")
+        return describe_one(lambda: rds.describe_db_clusters(DBClusterIdentifier=identifier), "DBClusters",
+                            NOT_FOUND, what)
     except CONNECTION_ERRORS as exc:
-        raise_mapped(exc, f"describe DB cluster {identifier}")
-    return found[0] if found else None
+        raise unavailable(exc, what) from exc
 
 
 def require_cluster(rds: Any, identifier: str, region: str) -> dict[str, Any]:
-    cluster = describe_cluster(rds, identifier)
-    if cluster is None:
-        raise ResourceNotFound(f"DB cluster {identifier} does not exist in {region}")
-    return cluster
+    return require(describe_cluster(rds, identifier), f"DB cluster {identifier}", region)
 
 
 def describe_global(rds: Any, identifier: str) -> dict[str, Any] | None:
-    try:
-        found = rds.describe_global_clusters(GlobalClusterIdentifier=identifier)["GlobalClusters"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in GLOBAL_NOT_FOUND:
-            return None
-        raise_mapped(exc, f"describe global cluster {identifier}")
-    return found[0] if found else None
+    return describe_one(lambda: rds.describe_global_clusters(GlobalClusterIdentifier=identifier), "GlobalClusters",
+                        GLOBAL_NOT_FOUND, f"describe global cluster {identifier}")
 
 
 def member(global_cluster: dict[str, Any] | None, arn: str) -> dict[str, Any] | None:
@@ -63,7 +52,7 @@ def instances(rds: Any, cluster: dict[str, Any]) -> list[dict[str, Any]]:
     """The cluster's DB instances, each read by identifier (never a listing of the region)."""
     out = []
     for m in cluster.get("DBClusterMembers") or []:
-        db = rds_steps.describe_instance(rds, m["DBInstanceIdentifier"])
+        db = describe_instance(rds, m["DBInstanceIdentifier"])
         if db is not None:
             out.append({**db, "IsClusterWriter": bool(m.get("IsClusterWriter"))})
     return out
@@ -126,7 +115,7 @@ def create_instance(rds: Any, cluster: dict[str, Any], name: str, instance_class
         return rds.create_db_instance(**params)["DBInstance"]
     except ClientError as exc:
         if exc.response["Error"]["Code"] in ("DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault"):
-            return rds_steps.describe_instance(rds, name) or {"DBInstanceIdentifier": name}
+            return describe_instance(rds, name) or {"DBInstanceIdentifier": name}
         if exc.response["Error"]["Code"] in ("InvalidDBClusterStateFault", "InvalidDBClusterState"):
             raise ResourceNotReady(f"create {name} in {cluster['DBClusterIdentifier']}: "
                                    f"{exc.response['Error'].get('Message', '')}") from exc

@@ -16,7 +16,6 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lambdas import drill
-from lambdas import rds as rds_steps
 from lambdas.aurora_cluster import (
     AVAILABLE,
     FAILED,
@@ -32,6 +31,8 @@ from lambdas.aurora_cluster import (
 )
 from lambdas.common import client, raise_mapped
 from lambdas.errors import PreconditionFailed
+from lambdas.rds_describe import describe_instance, describe_one
+from lambdas.rds_drill import tagged_drill_resources
 
 # RDS identifiers (clusters and instances) are at most 63 characters; a drill copy's name leaves room for
 # the "-1" of its instance.
@@ -46,13 +47,9 @@ def clone_name(dr_cluster: str, drill_id: str) -> str:
 
 
 def describe_cluster_snapshot(rds: Any, identifier: str) -> dict[str, Any] | None:
-    try:
-        found = rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=identifier)["DBClusterSnapshots"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("DBClusterSnapshotNotFoundFault", "DBClusterSnapshotNotFound"):
-            return None
-        raise_mapped(exc, f"describe cluster snapshot {identifier}")
-    return found[0] if found else None
+    return describe_one(lambda: rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=identifier),
+                        "DBClusterSnapshots", ("DBClusterSnapshotNotFoundFault", "DBClusterSnapshotNotFound"),
+                        f"describe cluster snapshot {identifier}")
 
 
 def _tagged_for(resource: dict[str, Any], plan: str, drill_id: str, what: str) -> None:
@@ -142,7 +139,7 @@ def drill_clone(region: str, plan: str, drill_id: str, dr_cluster: str, instance
 
 
 # -- drills: teardown ---------------------------------------------------------------------------------
-# As lambdas/rds.py: the leftovers are found by their tags (tag:GetResources) and, for given drills, by the
+# As lambdas/rds_drill.py: the leftovers are found by their tags (tag:GetResources) and, for given drills, by the
 # names their copies have, then read and deleted by identifier. A copy's instances go first: AWS refuses to
 # delete a cluster that still has instances.
 
@@ -158,7 +155,7 @@ def remove_clones(region: str, plan: str, drills: dict[str, Any], protected: lis
                   dr_clusters: list[str] | None, attempt: int, before: list[dict[str, Any]] | None) -> dict[str, Any]:
     rds = client("rds", region)
     keep = {p.lower() for p in protected or [] if p}
-    found = rds_steps.tagged_drill_resources(region, plan, drills, keep, _TAGGED_TYPES)
+    found = tagged_drill_resources(region, plan, drills, keep, _TAGGED_TYPES)
     for name in _named(drills, dr_clusters):
         for kind in found:
             found[kind].setdefault(name.lower(), name)
@@ -180,7 +177,7 @@ def remove_clones(region: str, plan: str, drills: dict[str, Any], protected: lis
             if inst.lower() in keep:
                 busy = True
                 continue
-            db = rds_steps.describe_instance(rds, inst)
+            db = describe_instance(rds, inst)
             if db is None:
                 continue
             if db.get("DBInstanceStatus") == "deleting":

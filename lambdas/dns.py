@@ -297,17 +297,9 @@ def ensure_health_check(plan: str, alarm_region: str, alarm: str) -> dict[str, A
     found = find_health_check(r53, reference)
     resource = f"health check on {alarm} ({alarm_region})"
     if found is None:
-        try:
-            out = r53.create_health_check(CallerReference=reference, HealthCheckConfig={
-                "Type": "CLOUDWATCH_METRIC", "AlarmIdentifier": identifier,
-                "InsufficientDataHealthStatus": INSUFFICIENT_DATA_HEALTH})
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "HealthCheckAlreadyExists":
-                raise PreconditionFailed(
-                    f"a health check with CallerReference {reference} exists with other settings or was deleted; "
-                    "Route 53 will not reuse the reference") from exc
-            raise_mapped(exc, f"create health check on {alarm}")
-        check_id = out["HealthCheck"]["Id"]
+        check_id = dns_routing.create_health_check(r53, reference, {
+            "Type": "CLOUDWATCH_METRIC", "AlarmIdentifier": identifier,
+            "InsufficientDataHealthStatus": INSUFFICIENT_DATA_HEALTH}, f"health check on {alarm}")
         return {"health_check_id": check_id, "record": {"resource": resource, "status": "created", "id": check_id}}
     config = found.get("HealthCheckConfig", {})
     changes = []

@@ -132,13 +132,14 @@ def by_side(plan: str, sets: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def evacuated(plan: str, sets: list[dict[str, Any]], routing: str, want_primary: dict[str, Any]) -> bool:
     """Whether a records-mode failover has taken the primary out of the answers (:func:`evacuation`): its record
     points at another target, or has weight 0 where the plan gives it more."""
-    primary = by_side(plan, sets).get(PRIMARY)
+    records = by_side(plan, sets)
+    primary = records.get(PRIMARY)
     if primary is None:
         return False
     if routing == "weighted":
         return int(primary.get("Weight") or 0) == 0 and int(want_primary.get("Weight") or 0) > 0
     return primary.get("ResourceRecords") != want_primary["ResourceRecords"] and \
-        by_side(plan, sets).get(DR, {}).get("ResourceRecords") == primary.get("ResourceRecords")
+        records.get(DR, {}).get("ResourceRecords") == primary.get("ResourceRecords")
 
 
 def evacuation(plan: str, sets: list[dict[str, Any]], routing: str) -> tuple[list[dict[str, Any]], str]:
@@ -221,7 +222,8 @@ def find_health_check(r53: Any, reference: str) -> dict[str, Any] | None:
         kwargs = {"Marker": page["NextMarker"]}
 
 
-def _create(r53: Any, reference: str, config: dict[str, Any], what: str) -> str:
+def create_health_check(r53: Any, reference: str, config: dict[str, Any], what: str) -> str:
+    """CreateHealthCheck with ``config`` under ``reference``; returns its id. ``what`` names it in errors."""
     try:
         return r53.create_health_check(CallerReference=reference, HealthCheckConfig=config)["HealthCheck"]["Id"]
     except ClientError as exc:
@@ -240,7 +242,7 @@ def ensure_endpoint(r53: Any, plan: str, side: str, target: str, config: dict[st
                f"{want['Port']}{want['ResourcePath']}"
     found = find_health_check(r53, reference)
     if found is None:
-        check_id = _create(r53, reference, want, resource)
+        check_id = create_health_check(r53, reference, want, resource)
         return {"id": check_id, "record": {"resource": resource, "status": "created", "id": check_id}}
     have = found.get("HealthCheckConfig") or {}
     changes = {key: want[key] for key in _UPDATABLE if have.get(key) != want[key]}
@@ -262,7 +264,7 @@ def ensure_calculated(r53: Any, plan: str, children: list[str]) -> dict[str, Any
     resource = "primary calculated health check (alarm and endpoint)"
     found = find_health_check(r53, reference)
     if found is None:
-        check_id = _create(r53, reference, want, resource)
+        check_id = create_health_check(r53, reference, want, resource)
         return {"id": check_id, "record": {"resource": resource, "status": "created", "id": check_id}}
     have = found.get("HealthCheckConfig") or {}
     if have.get("Type") != "CALCULATED":
