@@ -33,6 +33,7 @@ from typing import Any
 from infra import iam_tiers, vpc
 from infra.iam_arns import Scoped as Scoped
 from infra.iam_arns import _Arns as _Arns
+from workflows import plan_accounts
 from workflows.plan import Plan
 
 __all__ = [
@@ -139,6 +140,10 @@ UNSCOPED_WITH_CONDITION: dict[str, dict[str, dict[str, str]]] = {
     # granted only to plans with the health_check cutover (kind `healthcheck`).
     "route53:CreateHealthCheck": {"StringEquals": {"aws:RequestedRegion": "us-east-1"}},
 }
+
+# Functions that act only on what the deployment owns (the dashboard widget: its state machines, reports and
+# readiness parameter), so never in a cross-account plan's other accounts: no sts:AssumeRole, no PILOTLIGHT_ACCOUNTS.
+OWN_ACCOUNT_FUNCTIONS: frozenset[str] = frozenset({"widget"})
 
 # Actions whose verb is not one of the read prefixes but whose access level is Read in the service
 # authorization reference.
@@ -269,4 +274,8 @@ def statements(
         out.append(statement)
     for perm, condition in sorted(conditioned.items()):
         out.append({"Effect": "Allow", "Action": [perm], "Resource": ["*"], "Condition": condition})
+    if registry.service not in OWN_ACCOUNT_FUNCTIONS:
+        # A cross-account plan: every step function may make clients for either region, so each may assume exactly
+        # the plan's roles and read exactly the parameters holding their external ids (workflows/plan_accounts.py).
+        out += plan_accounts.statements(plan, account=account, partition=partition)
     return out

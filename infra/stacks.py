@@ -38,7 +38,7 @@ from constructs import Construct
 from infra import iam as plan_iam
 from infra import nag, vpc
 from reports.store import bucket_name as reports_bucket_name
-from workflows import asl, render
+from workflows import asl, plan_accounts, render
 from workflows.plan import Plan
 from workflows.triggers import (  # noqa: F401  (alarm_regions, alarm_event_pattern: also used by importers)
     alarm_event_pattern,
@@ -273,7 +273,10 @@ class DrStack(Stack):
                 timeout=FUNCTION_TIMEOUT,
                 memory_size=256,
                 log_group=log_group,
-                environment={"PILOTLIGHT_PLAN": self.plan.name, "PILOTLIGHT_TOPIC_ARN": self.topic.topic_arn},
+                # A cross-account plan adds the roles to assume and the names of the SSM parameters holding their
+                # external ids (workflows/plan_accounts.py): the external ids never appear in the template.
+                environment={"PILOTLIGHT_PLAN": self.plan.name, "PILOTLIGHT_TOPIC_ARN": self.topic.topic_arn,
+                             **plan_accounts.environment(self.plan)},
             )
             # Grant writes on the function's own log group only (instead of the managed basic role).
             role.add_to_policy(

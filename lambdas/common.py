@@ -8,6 +8,8 @@ import inspect
 import json
 import logging
 import os
+import re
+import threading
 import time
 import types
 import typing
@@ -24,13 +26,15 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from lambdas import redact
+from lambdas import redact, typenames
 from lambdas.errors import (
     AccessDenied,
+    AssumeRoleDenied,
     AwsUnavailable,
     InvalidInput,
     InvalidRequest,
     MalformedData,
+    Misconfigured,
     PilotLightError,
     ResourceNotFound,
     ResourceNotReady,
@@ -88,7 +92,7 @@ class Registry:
         """
         if not isinstance(event, dict):
             raise InvalidInput(f"{self.service}: the event must be a JSON object with an 'action', got "
-                               f"{_json_kind(event)}")
+                               f"{typenames.kind(event, typenames.JSON)}")
         name = event.get("action")
         if not isinstance(name, str) or name not in self.actions:
             raise InvalidInput(f"{self.service}: unknown action {name!r}; known: {sorted(self.actions)}")
@@ -116,23 +120,6 @@ class Registry:
             raise
         _log(self.service, name, request_id, started)
         return result
-
-
-def _json_kind(value: Any) -> str:
-    """A value's JSON type, as an execution input or event shows it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 _JSON_TYPES: dict[Any, tuple[type, ...]] = {str: (str,), int: (int,), float: (int, float), bool: (bool,),
@@ -181,20 +168,10 @@ def check_arguments(where: str, func: Handler, args: dict[str, Any]) -> None:
         problems.append(f"unknown {', '.join(unknown)} (takes {', '.join(params) or 'nothing'})")
     for key, value in args.items():
         if key in params and key in hints and not _accepts(hints[key], value):
-            problems.append(f"{key} must be {_type_text(hints[key])}, got {_json_kind(value)}")
+            problems.append(f"{key} must be {typenames.wanted(hints[key], typenames.JSON)}, "
+                            f"got {typenames.kind(value, typenames.JSON)}")
     if problems:
         raise InvalidInput(f"{where}: {'; '.join(problems)}")
-
-
-def _type_text(annotation: Any) -> str:
-    names = {str: "a string", int: "a whole number", float: "a number", bool: "true or false", list: "an array",
-             dict: "an object", type(None): "null"}
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return " or ".join(_type_text(a) for a in typing.get_args(annotation))
-    if typing.get_origin(annotation) is typing.Literal:
-        return " or ".join(repr(a) for a in typing.get_args(annotation))
-    base = typing.get_origin(annotation) or annotation
-    return names.get(base, getattr(base, "__name__", str(base)))
 
 
 def _log(service: str, action: str, request_id: str | None, started: float, **extra: Any) -> None:
@@ -219,10 +196,146 @@ def _client_config(fast: bool) -> Any:
 
 
 def client(service: str, region: str, *, fast: bool = False) -> Any:
-    """A boto3 client with parameter validation on (botocore's default) and standard retries."""
+    """A boto3 client with parameter validation on (botocore's default) and standard retries.
+
+    In a cross-account plan (:data:`ACCOUNTS_ENV` set by the deployment) a client for a region whose resources
+    live in another account acts with the credentials of the role the plan names there (:func:`assumed_keys`);
+    without it, nothing more than the client is made (no STS call).
+    """
     import boto3
 
-    return boto3.client(service, region_name=region, config=_client_config(fast))
+    return boto3.client(service, region_name=region, config=_client_config(fast), **assumed_keys(service, region))
+
+
+# Cross-account plans (workflows/plan_accounts.py) --------------------------------------------------------------
+# The deployment sets ACCOUNTS_ENV to JSON {"sts_region": <DR region>, "regions": {<region>: {"role_arn": ...,
+# "external_id_parameter": <SSM SecureString name>}}}: role ARNs and a parameter name, never the external id.
+ACCOUNTS_ENV = "PILOTLIGHT_ACCOUNTS"
+ASSUME_ROLE_SECONDS = 900  # the shortest session STS grants
+REFRESH_BEFORE_SECONDS = 120  # credentials are replaced this long before they expire
+# Services that act on what the deployment itself owns (its state machines, topic, functions and their roles) or
+# that are global (IAM, Route 53, signed in us-east-1 whatever the plan's regions): always the function's own
+# credentials, whatever region the client names.
+OWN_ACCOUNT_SERVICES = frozenset({"stepfunctions", "sns", "lambda", "sts", "iam", "route53"})
+# sts:AssumeRole's ExternalId: 2 to 1224 characters of these (the STS API reference).
+_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$", re.ASCII)
+_SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]", re.ASCII)
+_ROLE_LOCK = threading.Lock()
+_ROLE_CREDENTIALS: dict[str, tuple[dict[str, str], float]] = {}  # role ARN -> (client keys, expires at)
+_EXTERNAL_IDS: dict[str, str] = {}  # SSM parameter name -> its value, for the life of the process
+_now = time.time
+
+
+@dataclass(frozen=True)
+class _Role:
+    role_arn: str
+    external_id_parameter: str
+
+
+@functools.cache
+def _accounts(raw: str) -> tuple[str, dict[str, _Role]]:
+    """(the DR region, whose STS endpoint is called; region -> role) from :data:`ACCOUNTS_ENV`."""
+    try:
+        doc = json.loads(raw)
+        regions = {str(r): _Role(str(v["role_arn"]), str(v["external_id_parameter"]))
+                   for r, v in doc["regions"].items()}
+        return str(doc["sts_region"]), regions
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise Misconfigured(f"{ACCOUNTS_ENV} is not the JSON the deployment sets ({type(exc).__name__}: {exc})") \
+            from None
+
+
+def assumed_keys(service: str, region: str) -> dict[str, str]:
+    """boto3.client keyword arguments with the credentials of the role that owns ``region`` ({} when none does,
+    or for :data:`OWN_ACCOUNT_SERVICES`). Made with the function's own credentials by the DR region's STS
+    endpoint (botocore's default: regional), cached per role until :data:`REFRESH_BEFORE_SECONDS` before they
+    expire. Neither the external id nor the credentials are ever logged or put in an error message."""
+    raw = os.environ.get(ACCOUNTS_ENV)
+    if not raw or service in OWN_ACCOUNT_SERVICES:
+        return {}
+    sts_region, roles = _accounts(raw)
+    role = roles.get(region)
+    if role is None:
+        return {}
+    with _ROLE_LOCK:
+        cached = _ROLE_CREDENTIALS.get(role.role_arn)
+        if cached is not None and cached[1] - _now() > REFRESH_BEFORE_SECONDS:
+            return cached[0]
+        keys, expires = _assume(role, sts_region)
+        _ROLE_CREDENTIALS[role.role_arn] = (keys, expires)
+        return keys
+
+
+def forget_assumed_roles() -> None:
+    """Drop the cached credentials and external ids (the next client assumes its role again)."""
+    with _ROLE_LOCK:
+        _ROLE_CREDENTIALS.clear()
+        _EXTERNAL_IDS.clear()
+
+
+def _session_name() -> str:
+    """``pilotlight-<function>`` (CloudTrail in the other account shows which function acted), else the plan's."""
+    name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or os.environ.get("PILOTLIGHT_PLAN") or ""
+    name = name if name.startswith("pilotlight") else f"pilotlight-{name}".rstrip("-")
+    return _SESSION_NAME_UNSAFE.sub("-", name)[:64]
+
+
+def _external_id(role: _Role, sts_region: str) -> str:
+    """The external id, from the SSM SecureString parameter the plan names (DR region, own account)."""
+    parameter = role.external_id_parameter
+    if parameter in _EXTERNAL_IDS:
+        return _EXTERNAL_IDS[parameter]
+    import boto3
+
+    ssm = boto3.client("ssm", region_name=sts_region, config=_client_config(False))
+    what = f"ssm:GetParameter {parameter} (the external id of {role.role_arn})"
+    try:
+        value = ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            raise Misconfigured(f"{what}: no such parameter in {sts_region}; create it as a SecureString "
+                                "(docs/deploy.md)") from None
+        raise_mapped(exc, what)
+    except CONNECTION_ERRORS as exc:
+        raise unavailable(exc, what) from exc
+    if not isinstance(value, str) or not _EXTERNAL_ID.match(value):
+        raise Misconfigured(f"{what}: the value is not an external id STS accepts (2 to 1224 letters, digits or "
+                            "+=,.@:/-); the value is not shown")
+    _EXTERNAL_IDS[parameter] = value
+    return value
+
+
+def _assume(role: _Role, sts_region: str) -> tuple[dict[str, str], float]:
+    import boto3
+
+    external_id = _external_id(role, sts_region)
+    sts = boto3.client("sts", region_name=sts_region, config=_client_config(False))
+    what = f"sts:AssumeRole {role.role_arn}"
+    try:
+        credentials = sts.assume_role(RoleArn=role.role_arn, RoleSessionName=_session_name(),
+                                      ExternalId=external_id, DurationSeconds=ASSUME_ROLE_SECONDS)["Credentials"]
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        message = str(error.get("Message", "")).replace(external_id, "***")
+        if code in _DENIED:
+            _EXTERNAL_IDS.pop(role.external_id_parameter, None)  # read it again next time: it may have been rotated
+            raise AssumeRoleDenied(
+                f"{what}: {code}: the role's trust policy does not admit this function's role with the external id "
+                f"in SSM parameter {role.external_id_parameter} (value not shown), or the role does not exist; "
+                f"AWS said: {message}") from None
+        if code == "RegionDisabledException":
+            raise Misconfigured(f"{what}: STS is not activated in {sts_region} for the role's account; activate it "
+                                "in that account's IAM account settings") from None
+        raise_mapped(exc, what)
+    except CONNECTION_ERRORS as exc:
+        raise unavailable(exc, what) from exc
+    keys = {"aws_access_key_id": credentials["AccessKeyId"], "aws_secret_access_key": credentials["SecretAccessKey"],
+            "aws_session_token": credentials["SessionToken"]}
+    expiration = credentials["Expiration"]
+    expires = expiration.timestamp() if hasattr(expiration, "timestamp") else _now() + ASSUME_ROLE_SECONDS
+    LOG.info(json.dumps({"assumed_role": role.role_arn, "session": _session_name(), "seconds": ASSUME_ROLE_SECONDS}))
+    return keys, expires
 
 
 _NOT_READY = {"InvalidDBInstanceState", "InvalidDBInstanceStateFault", "IncorrectState", "PriorRequestNotComplete",

@@ -127,3 +127,32 @@ class MalformedData(TerminalError):
 for _cls in (InvalidInput, Misconfigured, MalformedData):
     TERMINAL.append(_cls)
     ALL_ERROR_NAMES.add(_cls.__name__)
+
+
+class AssumeRoleDenied(AccessDenied):
+    """A cross-account plan's role could not be assumed (sts:AssumeRole refused): the role's trust policy does
+    not admit the function's role, or the external id (never shown) is not the one it requires; the message
+    names the role and the SSM parameter holding the external id."""
+
+
+TERMINAL.append(AssumeRoleDenied)
+ALL_ERROR_NAMES.add(AssumeRoleDenied.__name__)
+
+
+class FailbackRefused(TerminalError):
+    """A failback was asked for when it cannot go ahead: the primary region does not answer, the live site is not
+    the DR one (no failover since the last failback), or a failover, drill or failback of the plan is running."""
+
+
+class FailbackBackedOff(TerminalError):
+    """Moving traffic back in weighted steps met a plan alarm in ALARM: traffic went back to the DR site."""
+
+
+class DataCheckFailed(TerminalError):
+    """After promotion, the primary database does not hold what the DR database held when writes stopped."""
+
+
+# The lists above, rebuilt with every class of this module (those defined after them included).
+RETRYABLE[:] = _subclasses(RetryableError)
+TERMINAL[:] = _subclasses(TerminalError)
+ALL_ERROR_NAMES.update(cls.__name__ for cls in (*RETRYABLE, *TERMINAL))

@@ -330,6 +330,8 @@ class Enforcer:
             return self._route53(p)
         if service == "states":
             return [v for k, v in p.items() if k in ("stateMachineArn", "executionArn") and isinstance(v, str)]
+        if service == "sts" and isinstance(p.get("RoleArn"), str):
+            return [p["RoleArn"]]  # AssumeRole: authorized on the role (a cross-account plan's, infra/iam.py)
         if service == "iam" and p.get("RoleName"):
             return [f"arn:{self.partition}:iam::{self.account}:role/{p['RoleName']}"]
         if service == "kms" and isinstance(p.get("KeyId"), str) and not p["KeyId"].startswith("alias/"):

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from lambdas import typenames
+from workflows.plan_accounts import Accounts
 from workflows.plan_canary import CanaryNetwork, canary_network_problems
 from workflows.plan_dns import (  # noqa: F401 - re-exported
     Dns,
@@ -223,6 +225,8 @@ class Plan(_Model):
         default=None,
         description="DR-region bucket for application source bundles (default pilotlight-<name>-bundles-<dr_region>)",
     )
+    accounts: Accounts | None = Field(default=None, description="Cross-account: the role to assume in the "
+                                      "account of each side (workflows/plan_accounts.py); none: the functions' own")
 
     _regions = field_validator("primary_region", "dr_region")(lambda cls, v: _check_region(v))
 
@@ -541,33 +545,14 @@ def _hint_key(loc: tuple[Any, ...]) -> tuple[str, str]:
     return (names[0], names[-1]) if len(names) == 2 else ("", "")
 
 
+# pydantic's error type -> what the field wants, in the plan author's words (lambdas/typenames.py).
 _TYPE_EXPECTED = {
-    "int_type": "a whole number",
-    "float_type": "a number",
-    "bool_type": "true or false",
-    "string_type": "a string",
-    "list_type": "a list",
-    "dict_type": "a mapping",
+    **{error: typenames.wanted(python_type, typenames.YAML) for error, python_type in (
+        ("int_type", int), ("float_type", float), ("bool_type", bool), ("string_type", str), ("list_type", list),
+        ("dict_type", dict))},
     "model_type": "a mapping of fields",
     "model_attributes_type": "a mapping of fields",
 }
-
-
-def _yaml_kind(value: Any) -> str:
-    """What a YAML value is, in the plan author's words (YAML reads ``yes``, ``30.0`` and ``~`` as typed values)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple | set):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return f"a {type(value).__name__}"
 
 
 def _shown(value: Any) -> str:
@@ -600,7 +585,8 @@ def _problems(exc: ValidationError) -> list[str]:
         elif err["type"] in _TYPE_EXPECTED:
             # Strict types: a boolean or a string is never read as a number, nor a number as a string.
             value = err["input"]
-            msg = f"expected {_TYPE_EXPECTED[err['type']]}, got {_shown(value)} ({_yaml_kind(value)})"
+            msg = (f"expected {_TYPE_EXPECTED[err['type']]}, got {_shown(value)} "
+                   f"({typenames.kind(value, typenames.YAML)})")
         lines.append(f"{loc or '(plan)'}: {msg}")
     return lines
 
@@ -611,7 +597,7 @@ def parse_plan(data: Any, source: str = "<plan>") -> Plan:
         raise PlanError(source, ["(plan): the document is null (~), expected a mapping of plan fields"])
     if not isinstance(data, dict):
         raise PlanError(source, [f"(plan): expected a mapping of fields at the top level, got {_shown(data)} "
-                                 f"({_yaml_kind(data)})"])
+                                 f"({typenames.kind(data, typenames.YAML)})"])
     try:
         return Plan.model_validate(data)
     except ValidationError as exc:
