@@ -22,6 +22,7 @@ def cli() -> None:
 def _register_commands() -> None:
     from commands.console import console
     from commands.drill import drill, drill_cleanup
+    from commands.failback import failback
     from commands.failover import demo, failover
     from commands.operate import abort, approve, status
     from commands.plan import render, schema, validate
@@ -31,7 +32,7 @@ def _register_commands() -> None:
     from infra.commands import deploy, synth
 
     for command in (validate, schema, render, failover, replicate, demo, readiness, approve, abort, status,
-                    synth, deploy, drill, drill_cleanup, console, report, history):
+                    synth, deploy, drill, drill_cleanup, console, report, history, failback):
         cli.add_command(command)
 
 

@@ -19,14 +19,18 @@ if TYPE_CHECKING:
     from workflows.plan import Plan
 
 
+_ANSWERED = click.option("--workflow", type=click.Choice(["failover", "failback"]), default="failover",
+                         show_default=True, help="The workflow whose run waits for approval.")
+
+
 def _answer(plan_path: str, profile: str | None, region: str | None, as_json: bool, approve: bool,
-            reason: str = "") -> None:
+            reason: str = "", workflow: str = "failover") -> None:
     import getpass
 
     from workflows.executions import NothingToAnswer, answer_approval
 
     plan = load(plan_path)
-    sfn, machine = aws_machine(plan, profile, region, "failover")
+    sfn, machine = aws_machine(plan, profile, region, workflow)
     try:
         execution = answer_approval(sfn, machine, approve=approve, who=getpass.getuser(), reason=reason)
     except NothingToAnswer as exc:
@@ -43,22 +47,26 @@ def _answer(plan_path: str, profile: str | None, region: str | None, as_json: bo
 @click.command()
 @click.argument("plan", type=click.Path(dir_okay=True))
 @aws_options
-def approve(plan: str, profile: str | None, region: str | None, as_json: bool) -> None:
-    """Approve the failover of PLAN that waits for approval (exit 4 if none waits).
+@_ANSWERED
+def approve(plan: str, profile: str | None, region: str | None, as_json: bool, workflow: str) -> None:
+    """Approve the failover (or, with --workflow failback, the failback) of PLAN that waits for approval (exit 4 if
+    none waits). A failback's approver has stopped the application's writes on the DR site first.
 
     Acts on a running execution in AWS, so there is no --sandbox rehearsal of it; the tests
     exercise it against the sandbox.
     """
-    _answer(plan, profile, region, as_json, approve=True)
+    _answer(plan, profile, region, as_json, approve=True, workflow=workflow)
 
 
 @click.command()
 @click.argument("plan", type=click.Path(dir_okay=True))
 @aws_options
 @click.option("--reason", default="", help="Recorded as the cause of the abort.")
-def abort(plan: str, profile: str | None, region: str | None, as_json: bool, reason: str) -> None:
-    """Abort the failover of PLAN that waits for approval; nothing in production has changed yet."""
-    _answer(plan, profile, region, as_json, approve=False, reason=reason)
+@_ANSWERED
+def abort(plan: str, profile: str | None, region: str | None, as_json: bool, reason: str, workflow: str) -> None:
+    """Abort the failover (or failback) of PLAN that waits for approval. Nothing in production has changed yet for a
+    failover; a failback aborted at its approval has re-protected (a reverse replica) and moved no traffic."""
+    _answer(plan, profile, region, as_json, approve=False, reason=reason, workflow=workflow)
 
 
 @click.command()

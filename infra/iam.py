@@ -30,7 +30,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from infra import iam_tiers, vpc
+from infra import iam_failback, iam_tiers, vpc
 from infra.iam_arns import Scoped as Scoped
 from infra.iam_arns import _Arns as _Arns
 from workflows import plan_accounts
@@ -189,6 +189,8 @@ RESOURCE_KINDS: dict[str, Callable[[_Arns], list[str]]] = {
 RESOURCE_KINDS.update(iam_tiers.RESOURCE_KINDS)
 # The canary function's network interfaces in the DR VPC (granted by infra/stacks.py, not by a step): infra/vpc.py.
 RESOURCE_KINDS.update(vpc.RESOURCE_KINDS)
+# The failback's renamed databases, their final snapshots and the replicate run it starts: infra/iam_failback.py.
+RESOURCE_KINDS.update(iam_failback.RESOURCE_KINDS)
 
 
 def resource_arns(

@@ -465,7 +465,7 @@ class _Arns:
         from workflows import render
 
         return [self._dr("states", f"execution:{render.state_machine_name(self.plan, w)}:*")
-                for w in render.BUILDERS]
+                for w in render.workflows_of(self.plan)]
 
     # The plan's reports in its reports bucket (reports/store.py: <bucket>/<plan>/<execution>.{json,md,html}).
     def report_object(self) -> list[str]:
@@ -480,5 +480,5 @@ class _Arns:
 
         return [
             self._arn("states", self.plan.dr_region, f"stateMachine:{render.state_machine_name(self.plan, w)}")
-            for w in sorted(render.BUILDERS)
+            for w in sorted(render.workflows_of(self.plan))
         ]

@@ -100,6 +100,18 @@ _AUTOSCALING_WILDCARDS = {
     "(iam:PassedToService).",
 }
 
+# Failback (infra/iam_failback.py): the names it gives carry the stamp of the failover it undoes.
+_FAILBACK_WILDCARDS = {
+    "failback_stale_db": "A failback keeps the stale primary renamed <id>-stale-<stamp>, the stamp the start of the "
+    "failover it undoes; only that prefix of the plan's primary databases.",
+    "failback_retired_db": "A failback retires the promoted DR database as <dr>-retired-<stamp> until the new DR "
+    "replica is available; only that prefix of the plan's DR databases.",
+    "failback_retired_snapshot": "The retired DR database's final snapshot, <dr>-retired-<stamp>-final.",
+    "failback_primary_subnet_group": "The reverse replica takes the stale primary's DB subnet group, read from the "
+    "instance (the plan names only the DR side's); used by CreateDBInstanceReadReplica alone, in the primary region.",
+    "failback_replicate_execution": "The failback reads the replicate run it starts, named fb-<failback execution>.",
+}
+
 
 def scoped_wildcard_reasons(plan: Plan) -> dict[str, str]:
     """``Resource::<arn>`` -> why, for the wildcards infra.iam grants ``plan``'s functions on purpose."""
@@ -166,7 +178,7 @@ def scoped_wildcard_reasons(plan: Plan) -> dict[str, str]:
     # ids are minted during the launch (infra/iam_arns.py, infra/iam_tiers.py explain each kind's wildcard and its
     # narrowing).
     for kind, why in {**_ENVIRONMENT_BUILD_WILDCARDS, **_DRILL_WILDCARDS, **_AURORA_WILDCARDS,
-                      **_AUTOSCALING_WILDCARDS}.items():
+                      **_AUTOSCALING_WILDCARDS, **_FAILBACK_WILDCARDS}.items():
         tokens = {"account": "<AWS::AccountId>", "partition": "<AWS::Partition>"}
         for arn in plan_iam.resource_arns(plan, kind, **tokens):
             for resource in (arn.arns if isinstance(arn, plan_iam.Scoped) else (arn,)):

@@ -361,7 +361,7 @@ class DrStack(Stack):
                 self,
                 f"{workflow.capitalize()}StateMachine",
                 state_machine_name=render.state_machine_name(self.plan, workflow),
-                definition_body=sfn.DefinitionBody.from_string(text),
+                definition_body=sfn.DefinitionBody.from_string(asl.compact(text)),
                 definition_substitutions=substitutions,
                 role=role,
                 logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),

@@ -84,4 +84,5 @@ def answer_approval(sfn: Any, state_machine_arn: str, *, approve: bool, who: str
             continue
         answer(sfn, token, approve=approve, who=who, reason=reason)
         return execution["executionArn"]
-    raise NothingToAnswer("no failover of this plan is waiting for approval")
+    workflow = "failback" if state_machine_arn.endswith("-failback") else "failover"
+    raise NothingToAnswer(f"no {workflow} of this plan is waiting for approval")

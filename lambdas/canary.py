@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 
 from lambdas import rds
 from lambdas.common import CONNECTION_ERRORS, Registry, client, raise_mapped
-from lambdas.errors import HeartbeatNotWritten, ResourceNotFound
+from lambdas.errors import DataCheckFailed, HeartbeatNotWritten, ResourceNotFound
 
 registry = Registry("canary")
 handler = registry.handler
@@ -50,7 +50,9 @@ def _credentials(region: str, db: dict[str, Any], secret_name: str) -> tuple[str
     return str(value["username"]), str(value["password"])
 
 
-def _connect(region: str, identifier: str, secret_name: str) -> Any:
+def connect(region: str, identifier: str, secret_name: str) -> Any:
+    """A pg8000 session on the instance as its master user (the application's view: the sandbox rehearsal writes
+    its rows through it too)."""
     import pg8000.native
 
     db = rds.describe_instance(client("rds", region), identifier)
@@ -86,11 +88,13 @@ def _canary(region: str, item: dict[str, Any], execution: str) -> dict[str, Any]
     identifier = item["identifier"]
     check: dict[str, Any] = {"check": "canary write", "resource": identifier, "ok": False}
     if item.get("engine", "postgres") != "postgres":
-        return {**check, "detail": f"not verified: no SQL canary for engine {item['engine']}"}
+        # Not a failure of the service: this engine gets the control-plane checks only, and the report says so.
+        return {**check, "ok": True, "skipped": True,
+                "detail": f"not verified as data: no SQL canary for engine {item['engine']} (control-plane checks only)"}
     import pg8000.exceptions
 
     try:
-        conn = _connect(region, identifier, item["credentials_secret"])
+        conn = connect(region, identifier, item["credentials_secret"])
     except (*CONNECTION_ERRORS, OSError) as exc:
         return {**check, "detail": f"cannot connect: {type(exc).__name__}"}
     except pg8000.exceptions.Error as exc:  # authentication, a database that refuses sessions
@@ -127,7 +131,8 @@ def _window(newest: dt.datetime | None, promoted_at: str | None) -> dict[str, An
 
 @registry.action("verify_databases",
                  permissions=["rds:DescribeDBInstances", "secretsmanager:GetSecretValue"],
-                 resource={"rds:DescribeDBInstances": ("db", "drill_db"), "secretsmanager:GetSecretValue": "db_secret"})
+                 resource={"rds:DescribeDBInstances": ("db", "drill_db", "source_db"),
+                           "secretsmanager:GetSecretValue": "db_secret"})
 def verify_databases(region: str, databases: list[dict[str, Any]], restored: list[dict[str, Any]] | None = None,
                      execution: str = "", attempt: int = -1) -> dict[str, Any]:
     """A canary write and read in each promoted database; ``done`` when every one succeeds.
@@ -160,7 +165,7 @@ def heartbeat(region: str, database: dict[str, Any]) -> dict[str, Any]:
         return {"record": {"resource": resource, "status": "unchanged",
                            "notes": [f"no SQL heartbeat for engine {database['engine']}"]}}
     try:
-        conn = _connect(region, identifier, database["credentials_secret"])
+        conn = connect(region, identifier, database["credentials_secret"])
     except (*CONNECTION_ERRORS, OSError) as exc:
         raise HeartbeatNotWritten(f"{resource}: cannot connect: {type(exc).__name__}") from exc
     except pg8000.exceptions.Error as exc:
@@ -176,3 +181,103 @@ def heartbeat(region: str, database: dict[str, Any]) -> dict[str, Any]:
     # Evidence, like a replica's lag: the primary took a write now; nothing of the pilot light changed.
     return {"record": {"resource": resource, "status": "verified", "at": now.isoformat(),
                        "notes": [f"wrote a row at {now.isoformat()} to {HEARTBEAT_TABLE}"]}}
+
+
+# -- failback: the data check ------------------------------------------------------------------------------
+
+
+def _counts(conn: Any) -> dict[str, int]:
+    """Rows of each table of the ``public`` schema, by name (the application's tables and pilotlight's)."""
+    tables = [r[0] for r in conn.run("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
+    return {t: int(conn.run(f'SELECT count(*) FROM public."{t}"')[0][0]) for t in tables}
+
+
+def _data(region: str, item: dict[str, Any], execution: str, mark: bool) -> dict[str, Any]:
+    import pg8000.exceptions
+
+    identifier = item["identifier"]
+    out: dict[str, Any] = {"resource": identifier, "region": region}
+    if item.get("engine", "postgres") != "postgres":
+        raise DataCheckFailed(f"{identifier}: no SQL data check for engine {item['engine']}")
+    try:
+        conn = connect(region, identifier, item["credentials_secret"])
+    except (*CONNECTION_ERRORS, OSError) as exc:
+        raise DataCheckFailed(f"{identifier} in {region}: cannot connect: {type(exc).__name__}") from exc
+    except pg8000.exceptions.Error as exc:
+        raise DataCheckFailed(f"{identifier} in {region}: cannot connect: {_sql_error(exc)}") from exc
+    try:
+        if mark:
+            conn.run(f"CREATE TABLE IF NOT EXISTS {CANARY_TABLE} (id text PRIMARY KEY, written_at timestamptz "
+                     "NOT NULL, execution text)")
+            marker = f"failback-{uuid.uuid5(uuid.NAMESPACE_URL, execution + identifier).hex}"
+            conn.run(f"INSERT INTO {CANARY_TABLE} (id, written_at, execution) VALUES (:id, :at, :ex) "
+                     "ON CONFLICT (id) DO NOTHING", id=marker, at=dt.datetime.now(dt.UTC), ex=execution)
+            out["marker"] = marker
+        else:
+            found = conn.run(f"SELECT count(*) FROM public.{CANARY_TABLE} WHERE id = :id", id=item["marker"]) \
+                if _has_table(conn, CANARY_TABLE) else [[0]]
+            out["marker"], out["marker_found"] = item["marker"], bool(found[0][0])
+        out["rows"] = _counts(conn)
+    except pg8000.exceptions.Error as exc:
+        raise DataCheckFailed(f"{identifier} in {region}: {_sql_error(exc)}") from exc
+    finally:
+        conn.close()
+    return out
+
+
+def _has_table(conn: Any, table: str) -> bool:
+    found = conn.run("SELECT to_regclass(:t) IS NOT NULL", t=f"public.{table}")
+    return bool(found and found[0][0])
+
+
+_DATA_KINDS = {"rds:DescribeDBInstances": ("db", "source_db"), "secretsmanager:GetSecretValue": "db_secret"}
+
+
+@registry.action("data_before", permissions=["rds:DescribeDBInstances", "secretsmanager:GetSecretValue"],
+                 resource=_DATA_KINDS)
+def data_before(region: str, databases: list[dict[str, Any]], execution: str) -> dict[str, Any]:
+    """Before the switch back (writes stopped): in each live DR database, a marker row written to
+    ``pilotlight_canary`` (one per failback: a re-run writes none) and the rows of every table counted."""
+    return {"databases": [_data(region, d, execution, True) for d in databases]}
+
+
+def _compare(region: str, databases: list[dict[str, Any]], before: dict[str, Any]) -> tuple[list[Any], list[str]]:
+    prior = {d["resource"]: d for d in before.get("databases") or []}
+    checks: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for item in databases:
+        was = prior.get(item["source"])
+        if was is None:
+            raise DataCheckFailed(f"no count was taken in {item['source']} before the switch back")
+        now = _data(region, {**item, "marker": was["marker"]}, "", False)
+        tables = [{"table": t, "before": n, "after": now["rows"].get(t, 0)} for t, n in sorted(was["rows"].items())]
+        short = [t for t in tables if t["after"] < t["before"]]
+        if not now["marker_found"]:
+            problems.append(f"{item['identifier']}: marker row {was['marker']} written in {item['source']} is missing")
+        problems += [f"{item['identifier']}: {t['table']} has {t['after']} rows, {item['source']} had {t['before']}"
+                     for t in short]
+        checks.append({"identifier": item["identifier"], "source": item["source"], "marker": was["marker"],
+                       "marker_found": now["marker_found"], "tables": tables, "ok": not short and now["marker_found"]})
+    return checks, problems
+
+
+@registry.action("data_caught_up", permissions=["rds:DescribeDBInstances", "secretsmanager:GetSecretValue"],
+                 resource=_DATA_KINDS)
+def data_caught_up(region: str, databases: list[dict[str, Any]], before: dict[str, Any],
+                   attempt: int = -1) -> dict[str, Any]:
+    """Done when each reverse replica (read, not written) shows the marker and the counts taken in the DR
+    database: the replication has drained, so the promotion loses nothing."""
+    checks, problems = _compare(region, databases, before)
+    return {"done": not problems, "attempt": attempt + 1, "databases": checks, "waiting_for": problems}
+
+
+@registry.action("data_after", permissions=["rds:DescribeDBInstances", "secretsmanager:GetSecretValue"],
+                 resource=_DATA_KINDS)
+def data_after(region: str, databases: list[dict[str, Any]], before: dict[str, Any]) -> dict[str, Any]:
+    """After promotion, before traffic moves back: each promoted primary holds the marker written before and at
+    least as many rows in every table as the DR database had; otherwise :class:`DataCheckFailed` naming the
+    tables (traffic stays on the DR site)."""
+    checks, problems = _compare(region, databases, before)
+    if problems:
+        raise DataCheckFailed("; ".join(problems))
+    return {"ok": True, "databases": checks}

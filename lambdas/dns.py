@@ -545,3 +545,19 @@ def remove_drill_records(zone_id: str, record_name: str, drills: dict[str, Any])
             raise_mapped(exc, f"delete drill records in {zone_id}")
         change_id = out["ChangeInfo"]["Id"]
     return {"done": True, "deleted": deleted, "change_id": change_id, "left": 0}
+
+
+# -- failback: DNS back to the primary (plain functions in lambdas/dns_failback.py) ------------------------------
+
+from lambdas import dns_failback  # noqa: E402 - it imports this module lazily, so it comes last
+
+registry.action("check_primary_restored", permissions=["cloudwatch:DescribeAlarms"], resource="health_alarm")(
+    dns_failback.check_primary_restored)
+registry.action("check_answer", permissions=["route53:TestDNSAnswer"])(dns_failback.check_answer)
+registry.action("restore_records", permissions=["route53:ListResourceRecordSets", "route53:ListHealthChecks",
+                                                "route53:ChangeResourceRecordSets"],
+                resource={"route53:ListResourceRecordSets": "hostedzone",
+                          "route53:ChangeResourceRecordSets": "hostedzone"})(dns_failback.restore_records)
+registry.action("set_weights", permissions=["route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets"],
+                resource="hostedzone")(dns_failback.set_weights)
+registry.action("watch_alarms", permissions=["cloudwatch:DescribeAlarms"], resource="alarm")(dns_failback.watch_alarms)

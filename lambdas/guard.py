@@ -203,20 +203,25 @@ def _preempt_drills(sfn: Any, drill_machine: str, failover_arn: str) -> list[dic
 
 
 @registry.action("request_approval", permissions=["sns:Publish"], resource="topic")
-def request_approval(token: str, topic_arn: str, plan: str, execution_arn: str, region: str) -> dict[str, Any]:
-    """Publish the approval request; the execution waits until someone approves or aborts."""
+def request_approval(token: str, topic_arn: str, plan: str, execution_arn: str, region: str,
+                     workflow: str = "failover", before_approving: str | None = None) -> dict[str, Any]:
+    """Publish the approval request; the execution waits until someone approves or aborts. ``before_approving``:
+    what the approver does first (a failback: stop the application's writes)."""
     message = {
         "plan": plan,
+        "workflow": workflow,
         "execution": execution_arn,
         "requested_at": datetime.now(UTC).isoformat(),
         "approve": f"pilotlight approve <plan file for {plan}>",
         "abort": f"pilotlight abort <plan file for {plan}>",
         "task_token": token,
     }
+    if before_approving:
+        message["before_approving"] = before_approving
     try:
         out = client("sns", region).publish(
             TopicArn=topic_arn,
-            Subject=f"pilotlight: failover of {plan} awaits approval"[:100],
+            Subject=f"pilotlight: {workflow} of {plan} awaits approval"[:100],
             Message=json.dumps(message, indent=2),
         )
     except ClientError as exc:

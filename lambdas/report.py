@@ -216,7 +216,7 @@ def _describe(resource: dict[str, Any], state: dict[str, Any]) -> str:
                  "route53:ListResourceRecordSets"],
     resource={"states:GetExecutionHistory": "workflow_execution",
               "rds:DescribeDBInstances": ("db", "source_db", "drill_db"),
-              "elasticbeanstalk:DescribeEnvironments": ("environment", "drill_environment"),
+              "elasticbeanstalk:DescribeEnvironments": ("environment", "drill_environment", "source_environment"),
               "route53:ListResourceRecordSets": "hostedzone"},
 )
 def record_failure(plan: str, workflow: str, region: str, execution_arn: str, error: dict[str, Any],

@@ -6,6 +6,9 @@ V1 schema (rules with ``Prefix`` and no ``Filter``) is rewritten in the V2 schem
 accept a mix. Objects written before replication was enabled are never replicated by S3 on its
 own: the step counts those it can see (a bounded sample) and points to S3 Batch Replication.
 
+A failback (lambdas/s3_failback.py) sets the reverse rule on the DR bucket, copies what was written there
+during the outage back to the primary bucket, checks the data, and at re-arm removes the reverse rule again.
+
 A drill reads the newest replicated canary in the DR bucket and writes, reads back and removes a probe
 under ``pilotlight-drill/<id>/``; its teardown removes whatever a drill left there (every version).
 """
@@ -18,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambdas import drill
+from lambdas import drill, s3_failback
 from lambdas.common import Registry, aws_errors, client, raise_mapped
 from lambdas.errors import PreconditionFailed, ResourceNotFound
 
@@ -499,3 +502,135 @@ def remove_drill_objects(region: str, plan: str, buckets: list[str], drills: dic
                                 "version": version["VersionId"]})
         failed += [{"bucket": bucket, **e} for e in errors]
     return {"done": not failed, "deleted": deleted, "left": len(failed), "failed": failed, "missing": missing}
+
+
+# -- failback: the DR buckets replicate back to the primary, then the pilot light is re-armed ------------------
+# The reverse rule is replicate's rule pointing the other way (ID pilotlight-to-<primary bucket>) on the DR bucket,
+# with the plan's replication role (the one replicate created gets a policy for the reverse pair, removed again at
+# re-arm; a role the plan names must allow the reverse direction itself: pilotlight never edits it).
+
+def _reverse_policy(bucket: dict[str, Any]) -> str | None:
+    """The reverse pair's policy on the role replicate created (None: the plan names its own role)."""
+    return None if bucket.get("role_arn") else f"{bucket['destination']}-to-{bucket['source']}"[:128]
+
+
+def _replication(s3: Any, bucket: str) -> dict[str, Any] | None:
+    try:
+        return s3.get_bucket_replication(Bucket=bucket)["ReplicationConfiguration"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ReplicationConfigurationNotFoundError":
+            raise_mapped(exc, f"read replication of {bucket}")
+    return None
+
+
+@registry.action(
+    "ensure_reverse_replication",
+    permissions=["s3:GetBucketVersioning", "s3:PutBucketVersioning", "s3:GetReplicationConfiguration",
+                 "s3:PutReplicationConfiguration", "iam:GetRole", "iam:CreateRole", "iam:GetRolePolicy",
+                 "iam:PutRolePolicy", "iam:PassRole"],
+    resource={"s3:GetBucketVersioning": "bucket", "s3:PutBucketVersioning": "bucket",
+              "s3:GetReplicationConfiguration": "bucket", "s3:PutReplicationConfiguration": "bucket",
+              "iam:GetRole": "replication_role", "iam:CreateRole": "replication_role",
+              "iam:GetRolePolicy": "replication_role", "iam:PutRolePolicy": "replication_role",
+              "iam:PassRole": "replication_role"},
+)
+def ensure_reverse_replication(plan: str, primary_region: str, dr_region: str,
+                               bucket: dict[str, Any]) -> dict[str, Any]:
+    """Versioning on both buckets and a rule on the DR bucket (``bucket.destination``) replicating every new
+    object to the primary bucket (``bucket.source``), merged into the DR bucket's configuration (its other
+    rules kept). Delete markers replicate back as the plan says they replicate forward."""
+    primary, dr = bucket["source"], bucket["destination"]
+    s3p, s3d = client("s3", primary_region), client("s3", dr_region)
+    changes = [f"versioning enabled on {b}" for s3c, b in ((s3p, primary), (s3d, dr)) if _versioning(s3c, b)]
+    role_arn = bucket.get("role_arn")
+    if not role_arn:
+        role_arn, role_changes = _ensure_role(plan, dr, primary)
+        changes += role_changes
+    have = _replication(s3d, dr)
+    config, rule_changes = merge_rules(have, wanted_rule(primary, bool(bucket.get("replicate_delete_markers"))),
+                                       role_arn, dr)
+    if config is not None:
+        with aws_errors(f"configure replication of {dr}"):
+            s3d.put_bucket_replication(Bucket=dr, ReplicationConfiguration=config)
+        changes += rule_changes
+    status = "unchanged" if not changes else ("updated" if have is not None else "created")
+    return {"role_arn": role_arn, "record": {"resource": f"replication {dr} -> {primary}", "status": status,
+                                             "changes": changes}}
+
+
+@registry.action(
+    "catch_up_primary",
+    permissions=["s3:ListBucket", "s3:GetObject", "s3:GetObjectTagging", "s3:PutObject", "s3:PutObjectTagging"],
+    # CopyObject reads the DR object (and its tags: TaggingDirective COPY) and writes the primary's.
+    resource={"s3:ListBucket": "bucket", "s3:GetObject": "object", "s3:GetObjectTagging": "object",
+              "s3:PutObject": "source_object", "s3:PutObjectTagging": "source_object"},
+)
+def catch_up_primary(primary_region: str, dr_region: str, bucket: dict[str, Any], since: str | None = None,
+                     state: dict[str, Any] | None = None, attempt: int = 0) -> dict[str, Any]:
+    """Copy the objects written in the DR bucket since ``since`` (the failover's start) that the primary bucket
+    lacks or holds older and different (lambdas/s3_failback.py); a bounded amount per call, ``state`` carrying
+    where the next call goes on. ``done`` once a pass over the DR bucket copied nothing."""
+    return s3_failback.catch_up(client("s3", dr_region), client("s3", primary_region), bucket["destination"],
+                                bucket["source"], since, state, attempt)
+
+
+@registry.action(
+    "check_failback_data",
+    permissions=["s3:ListBucket", "s3:GetObject"],
+    resource={"s3:ListBucket": "bucket", "s3:GetObject": "object"},
+)
+def check_failback_data(primary_region: str, dr_region: str, bucket: dict[str, Any], since: str | None = None,
+                        state: dict[str, Any] | None = None, attempt: int = 0) -> dict[str, Any]:
+    """Object counts of both buckets, the DR objects written since ``since`` the primary lacks, and a
+    deterministic checksum sample compared (lambdas/s3_failback.py); ``result`` once done."""
+    return s3_failback.check_data(client("s3", dr_region), client("s3", primary_region), bucket["destination"],
+                                  bucket["source"], since, state, attempt)
+
+
+@registry.action("summarise_failback_data", permissions=[])
+def summarise_failback_data(buckets: list[Any]) -> dict[str, Any]:
+    """The data check of every pair: ``{"buckets": [...], "ok": every pair ok}``."""
+    return {"buckets": buckets, "ok": all(bool(b.get("ok")) for b in buckets if isinstance(b, dict))}
+
+
+@registry.action(
+    "remove_reverse_replication",
+    permissions=["s3:GetReplicationConfiguration", "s3:PutReplicationConfiguration", "iam:DeleteRolePolicy"],
+    resource={"s3:GetReplicationConfiguration": "bucket", "s3:PutReplicationConfiguration": "bucket",
+              "iam:DeleteRolePolicy": "replication_role"},
+)
+def remove_reverse_replication(plan: str, primary_region: str, dr_region: str, bucket: dict[str, Any]
+                               ) -> dict[str, Any]:
+    """Re-arm: the reverse rule removed from the DR bucket (its other rules kept; the configuration deleted when
+    none is left) and the reverse pair's policy from the role replicate created. The forward rule on the primary
+    bucket is read, never changed: ``forward`` says whether it is in place."""
+    primary, dr = bucket["source"], bucket["destination"]
+    s3p, s3d = client("s3", primary_region), client("s3", dr_region)
+    changes: list[str] = []
+    rule_id = wanted_rule(primary, False)["ID"]
+    have = _replication(s3d, dr)
+    rules = list((have or {}).get("Rules") or [])
+    kept = [r for r in rules if r.get("ID") != rule_id]
+    if len(kept) != len(rules):
+        with aws_errors(f"remove rule {rule_id} from {dr}"):
+            if kept:
+                s3d.put_bucket_replication(Bucket=dr, ReplicationConfiguration={**(have or {}), "Rules": kept})
+            else:
+                s3d.delete_bucket_replication(Bucket=dr)
+        changes.append(f"removed replication rule {rule_id}" + (f", kept {len(kept)} other rule(s)" if kept else ""))
+    policy = _reverse_policy(bucket)
+    if policy:
+        try:
+            client("iam", "us-east-1").delete_role_policy(RoleName=role_name(plan), PolicyName=policy)
+            changes.append(f"role policy {policy} removed")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "NoSuchEntity":
+                raise_mapped(exc, f"remove policy {policy}")
+    forward = _replication(s3p, primary)
+    in_place = any(r.get("Status") == "Enabled" and (r.get("Destination") or {}).get("Bucket") == f"arn:aws:s3:::{dr}"
+                   for r in (forward or {}).get("Rules") or [])
+    record: dict[str, Any] = {"resource": f"replication {dr} -> {primary}", "status": "deleted" if changes else
+                              "unchanged", "changes": changes, "forward": in_place}
+    if not in_place:
+        record["flags"] = [f"{primary} does not replicate to {dr}: the next replicate run sets the rule again"]
+    return {"record": record}

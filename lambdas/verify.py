@@ -125,8 +125,9 @@ def _dns(spec: dict[str, str]) -> dict[str, Any]:
     "verify_service",
     permissions=["elasticbeanstalk:DescribeEnvironments", "rds:DescribeDBInstances",
                  "route53:ListResourceRecordSets", "route53:TestDNSAnswer"],
-    resource={"elasticbeanstalk:DescribeEnvironments": ("environment", "drill_environment"),
-              "rds:DescribeDBInstances": ("db", "drill_db"),
+    # The DR side (failover, drill) or the primary side (failback: the service back where it was).
+    resource={"elasticbeanstalk:DescribeEnvironments": ("environment", "drill_environment", "source_environment"),
+              "rds:DescribeDBInstances": ("db", "drill_db", "source_db"),
               "route53:ListResourceRecordSets": "hostedzone"},
 )
 def verify_service(

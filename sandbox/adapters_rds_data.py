@@ -14,6 +14,7 @@ client first connects: a plan whose run never opens a database pays no server st
   session), stamped with the modeled time; a replica is brought up to date when a session on it starts.
 - ``PromoteReadReplica`` stops the copy: the replica keeps the rows its source had ``lag`` seconds
   before the promotion, and accepts writes once the promotion's modeled duration is over.
+- A renamed instance (``ModifyDBInstance`` with ``NewDBInstanceIdentifier``) keeps its rows at its new endpoint.
 - A snapshot restored as a new instance (``RestoreDBInstanceFromDBSnapshot``) starts with its source
   instance's rows as they are when it is restored (the snapshot's own point in time is not modeled).
 
@@ -256,6 +257,8 @@ class World:
             ("after-call.rds.RestoreDBInstanceFromDBSnapshot", self._restored),
             ("after-call.rds.PromoteReadReplica", self._promoted),
             ("after-call.rds.DeleteDBInstance", self._deleted),
+            ("before-parameter-build.rds.ModifyDBInstance", responses.stash_api_params),
+            ("after-call.rds.ModifyDBInstance", self._renamed),
         ]
 
     def _created(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -300,6 +303,24 @@ class World:
         if http_response.status_code >= 300:
             return
         self.promote(context["client_region"], parsed["DBInstance"]["DBInstanceIdentifier"])
+
+    def _renamed(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        """A rename (``NewDBInstanceIdentifier``) keeps the rows: the database answers at the new endpoint."""
+        p = responses.api_params(context)
+        new, db = p.get("NewDBInstanceIdentifier"), parsed.get("DBInstance") or {}
+        if http_response.status_code >= 300 or not new or not db.get("Endpoint"):
+            return
+        region = context["client_region"]
+        with self._lock:
+            inst = self.instances.pop((region, str(p["DBInstanceIdentifier"]).lower()), None)
+            if inst is None:
+                return
+            resolver.unregister(inst.address, inst.port)
+            inst.identifier, inst.address = new.lower(), db["Endpoint"]["Address"]
+            inst.port = int(db["Endpoint"]["Port"])
+            self.instances[(region, inst.identifier)] = inst
+        if inst.forwarder:
+            resolver.register(inst.address, inst.port, inst.forwarder.port)
 
     def _deleted(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         if http_response.status_code < 300:

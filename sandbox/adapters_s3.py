@@ -5,7 +5,11 @@ does) but never copies anything. Here a new object in a bucket with an enabled r
 matches is PENDING, then after the modeled replication time (``s3.replicate``) it is copied to the
 destination bucket and the source shows COMPLETED (FAILED when the destination is missing or
 unversioned); the copy shows REPLICA. ``HeadObject``/``GetObject`` report ``ReplicationStatus``.
-Deletes without a version id replicate as delete markers when the rule says so.
+Deletes without a version id replicate as delete markers when the rule says so. A CopyObject into a
+bucket with a rule is a new object and replicates like a put (the copy source may be in another region:
+moto keeps every region's buckets in one backend, so a cross-region CopyObject works as in S3). A
+replica is never replicated again (S3 does not replicate replicas), so rules in both directions between
+two buckets (a failback's reverse rule on the DR bucket) do not loop.
 
 As in S3, every destination gets the object: per destination, the enabled rule of highest priority
 whose filter matches replicates it, and the source shows COMPLETED once every destination has it
@@ -47,6 +51,9 @@ class Replicator:
         bucket, key = p.get("Bucket", ""), p.get("Key", "")
         rules = matching_rules(bucket, key)
         if not rules:
+            with _lock:  # a new version written without a rule has no status (a replica overwritten in place)
+                STATUS.pop((bucket, key), None)
+                _OUTSTANDING.pop((bucket, key), None)
             return
         destinations = [_bucket_name(rule) for rule in rules]
         with _lock:
@@ -208,7 +215,14 @@ def replicate(source: str, key: str, version_id: str | None, destination: str) -
         if dest is not None and dest.is_versioned:
             obj = backend.get_object(source, key, version_id=version_id)
             if obj is not None:
-                backend.put_object(destination, key, obj.value)
+                # A replica carries the source's metadata (content type, user metadata), tags, storage class
+                # and checksum, and the same ETag: S3 replicates the object, it does not rewrite it.
+                replica = backend.put_object(destination, key, obj.value, storage=obj.storage_class,
+                                             disable_notification=True)
+                replica.set_metadata(obj.metadata)
+                backend.tagger.copy_tags(obj.arn, replica.arn)
+                if obj.checksum_value:
+                    replica.checksum_value, replica.checksum_algorithm = obj.checksum_value, obj.checksum_algorithm
                 with _lock:
                     STATUS[(destination, key)] = "REPLICA"
                 done = True
@@ -229,6 +243,7 @@ _replicator: Replicator | None = None
 def handlers(rep: Replicator) -> list[tuple[str, Any]]:
     return [
         ("before-parameter-build.s3.PutObject", responses.stash_api_params),
+        ("before-parameter-build.s3.CopyObject", responses.stash_api_params),
         ("before-parameter-build.s3.DeleteObject", responses.stash_api_params),
         ("before-parameter-build.s3.HeadObject", responses.stash_api_params),
         ("before-parameter-build.s3.GetObject", responses.stash_api_params),
@@ -240,6 +255,7 @@ def handlers(rep: Replicator) -> list[tuple[str, Any]]:
         ("after-call.s3.DeleteBucketReplication", after_delete_replication),
         ("after-call.s3.GetBucketReplication", after_get_replication),
         ("after-call.s3.PutObject", rep.after_put),
+        ("after-call.s3.CopyObject", rep.after_put),  # a copy is a new object: replicated like a put
         ("after-call.s3.DeleteObject", rep.after_delete),
         ("after-call.s3.HeadObject", rep.after_head),
         ("after-call.s3.GetObject", rep.after_head),

@@ -223,6 +223,17 @@ class Sandbox:
                     AlarmName=alarm.name, StateValue="ALARM", StateReason="sandbox: simulated outage of the primary")
         return [a.name for a in plan.triggers.alarms]
 
+    def recover(self, plan: Plan) -> list[str]:
+        """The primary region answers again (after :meth:`simulate_disaster` or :meth:`start_outage`): its endpoints
+        answer Route 53's health checkers and the plan's trigger alarms return to OK (set by hand, EventBridge not
+        told), as before a failback."""
+        self.down_regions.discard(plan.primary_region)
+        with self.eventbridge.quiet():
+            for alarm in plan.triggers.alarms:
+                boto3.client("cloudwatch", region_name=alarm.region or plan.primary_region).set_alarm_state(
+                    AlarmName=alarm.name, StateValue="OK", StateReason="sandbox: the primary region recovered")
+        return [a.name for a in plan.triggers.alarms]
+
     def inject(self, spec: str | FaultSpec) -> Fault:
         """Inject a fault written ``SERVICE:OPERATION:KIND[:N|:xK]`` (sandbox/faults.py), e.g.
         ``rds:PromoteReadReplica:Throttling:x2``; counted from now, on the functions' calls only."""
@@ -274,7 +285,7 @@ class Sandbox:
         subs = self.substitutions(plan)
         arns = {}
         for workflow, text in render.render_all(plan).items():
-            definition = asl.substitute(text, subs)
+            definition = asl.substitute(asl.compact(text), subs)  # as CDK deploys it
             name = render.state_machine_name(plan, workflow)
             existing = self.state_machine_arn(plan, workflow)
             try:

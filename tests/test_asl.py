@@ -147,7 +147,7 @@ def test_sandbox_deploys_exactly_the_rendered_definition(rendered):
         sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
         for name, arn in arns.items():
             deployed = sfn.describe_state_machine(stateMachineArn=arn)["definition"]
-            assert deployed == asl.substitute(rendered[name], sb.substitutions(plan))
+            assert deployed == asl.substitute(asl.compact(rendered[name]), sb.substitutions(plan))
 
 
 def test_render_command_writes_every_workflow(tmp_path):
@@ -187,6 +187,7 @@ def test_every_workflow_ends_a_caught_failure_through_its_record(example):
         assert states[asl.RECORD_STATE]["Parameters"]["action"] == "record_failure", workflow
         for name, state in states.items():
             if state["Type"] in ("Parallel", "Map") or (state["Type"] == "Task" and name not in (
-                    "GuardRails", "AwaitApproval", "PrepareDrill", "DnsCutoverFailed", asl.RECORD_STATE)):
+                    "GuardRails", "AwaitApproval", "PrepareDrill", "DnsCutoverFailed", "Preconditions",
+                    asl.RECORD_STATE)):
                 assert any("States.ALL" in c["ErrorEquals"] for c in state.get("Catch", [])), (workflow, name)
             assert state["Type"] != "Fail" or name in (asl.FAILED_STATE, asl.UNRECORDED_STATE), (workflow, name)

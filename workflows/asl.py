@@ -205,8 +205,14 @@ def machine(comment: str, start_at: str, states: dict[str, State], timeout_secon
 
 
 def dumps(definition: dict[str, Any]) -> str:
-    """Canonical JSON text of a definition: what is committed, deployed and run."""
+    """Canonical JSON text of a definition: what is committed (indented, so reviews read workflow diffs)."""
     return json.dumps(definition, indent=2, sort_keys=False) + "\n"
+
+
+def compact(text: str) -> str:
+    """The same definition without whitespace: what CDK deploys and the sandbox runs. A template is limited to
+    1,000,000 bytes by CloudFormation, and indentation was a third of the DR stack's."""
+    return json.dumps(json.loads(text), separators=(",", ":"), sort_keys=False)
 
 
 def substitute(text: str, substitutions: dict[str, str]) -> str:
@@ -287,8 +293,11 @@ def record_failures(states: dict[str, State], workflow: str, plan: str, region: 
                      else {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": RECORD_STATE})
             state["Catch"] = [*state.get("Catch", []), catch]
         elif state["Type"] == "Fail" and "Error" in state:
-            states[name] = {"Type": "Pass", "Comment": state.get("Comment", name),
-                            "Result": {"Error": state["Error"], "Cause": state.get("Cause", ""), "State": name},
+            # A Fail whose cause is read from the input (CausePath) keeps it: the record carries that text.
+            cause = {"Cause.$": state["CausePath"]} if "CausePath" in state else {"Cause": state.get("Cause", "")}
+            record: dict[str, Any] = {"Error": state["Error"], **cause, "State": name}
+            key = "Parameters" if "CausePath" in state else "Result"
+            states[name] = {"Type": "Pass", "Comment": state.get("Comment", name), key: record,
                             "ResultPath": "$.error", "Next": RECORD_STATE}
     states.update(failure_states(workflow, plan, region, resources, drill_path))
     if list_input:

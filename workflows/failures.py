@@ -24,7 +24,16 @@ def resources(plan: Plan, workflow: str) -> list[dict[str, Any]]:
     if workflow == "failover":
         out += [{"kind": "environment", "region": plan.dr_region, "application": e.application,
                  "name": e.dr_environment_name} for e in plan.environments]
-    if workflow in ("failover", "drill") and plan.dns is not None:
+    if workflow == "failback":  # both sides of every database and environment it moves
+        for db in plan.rds_databases:
+            out += [{"kind": "database", "region": plan.primary_region, "name": db.identifier},
+                    {"kind": "database", "region": plan.dr_region, "name": db.dr_replica_identifier}]
+        for env in plan.environments:
+            out += [{"kind": "environment", "region": plan.primary_region, "application": env.application,
+                     "name": env.name},
+                    {"kind": "environment", "region": plan.dr_region, "application": env.application,
+                     "name": env.dr_environment_name}]
+    if workflow in ("failover", "drill", "failback") and plan.dns is not None:
         out.append({"kind": "record", "zone_id": plan.dns.hosted_zone_id, "name": plan.dns.record_name,
                     "record_type": plan.dns.record_type})
     return out

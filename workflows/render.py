@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from workflows import asl, drill, failover, readiness, replicate
+from workflows import asl, drill, failback, failover, readiness, replicate
 from workflows.plan import Plan
 
 BUILDERS: dict[str, Callable[[Plan], dict[str, Any]]] = {
@@ -16,12 +16,22 @@ BUILDERS: dict[str, Callable[[Plan], dict[str, Any]]] = {
     "readiness": readiness.build,
     "drill": drill.build,
     "drill-teardown": drill.build_teardown,
+    "failback": failback.build,
 }
+
+
+# Workflows a plan has only when they cover every tier of it (see each one's ``covers``).
+OPTIONAL: dict[str, Callable[[Plan], bool]] = {"failback": failback.covers}
+
+
+def workflows_of(plan: Plan) -> list[str]:
+    """The workflows ``plan`` gets: every builder's, but an optional one only for a plan it covers."""
+    return [name for name in BUILDERS if name not in OPTIONAL or OPTIONAL[name](plan)]
 
 
 def render_all(plan: Plan) -> dict[str, str]:
     """Workflow name -> canonical ASL JSON text (with ``${...FunctionArn}`` placeholders)."""
-    return {name: asl.dumps(build(plan)) for name, build in BUILDERS.items()}
+    return {name: asl.dumps(BUILDERS[name](plan)) for name in workflows_of(plan)}
 
 
 def state_machine_name(plan: Plan, workflow: str) -> str:

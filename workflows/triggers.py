@@ -31,7 +31,7 @@ ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
 EXECUTION_SOURCE = "aws.states"
 EXECUTION_DETAIL_TYPE = "Step Functions Execution Status Change"
 # Workflows whose unsuccessful ends are notified, and the statuses that are.
-NOTIFIED_WORKFLOWS = ("failover", "replicate", "readiness", "drill", "drill-teardown")
+NOTIFIED_WORKFLOWS = ("failover", "replicate", "readiness", "drill", "drill-teardown", "failback")
 NOTIFIED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 
 

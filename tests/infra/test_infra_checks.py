@@ -196,7 +196,7 @@ def test_new_workflows_are_deployed_without_infra_changes(more_workflows, plan, 
     }
     for workflow in more_workflows:
         props = machines[render.state_machine_name(plan, workflow)]
-        assert dr.resolve(props["DefinitionString"]) == render.render_all(plan)[workflow]
+        assert dr.resolve(props["DefinitionString"]) == asl.compact(render.render_all(plan)[workflow])
     schedules = {
         r["Properties"]["Name"]: r["Properties"]["ScheduleExpression"]
         for r in dr.of_type("AWS::Scheduler::Schedule").values()

@@ -67,7 +67,7 @@ def test_alarm_rules_are_built_by_the_shared_pattern_functions(synthesized, dr, 
 def test_unsuccessful_ends_of_failover_replicate_and_readiness_are_notified(dr, plan):
     rule = dr.resolve(_notify_rule(dr, plan))
     assert rule["State"] == "ENABLED"
-    workflows = ("failover", "replicate", "readiness", "drill", "drill-teardown")
+    workflows = ("failover", "replicate", "readiness", "drill", "drill-teardown", "failback")
     assert rule["EventPattern"] == patterns.execution_status_pattern([_machine_arn(plan, w) for w in workflows])
     for workflow in workflows:
         for status in ("FAILED", "TIMED_OUT", "ABORTED"):
