@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import json
 import time
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from commands.common import (
+    DEFAULT_REPORT_DIR,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_PRECONDITION,
@@ -28,38 +28,16 @@ from commands.common import (
 if TYPE_CHECKING:
     from workflows.plan import Plan
 
+
+def figures(plan: Plan, output: Any) -> dict[str, Any]:
+    from reports.failback import figures as failback_figures
+
+    return failback_figures(plan, output)
+
 # What the sandbox rehearsal writes on the DR site while it serves (then looked for in the primary).
 SANDBOX_ROWS = 25
 SANDBOX_OBJECTS = 3
 SANDBOX_TABLE = "orders_during_outage"
-
-
-def _seconds(start: str | None, end: str | None) -> float | None:
-    if not start or not end:
-        return None
-    parse = functools.partial(dt.datetime.fromisoformat)
-    return round((parse(end.replace("Z", "+00:00")) - parse(start.replace("Z", "+00:00"))).total_seconds(), 1)
-
-
-def figures(plan: Plan, output: dict[str, Any] | None) -> dict[str, Any]:
-    """Downtime (writes stopped, i.e. the approval, to verified service on the primary), the switch back's RPO (each
-    reverse replica's lag read just before its promotion) and the data check, from the failback's output."""
-    out = output or {}
-    switched, restored = (out.get("switch") or {}).get("at"), (out.get("restored") or {}).get("at")
-    lags = {p["identifier"]: (p.get("rpo") or {}).get("lag_seconds") for p in out.get("promoted") or []}
-    known = [v for v in lags.values() if v is not None]
-    rpo_seconds = max(known) if known else None
-    objective = plan.objectives.rpo_minutes * 60
-    data_after = out.get("data_after") or {}
-    s3 = out.get("s3_check") or {}
-    return {
-        "downtime": {"seconds": _seconds(switched, restored), "from": switched, "to": restored,
-                     "counted_from": "writes stopped (the approval)"},
-        "rpo": {"seconds": rpo_seconds, "per_database": lags, "objective_seconds": objective,
-                "met": rpo_seconds is not None and rpo_seconds <= objective},
-        "data_check": {"ok": bool(data_after.get("ok", not plan.rds_databases)) and s3.get("ok", True) is not False,
-                       "databases": data_after.get("databases") or [], "buckets": s3.get("buckets") or []},
-    }
 
 
 def _exit(result: Any) -> int:
@@ -86,6 +64,8 @@ def _print(plan: Plan, result: Any, figs: dict[str, Any], as_json: bool, extra: 
     if rpo["seconds"] is not None:
         click.echo(f"RPO of the switch back: {rpo['seconds']:g} s of reverse replica lag at promotion, "
                    f"{'within' if rpo['met'] else 'OVER'} the objective of {plan.objectives.rpo_minutes} min")
+    if down["resumed"]:
+        click.echo("Switched back by an earlier run of this failback (its history has the data check)")
     for db in figs["data_check"]["databases"]:
         tables = ", ".join(f"{t['table']} {t['before']}->{t['after']}" for t in db["tables"])
         click.echo(f"Data check {db['identifier']}: marker {'found' if db['marker_found'] else 'MISSING'}; rows "
@@ -131,7 +111,16 @@ def write_during_outage(sb: Any, plan: Plan) -> dict[str, Any]:
     return {"rows": rows, "objects": objects}
 
 
-def run_sandbox_failback(plan: Plan, pace: float | None, as_json: bool) -> int:
+def _saved(saved: dict[str, Any] | None, as_json: bool) -> None:
+    if saved and not as_json:
+        click.echo("Reports: " + ", ".join(saved["files"].values()))
+        for uri in saved["uploaded"]:
+            click.echo(f"Uploaded: {uri}")
+        if saved["note"]:
+            click.echo(f"Not uploaded: {saved['note']}")
+
+
+def run_sandbox_failback(plan: Plan, pace: float | None, as_json: bool, report_dir: str | None = None) -> int:
     import boto3
 
     from sandbox import Sandbox
@@ -161,11 +150,19 @@ def run_sandbox_failback(plan: Plan, pace: float | None, as_json: bool) -> int:
         extra = {"plan": plan.name, "mode": "sandbox", "wall_seconds": round(time.monotonic() - started, 1),
                  "failover": {"status": over.status, "execution_arn": over.execution_arn,
                               "rto_seconds": over.restored_at}, "written_during_outage": written}
+        if report_dir is not None:
+            from commands.report import save_reports
+
+            extra["reports"] = save_reports(sfn, arn, plan, report_dir)
         _print(plan, result, figures(plan, result.output), as_json, extra)
+        _saved(extra.get("reports"), as_json)
     return _exit(result)
 
 
-def run_aws_failback(plan: Plan, profile: str | None, region: str | None, as_json: bool, approve: bool) -> int:
+def run_aws_failback(plan: Plan, profile: str | None, region: str | None, as_json: bool, approve: bool,
+                     report_dir: str | None = None) -> int:
+    import boto3
+
     from workflows.executions import follow
 
     sfn, machine = aws_machine(plan, profile, region, "failback")
@@ -182,7 +179,13 @@ def run_aws_failback(plan: Plan, profile: str | None, region: str | None, as_jso
         click.echo("It re-protects, then waits for approval: stop the application's writes on the DR site, then "
                    "`pilotlight approve <plan file> --workflow failback`", err=as_json)
     result = follow(sfn, arn, on_progress=progress_printer(as_json), poll_seconds=10)
-    _print(plan, result, figures(plan, result.output), as_json, {"plan": plan.name, "mode": "aws"})
+    extra: dict[str, Any] = {"plan": plan.name, "mode": "aws"}
+    if report_dir is not None:
+        from commands.report import save_reports
+
+        extra["reports"] = save_reports(sfn, arn, plan, report_dir, session=boto3.Session(profile_name=profile))
+    _print(plan, result, figures(plan, result.output), as_json, extra)
+    _saved(extra.get("reports"), as_json)
     return _exit(result)
 
 
@@ -192,8 +195,11 @@ def run_aws_failback(plan: Plan, profile: str | None, region: str | None, as_jso
 @click.option("--approve", is_flag=True,
               help="Start with the approval (writes on the DR site already stopped); without it the failback "
                    "re-protects and then waits for `pilotlight approve PLAN --workflow failback`.")
+@click.option("--report-dir", "report_dir", type=click.Path(file_okay=False), default=DEFAULT_REPORT_DIR,
+              show_default=True, help="Where the report (JSON, Markdown, HTML) is written: <dir>/<plan>/ (in AWS also "
+                                      "the plan's reports bucket).")
 def failback(plan: str, sandbox: bool, as_json: bool, profile: str | None, region: str | None, pace: float | None,
-             approve: bool) -> None:
+             approve: bool, report_dir: str) -> None:
     """Return PLAN's application to its primary region after a failover, and re-arm the pilot light.
 
     Refused (exit 4) unless the primary region answers, the last failover succeeded with no failback since, and
@@ -205,7 +211,13 @@ def failback(plan: str, sandbox: bool, as_json: bool, profile: str | None, regio
 
     --sandbox builds the pilot light, fails over, writes on the DR site and fails back in one sandbox.
     """
+    from workflows import render
+
     loaded = load(plan)
-    code = run_sandbox_failback(loaded, pace, as_json) if sandbox else run_aws_failback(
-        loaded, profile, region, as_json, approve)
+    if "failback" not in render.workflows_of(loaded):
+        raise Precondition(f"plan {loaded.name} has Aurora, DynamoDB global tables or Auto Scaling groups: the "
+                           "failback covers plans of RDS databases, Beanstalk environments, S3 buckets and DNS only "
+                           "(docs/failback.md)")
+    code = run_sandbox_failback(loaded, pace, as_json, report_dir) if sandbox else run_aws_failback(
+        loaded, profile, region, as_json, approve, report_dir)
     raise SystemExit(code)

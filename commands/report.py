@@ -21,11 +21,16 @@ if TYPE_CHECKING:
 
 
 def machines(plan: Plan, profile: str | None, region: str | None) -> tuple[Any, dict[str, str]]:
-    """The Step Functions client and the ARNs of the plan's drill and failover state machines."""
+    """The Step Functions client and the ARNs of the plan's drill, failover and (when it has one) failback state
+    machines."""
     from reports.model import machine_arn
+    from workflows import render
 
     sfn, drill = aws_machine(plan, profile, region, "drill")
-    return sfn, {"drill": drill, "failover": machine_arn(drill, plan, "failover")}
+    known = {"drill": drill, "failover": machine_arn(drill, plan, "failover")}
+    if "failback" in render.workflows_of(plan):
+        known["failback"] = machine_arn(drill, plan, "failback")
+    return sfn, known
 
 
 def _exists(sfn: Any, arn: str) -> bool:
@@ -128,7 +133,7 @@ def _verdict(met: bool | None) -> str:
 def _history_lines(plan: Plan, doc: dict[str, Any]) -> list[str]:
     from workflows.executions import fmt_duration
 
-    rows = sorted(doc["drills"] + doc["failovers"], key=lambda r: r["started_at"], reverse=True)
+    rows = sorted(doc["drills"] + doc["failovers"] + doc["failbacks"], key=lambda r: r["started_at"], reverse=True)
     if not rows:
         return [f"{plan.name}: no drill or failover has run"]
     width = max(len(r["execution_name"]) for r in rows)
@@ -171,7 +176,7 @@ def history(plan: str, as_json: bool, last: int, profile: str | None, region: st
     found = past.runs(sfn, model, known, last)
     measured = [r["rto_seconds"] for r in reversed(found["drill"]) if r["rto_seconds"] is not None]
     doc = {"plan": model.name, "last": last, "drills": found["drill"], "failovers": found["failover"],
-           "trend": past.trend(measured)}
+           "failbacks": found.get("failback", []), "trend": past.trend(measured)}
     if as_json:
         emit_json(doc)
     else:

@@ -90,7 +90,8 @@ def _canary(region: str, item: dict[str, Any], execution: str) -> dict[str, Any]
     if item.get("engine", "postgres") != "postgres":
         # Not a failure of the service: this engine gets the control-plane checks only, and the report says so.
         return {**check, "ok": True, "skipped": True,
-                "detail": f"not verified as data: no SQL canary for engine {item['engine']} (control-plane checks only)"}
+                "detail": f"not verified as data: no SQL canary for engine {item['engine']} "
+                          "(control-plane checks only)"}
     import pg8000.exceptions
 
     try:

@@ -58,10 +58,10 @@ def kind_of(plan: Plan, state_machine_arn: str) -> str:
     from workflows import render  # imports every builder and the lambdas (boto3): only when needed
 
     name = state_machine_arn.rsplit(":", 1)[-1]
-    for kind in ("drill", "failover"):
+    for kind in ("drill", "failover", "failback"):
         if name == render.state_machine_name(plan, kind):
             return kind
-    raise NotAReportableExecution(f"{name} is neither the drill nor the failover state machine of plan {plan.name}")
+    raise NotAReportableExecution(f"{name} is not the drill, failover or failback state machine of plan {plan.name}")
 
 
 def machine_arn(any_machine_arn: str, plan: Plan, workflow: str) -> str:
@@ -279,7 +279,7 @@ def trigger_of(kind: str, execution_input: Any, output: Any, events: list[dict[s
     """Who or what started the execution (its input) and, for a failover, who approved it."""
     doc = execution_input if isinstance(execution_input, dict) else {}
     approved = None
-    if kind == "failover":
+    if kind in ("failover", "failback"):
         # The answer to the approval request ($.approval), else the operator's own start (the CLI's input).
         approved = _text(_dig(output, "approval", "approved_by") or
                          _first_in(_exited_outputs(events), "approval", "approved_by") or doc.get("approved_by"))
@@ -430,6 +430,11 @@ def build(sfn: Any, execution_arn: str, plan: Plan, *, kind: str | None = None) 
             teardown = teardown_report(sfn, found) if found else None
     else:
         readiness = readiness_before_failover(sfn, plan, machine, started)
+    switched = None
+    if kind == "failback":
+        from reports import failback
+
+        switched = failback.switch(plan, result.output)
     doc = {
         "plan": plan.name,
         "kind": kind,
@@ -455,6 +460,7 @@ def build(sfn: Any, execution_arn: str, plan: Plan, *, kind: str | None = None) 
         "critical_path_rule": CRITICAL_PATH_RULE,
         "readiness_at_start": readiness,
         "teardown": teardown,
+        "failback": switched,
     }
     # The model is the contract: a report that does not fit it is a bug here, not in the reader.
     return Report.model_validate(doc).model_dump(mode="json")

@@ -168,7 +168,37 @@ def to_markdown(doc: dict[str, Any]) -> str:
                 lines += ["", "| left | id | status |", "|---|---|---|"]
                 lines += [f"| {_md(r['kind'])} | {_md(r['id'])} | {_md(r['status'])} |" for r in teardown["remaining"]]
         lines.append("")
+    if doc.get("failback"):
+        lines += failback_lines(doc["failback"])
     return "\n".join(lines)
+
+
+def failback_rows(switch: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(what, DR before, primary after, verdict) of a failback's data check, for both renderings."""
+    rows = []
+    for db in switch["databases"]:
+        rows.append((f"{db['identifier']}: marker row", db["source"], "found" if db["marker_found"] else "MISSING",
+                     "ok" if db["marker_found"] else "LOST"))
+        rows += [(f"{db['identifier']}.{t['table']} rows", str(t["before"]), str(t["after"]),
+                  "ok" if t["after"] >= t["before"] else "LOST") for t in db["tables"]]
+    for b in switch["buckets"]:
+        rows.append((f"s3://{b['source']} objects", str(b["dr_objects"]), str(b["primary_objects"]),
+                     "ok" if b["ok"] else f"{len(b['mismatches'])} mismatch(es) of {b['sample']} sampled"))
+    return rows
+
+
+def failback_lines(switch: dict[str, Any]) -> list[str]:
+    lines = ["## Switch back", "",
+             f"Downtime: {seconds_text(switch['downtime_seconds'])} from writes stopped (the approval, "
+             f"{_md(switch['writes_stopped_at'])}) to verified service on the primary ({_md(switch['restored_at'])})"
+             + ("; switched back by an earlier run of this failback" if switch["resumed"] else "") + ".", "",
+             f"Data check: {'passed' if switch['data_check_ok'] else 'FAILED'}.", ""]
+    rows = failback_rows(switch)
+    if rows:
+        lines += ["| check | DR before | primary after | verdict |", "|---|---|---|---|"]
+        lines += ["| " + " | ".join(_md(v) for v in row) + " |" for row in rows]
+        lines.append("")
+    return lines
 
 
 # -- the timeline chart --------------------------------------------------------------------------------------
@@ -285,5 +315,6 @@ def to_html(doc: dict[str, Any]) -> str:
 
     template = _environment().get_template("report.html.j2")
     return template.render(doc=doc, rows=_rows(doc), probes=probe_rows(doc),
+                           failback=failback_rows(doc["failback"]) if doc.get("failback") else None,
                            readiness_line=_readiness_line(doc["readiness_at_start"], doc["kind"]),
                            chart=markupsafe.Markup(timeline_svg(doc)), seconds=seconds_text, version=_version())

@@ -153,12 +153,47 @@ class Teardown(_Model):
     cause: str | None
 
 
+class TableCount(_Model):
+    table: str
+    before: int = Field(description="Rows in the DR database when writes stopped")
+    after: int = Field(description="Rows in the promoted primary")
+
+
+class DatabaseCheck(_Model):
+    identifier: str = Field(description="The promoted primary")
+    source: str = Field(description="The DR database it was a replica of")
+    marker_found: bool = Field(description="The marker row written in the DR database is in the primary")
+    tables: list[TableCount]
+
+
+class BucketCheck(_Model):
+    source: str = Field(description="The primary bucket")
+    destination: str = Field(description="The DR bucket")
+    dr_objects: int | None
+    primary_objects: int | None
+    sample: int | None = Field(description="Objects compared by checksum")
+    mismatches: list[str] = Field(description="Keys of the sample whose copies differ")
+    ok: bool
+
+
+class FailbackSwitch(_Model):
+    """Failbacks: the switch back to the primary region and its data check."""
+
+    writes_stopped_at: str | None = Field(description="When the approval was answered (writes stopped), ISO 8601")
+    restored_at: str | None = Field(description="Verified service on the primary, ISO 8601")
+    downtime_seconds: float | None = Field(description="From writes stopped to verified service on the primary")
+    resumed: bool = Field(description="An earlier run of the failback had switched back already")
+    data_check_ok: bool
+    databases: list[DatabaseCheck]
+    buckets: list[BucketCheck]
+
+
 class Report(_Model):
-    """A drill or failover execution, as handed to an auditor."""
+    """A drill, failover or failback execution, as handed to an auditor."""
 
     report_version: Literal[1] = REPORT_VERSION
     plan: str
-    kind: Literal["drill", "failover"]
+    kind: Literal["drill", "failover", "failback"]
     execution_arn: str
     execution_name: str
     state_machine_arn: str
@@ -183,6 +218,8 @@ class Report(_Model):
     readiness_at_start: ReadinessAtStart | None
     teardown: Teardown | None = Field(description="Drills: null when no teardown has started (yet); always null for "
                                                   "failovers")
+    failback: FailbackSwitch | None = Field(default=None, description="Failbacks: the switch back (downtime, data "
+                                                                      "check); null for drills and failovers")
 
 
 def report_json_schema() -> dict[str, Any]:

@@ -32,6 +32,7 @@ ALWAYS_THERE = {
     "stateExitedEventDetails": "read from history events of type *StateExited only",
     "taskScheduledEventDetails": "read from history events of type TaskScheduled only",
     "protocol": "pilotlight's own endpoint-check document (dns_routing), not an AWS answer",
+    "method": "pilotlight's own comparison record (s3_failback: how a sampled key was compared), not an AWS answer",
 }
 
 

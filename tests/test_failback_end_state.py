@@ -127,3 +127,22 @@ def test_the_stale_primary_is_kept_and_recoverable(failed_back: Any) -> None:
     assert _count(sb, plan, plan.primary_region, kept["DBInstanceIdentifier"], "pilotlight_heartbeat") >= 1
 
 
+
+
+def test_the_failback_report_has_its_downtime_rpo_and_data_check(failed_back: Any) -> None:
+    import reports
+
+    sb, plan, result, _ = failed_back
+    sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
+    doc = reports.build(sfn, result.execution_arn, plan)
+    assert doc["kind"] == "failback" and doc["status"] == "SUCCEEDED"
+    assert doc["trigger"]["approved_by"] == "oncall"
+    switch = doc["failback"]
+    assert switch["downtime_seconds"] == figures(plan, result.output)["downtime"]["seconds"] > 0
+    assert switch["data_check_ok"] and not switch["resumed"]
+    (db,) = switch["databases"]
+    assert {"table": SANDBOX_TABLE, "before": SANDBOX_ROWS, "after": SANDBOX_ROWS} in db["tables"]
+    assert doc["rpo"]["seconds"] == 2.0 and doc["rpo"]["per_database"] == {db["identifier"]: 2.0}
+    markdown, html = reports.to_markdown(doc), reports.to_html(doc)
+    assert "## Switch back" in markdown and f"{db['identifier']}.{SANDBOX_TABLE} rows | 25 | 25 | ok" in markdown
+    assert "<h2>Switch back</h2>" in html

@@ -80,6 +80,10 @@ def output_lags(kind: str, output: Any) -> dict[str, float | None] | None:
     a failover with data loss accepted, 0 after a managed switchover (drills: the live secondary's lag before
     the clone). DynamoDB: the table's ReplicationLatency into the DR region.
     """
+    if kind == "failback":  # the reverse replicas' lag at promotion
+        from reports.failback import lags
+
+        return lags(output)
     restore = output.get("restore") if isinstance(output, dict) else None
     if not isinstance(restore, dict) or not any(isinstance(restore.get(k), list)
                                                 for k in ("databases", "aurora", "tables")):
