@@ -86,6 +86,13 @@ def _executions(sfn: Any, machine: str, status: str | None = None) -> list[dict[
     return []
 
 
+def _environments(eb: Any, application: str, name: str) -> list[dict[str, Any]]:
+    """The environment ``name`` of ``application`` unless terminated (Terminating ones included)."""
+    found = eb.describe_environments(ApplicationName=application, EnvironmentNames=[name],
+                                     IncludeDeleted=False)["Environments"]
+    return [e for e in found if e.get("Status") != "Terminated"]
+
+
 def _primary_answers(primary_region: str, databases: list[str], environments: list[dict[str, str]]) -> list[str]:
     """What keeps the failback from starting on the primary region's side (empty: it answers)."""
     problems = []
@@ -95,10 +102,7 @@ def _primary_answers(primary_region: str, databases: list[str], environments: li
             rds_steps.describe_instance(rds, identifier)
         eb = client("elasticbeanstalk", primary_region, fast=True)
         for env in environments:
-            found = eb.describe_environments(ApplicationName=env["application"], EnvironmentNames=[env["name"]],
-                                             IncludeDeleted=False)["Environments"]
-            live = [e for e in found if e.get("Status") not in ("Terminating", "Terminated")]
-            if not live:
+            if not [e for e in _environments(eb, env["application"], env["name"]) if e.get("Status") != "Terminating"]:
                 problems.append(
                     f"environment {env['name']} does not exist in {primary_region}: failback reuses the primary "
                     "environment; launch it there (its saved configuration and network are the application's) and "
@@ -327,9 +331,7 @@ def check_reverse_lag(region: str, identifier: str, rpo_minutes: int, attempt: i
 def _environment(region: str, application: str, name: str, attempt: int) -> dict[str, Any]:
     eb = client("elasticbeanstalk", region)
     with aws_errors(f"describe {name} in {region}"):
-        found = eb.describe_environments(ApplicationName=application, EnvironmentNames=[name],
-                                         IncludeDeleted=False)["Environments"]
-    live = [e for e in found if e.get("Status") not in ("Terminating", "Terminated")]
+        live = [e for e in _environments(eb, application, name) if e.get("Status") != "Terminating"]
     if not live:
         raise ResourceNotFound(f"environment {name} does not exist in {region}")
     env = live[0]
@@ -503,9 +505,7 @@ def check_replicate(state_machine_arn: str, region: str, execution_arn: str, att
 def _terminate(region: str, application: str, name: str, attempt: int) -> dict[str, Any]:
     eb = client("elasticbeanstalk", region)
     with aws_errors(f"describe {name} in {region}"):
-        found = eb.describe_environments(ApplicationName=application, EnvironmentNames=[name],
-                                         IncludeDeleted=False)["Environments"]
-    live = [e for e in found if e.get("Status") != "Terminated"]
+        live = _environments(eb, application, name)
     if not live:
         return _poll(True, attempt, environment=name, status="Terminated")
     status = live[0].get("Status")
