@@ -110,6 +110,18 @@ def _aurora_dr_key(arns: _Arns) -> list[str | Scoped]:
     return out
 
 
+# The master user's credentials the failover's Data API canary runs with (lambdas/canary.py verify_aurora): the
+# plan's secret in the DR region (Secrets Manager appends a random suffix to a secret's ARN), and the secrets RDS
+# manages for clusters there (MasterUserSecret, named rds!cluster-<uuid> by RDS).
+def _aurora_secret(arns: _Arns) -> list[str]:
+    """The Aurora master credentials in the DR region: the plan's secret, and the secrets RDS manages for clusters."""
+    dbs = arns.plan.aurora_databases
+    out = [arns._dr("secretsmanager", f"secret:{n}-??????") for n in sorted({d.credentials_secret_name for d in dbs})]
+    if dbs:
+        out.append(arns._dr("secretsmanager", "secret:rds!cluster-*"))
+    return out
+
+
 def _aurora_drill(arns: _Arns, resource: str) -> list[str]:
     from lambdas import aurora
 
@@ -122,7 +134,7 @@ RESOURCE_KINDS.update({
     "aurora_global_cluster": _aurora_global_cluster, "aurora_primary_cluster": _aurora_primary_cluster,
     "aurora_dr_cluster": _aurora_dr_cluster, "aurora_dr_instance": _aurora_dr_instance,
     "aurora_subnet_group": _aurora_subnet_group, "aurora_parameter_group": _aurora_parameter_group,
-    "aurora_dr_key": _aurora_dr_key,
+    "aurora_dr_key": _aurora_dr_key, "aurora_secret": _aurora_secret,
     "aurora_drill_cluster": lambda arns: _aurora_drill(arns, "cluster"),
     "aurora_drill_instance": lambda arns: _aurora_drill(arns, "db"),
     "aurora_drill_snapshot": lambda arns: _aurora_drill(arns, "cluster-snapshot"),

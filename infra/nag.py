@@ -79,6 +79,8 @@ _AURORA_WILDCARDS = {
     "drill.",
     "aurora_drill_snapshot": "A headless DR cluster is copied for a drill through a cluster snapshot named "
     "<DR cluster>-drill-<id>; the id is minted per drill.",
+    "aurora_secret": "The master user secrets RDS manages for clusters (MasterUserSecret) are named rds!cluster-<uuid> "
+    "by RDS; the Data API canary uses only the one DescribeDBClusters names for the DR cluster, in the DR region.",
 }
 # EC2 Auto Scaling (infra/iam_tiers.py "EC2 Auto Scaling" block explains each wildcard and its narrowing).
 _AUTOSCALING_WILDCARDS = {

@@ -286,3 +286,128 @@ def data_after(region: str, databases: list[dict[str, Any]], before: dict[str, A
     if problems:
         raise DataCheckFailed("; ".join(problems))
     return {"ok": True, "databases": checks}
+
+
+# -- Aurora: a canary write and read in the new writer through the RDS Data API ------------------------------
+# The Data API (rds-data ExecuteStatement) runs SQL over HTTPS on the cluster's writer instance: no driver, no
+# VPC route to the cluster, only the cluster's HTTP endpoint (DescribeDBClusters ``HttpEndpointEnabled``) and the
+# master user's secret, which the Data API reads with the caller's secretsmanager:GetSecretValue. A function in a
+# VPC reaches the Data API through an interface endpoint (com.amazonaws.<region>.rds-data) or a NAT gateway.
+
+# Answers that mean the Data API is not there for this cluster: not a failure of the service, a check not made.
+_HTTP_ENDPOINT_OFF = "HttpEndpointNotEnabledException"
+# The engine's own spelling of the canary table (MySQL has no schema of its own for it: pilotlight's database).
+_AURORA_SQL = {
+    "aurora-postgresql": (
+        [f"CREATE TABLE IF NOT EXISTS {CANARY_TABLE} (id text PRIMARY KEY, written_at timestamptz NOT NULL, "
+         "execution text)"],
+        f"INSERT INTO {CANARY_TABLE} (id, written_at, execution) VALUES (:id, :at, :ex)",
+        f"SELECT id FROM {CANARY_TABLE} WHERE id = :id"),
+    "aurora-mysql": (
+        ["CREATE DATABASE IF NOT EXISTS pilotlight",
+         f"CREATE TABLE IF NOT EXISTS pilotlight.{CANARY_TABLE} (id varchar(64) PRIMARY KEY, "
+         "written_at datetime(6) NOT NULL, execution varchar(2048))"],
+        f"INSERT INTO pilotlight.{CANARY_TABLE} (id, written_at, execution) VALUES (:id, :at, :ex)",
+        f"SELECT id FROM pilotlight.{CANARY_TABLE} WHERE id = :id"),
+}
+
+
+def _aurora_secret(region: str, cluster: dict[str, Any], secret_name: str) -> str:
+    """The ARN the Data API reads the master user's credentials from: the cluster's RDS-managed secret, or the plan's
+    secret in ``region`` (the Data API takes an ARN; DescribeSecret gives it without reading the value)."""
+    managed = (cluster.get("MasterUserSecret") or {}).get("SecretArn")
+    if managed and managed.split(":")[3] == region:
+        return str(managed)
+    return str(client("secretsmanager", region).describe_secret(SecretId=secret_name)["ARN"])
+
+
+def _field(value: dict[str, Any]) -> Any:
+    """One typed field of a Data API record (stringValue, longValue, isNull...) as a Python value."""
+    if value.get("isNull"):
+        return None
+    return next(iter(value.values()), None)
+
+
+def _aurora_canary(region: str, item: dict[str, Any], execution: str) -> dict[str, Any]:
+    identifier = item["dr_cluster"]
+    check: dict[str, Any] = {"check": "canary write (Data API)", "resource": identifier, "ok": False}
+    engine = item.get("engine", "aurora-postgresql")
+    rds_client = client("rds", region)
+    try:
+        found = rds_client.describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"]
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        return {**check, "detail": f"cannot describe the cluster: {code}"}
+    except CONNECTION_ERRORS as exc:
+        return {**check, "detail": f"cannot describe the cluster: {type(exc).__name__}"}
+    cluster = found[0] if found else {}
+    if not cluster.get("HttpEndpointEnabled"):
+        # Not a failure of the service: without the Data API this cluster gets the control-plane checks only.
+        return {**check, "ok": True, "skipped": True,
+                "detail": f"not verified as data: the RDS Data API (HTTP endpoint) is not enabled on {identifier} "
+                          "(control-plane checks only)"}
+    if engine not in _AURORA_SQL:
+        return {**check, "ok": True, "skipped": True,
+                "detail": f"not verified as data: no Data API canary for engine {engine} (control-plane checks only)"}
+    try:
+        secret_arn = _aurora_secret(region, cluster, item["credentials_secret"])
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        return {**check, "detail": f"cannot find the credentials secret {item['credentials_secret']}: {code}"}
+    except CONNECTION_ERRORS as exc:
+        return {**check, "detail": f"cannot find the credentials secret: {type(exc).__name__}"}
+    data = client("rds-data", region)
+    base: dict[str, Any] = {"resourceArn": cluster["DBClusterArn"], "secretArn": secret_arn}
+    if engine == "aurora-postgresql":
+        base["database"] = cluster.get("DatabaseName") or "postgres"
+    elif cluster.get("DatabaseName"):
+        base["database"] = cluster["DatabaseName"]
+    ddl, insert, select = _AURORA_SQL[engine]
+    marker, now = uuid.uuid4().hex, dt.datetime.now(dt.UTC)
+    at = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+    try:
+        for sql in ddl:
+            data.execute_statement(**base, sql=sql)
+        data.execute_statement(**base, sql=insert, parameters=[
+            {"name": "id", "value": {"stringValue": marker}},
+            {"name": "at", "value": {"stringValue": at}, "typeHint": "TIMESTAMP"},
+            {"name": "ex", "value": {"stringValue": execution}}])
+        back = data.execute_statement(**base, sql=select, parameters=[{"name": "id",
+                                                                         "value": {"stringValue": marker}}])
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+        if code == _HTTP_ENDPOINT_OFF or (code == "BadRequestException" and "HttpEndpoint" in message
+                                          and "not enabled" in message):
+            return {**check, "ok": True, "skipped": True,
+                    "detail": f"not verified as data: the RDS Data API answered that the HTTP endpoint of "
+                              f"{identifier} is not enabled (control-plane checks only)"}
+        # DatabaseResumingException, StatementTimeoutException, a refused write, a denied call: the check's answer,
+        # and the poll asks again (a writer that has just moved may still be opening).
+        return {**check, "detail": f"refused: {code}: {message}"[:512]}
+    except CONNECTION_ERRORS as exc:
+        return {**check, "detail": f"the Data API did not answer: {type(exc).__name__}"}
+    records = back.get("records") or []
+    ok = bool(records) and bool(records[0]) and _field(records[0][0]) == marker
+    return {**check, "ok": ok, "row": marker, "written_at": now.isoformat(), "engine": engine,
+            "detail": f"wrote and read back row {marker} in {CANARY_TABLE} through the RDS Data API" if ok
+            else f"row {marker} not read back through the RDS Data API"}
+
+
+@registry.action("verify_aurora",
+                 permissions=["rds:DescribeDBClusters", "rds-data:ExecuteStatement", "secretsmanager:DescribeSecret",
+                              "secretsmanager:GetSecretValue"],
+                 resource={"rds:DescribeDBClusters": "aurora_dr_cluster",
+                           "rds-data:ExecuteStatement": "aurora_dr_cluster",
+                           "secretsmanager:DescribeSecret": "aurora_secret",
+                           "secretsmanager:GetSecretValue": "aurora_secret"})
+def verify_aurora(region: str, clusters: list[dict[str, Any]], execution: str = "",
+                  attempt: int = -1) -> dict[str, Any]:
+    """A canary write and read in each Aurora DR cluster's new writer through the RDS Data API; ``done`` when every
+    check is ok. A cluster whose HTTP endpoint is not enabled gets a check that is ``ok`` and ``skipped``, with why.
+
+    ``clusters``: ``dr_cluster``, ``engine``, ``credentials_secret`` (the plan's secret name, used when the cluster
+    has no RDS-managed ``MasterUserSecret``). The Data API reads the secret with this function's
+    secretsmanager:GetSecretValue; the function never reads its value, and no result carries it."""
+    checks = [_aurora_canary(region, c, execution) for c in clusters]
+    return {"done": all(c["ok"] for c in checks), "attempt": attempt + 1, "checks": checks}

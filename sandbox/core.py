@@ -28,6 +28,7 @@ import lambdas
 from sandbox import (
     adapters,
     adapters_aurora,
+    adapters_aurora_data,
     adapters_autoscaling,
     adapters_beanstalk,
     adapters_dynamodb,
@@ -94,6 +95,8 @@ class Sandbox:
         self.dynamodb: adapters_dynamodb.World
         # RDS instances' rows, in a real PostgreSQL server started on first need (sandbox/adapters_rds_data.py).
         self.databases: adapters_rds_data.World | None = None
+        # The RDS Data API on Aurora clusters, in the same server (sandbox/adapters_aurora_data.py).
+        self.aurora_data: adapters_aurora_data.World | None = None
         # Each Beanstalk environment's URL, served on loopback as its health says (sandbox/web.py).
         self.web: web.Web | None = None
 
@@ -129,6 +132,7 @@ class Sandbox:
         adapters_quotas.install(self._events)
         self.aurora = adapters_aurora.install(self._events, self.latency)
         self.databases = adapters_rds_data.install(self._events, self.latency)
+        self.aurora_data = adapters_aurora_data.install(self._events, self.databases, self.aurora)
         self.web = web.install(self._events, self.dns)
         self._events.register_first("before-call.rds.ModifyDBInstance", snapshot_before_modify,
                                     unique_id="pilotlight-snapshot-modify")
@@ -147,6 +151,7 @@ class Sandbox:
         adapters_dynamodb.uninstall(self._events)
         adapters_autoscaling.uninstall(self._events)
         adapters_aurora.uninstall(self._events)
+        adapters_aurora_data.uninstall(self._events, self.aurora_data)
         adapters_rds_data.uninstall(self._events, self.databases)
         web.uninstall(self._events, self.web)
         adapters_route53.uninstall(self._events)

@@ -267,6 +267,10 @@ class Enforcer:
             return self._s3_deletes(operation, p)
         if action == "dynamodb:UpdateTable" and p.get("ReplicaUpdates"):
             return self._dynamodb_replica_updates(p, region)
+        if action == "rds-data:ExecuteStatement":
+            # On the cluster; the Data API reads the secret with the caller's permissions (Aurora User Guide,
+            # "Authorizing access to RDS Data API").
+            return [(action, p.get("resourceArn")), ("secretsmanager:GetSecretValue", p.get("secretArn"))]
         return [(action, r) for r in self.resources(service, operation, p, region) or [None]]
 
     def _s3_deletes(self, operation: str, p: dict[str, Any]) -> list[tuple[str, str | None]]:

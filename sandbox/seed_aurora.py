@@ -8,10 +8,12 @@ groups, under the plan's names and ids). The DR cluster itself is replicate's to
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
 
+from sandbox import adapters_aurora_data
 from sandbox import seed as base
 from workflows.plan import Plan
 
@@ -39,6 +41,18 @@ def seed(plan: Plan) -> dict[str, Any]:
             **extra)
         rds.create_db_instance(DBInstanceIdentifier=f"{db.identifier}-1", DBClusterIdentifier=db.identifier,
                                Engine=db.engine, DBInstanceClass=PRIMARY_INSTANCE_CLASS)
+        # The master credentials, as the application keeps them: a secret replicated to the DR region under the
+        # same name (the failover's Data API canary uses it there: lambdas/canary.py verify_aurora).
+        boto3.client("secretsmanager", region_name=plan.primary_region).create_secret(
+            Name=db.credentials_secret_name, AddReplicaRegions=[{"Region": plan.dr_region}],
+            SecretString=json.dumps({"engine": "postgres" if db.engine == "aurora-postgresql" else "mysql",
+                                     "username": "app", "password": base.DB_PASSWORD,
+                                     "dbClusterIdentifier": db.identifier}))
+        if db.engine == "aurora-postgresql":
+            # The owner uses the RDS Data API: on the primary, and on the DR cluster once replicate creates it
+            # (sandbox/adapters_aurora_data.py; the sandbox answers it for aurora-postgresql only).
+            adapters_aurora_data.owner_enables(plan.primary_region, db.identifier)
+            adapters_aurora_data.owner_enables(plan.dr_region, db.dr_cluster_identifier)
         created["global_clusters"].append(db.global_cluster_identifier)
         created["clusters"].append(db.identifier)
         created["instances"].append(f"{db.identifier}-1")

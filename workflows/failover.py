@@ -438,15 +438,17 @@ def _not_verified(name: str) -> asl.State:
                        result_path=None, next_state=None, retry=False), "Retry": asl.lambda_service_retry(3)}
 
 
-def verify_states(verify: dict[str, Any], after_restored: str, data: dict[str, Any] | None = None
-                  ) -> dict[str, asl.State]:
+def verify_states(verify: dict[str, Any], after_restored: str, data: dict[str, Any] | None = None, *,
+                  aurora: dict[str, Any] | None = None) -> dict[str, asl.State]:
     """Verify until every check passes, then mark service restored (the RTO is read from that state).
 
     With ``data`` (the plan has RDS databases): first a canary write in each promoted database (lambdas/canary.py,
-    in the DR VPC), then the control-plane checks and HTTP probes. Checks still failing when the attempts are
-    spent end the run with ``ServiceNotVerified`` naming them."""
+    in the DR VPC); with ``aurora`` (the plan has Aurora Global Databases): a canary write and read in each new
+    Aurora writer through the RDS Data API (workflows/failover_tiers.py); then the control-plane checks and HTTP
+    probes. Checks still failing when the attempts are spent end the run with ``ServiceNotVerified`` naming them."""
     states: dict[str, asl.State] = {}
-    probes = "VerifyProbes" if data else "VerifyService"
+    probes = "VerifyProbes" if data or aurora else "VerifyService"
+    aurora_loop = failover_tiers.AURORA_VERIFY_STATE if data else "VerifyService"
     if data:
         states.update(asl.poll_loop("VerifyService", "Verify service", service="canary",
                                     act=("verify_databases", data), check=("verify_databases", data),
@@ -455,7 +457,10 @@ def verify_states(verify: dict[str, Any], after_restored: str, data: dict[str, A
         states["VerifyServiceTimedOut"] = _not_verified("VerifyService")
         states["DataVerified"] = {"Type": "Pass", "Comment": "Verify service",
                                   "Parameters": {"checks.$": "$.poll.checks"}, "ResultPath": "$.data_checks",
-                                  "Next": probes}
+                                  "Next": aurora_loop if aurora else probes}
+    if aurora:
+        states.update(failover_tiers.aurora_canary_states(aurora, probes, aurora_loop))
+        states[f"{aurora_loop}TimedOut"] = _not_verified(aurora_loop)
     states.update(asl.poll_loop(
         probes,
         "Verify service",
@@ -471,6 +476,8 @@ def verify_states(verify: dict[str, Any], after_restored: str, data: dict[str, A
     restored = {"at.$": "$$.State.EnteredTime", "checks.$": "$.poll.checks"}
     if data:
         restored["data.$"] = "$.data_checks.checks"
+    if aurora:
+        restored["aurora_data.$"] = "$.aurora_checks.checks"
     states[RESTORED_STATE] = {
         "Type": "Pass",
         "Comment": "Service restored",
@@ -603,7 +610,8 @@ def build(plan: Plan) -> dict[str, Any]:
         }
     after_harden = "HardenAurora" if plan.aurora_databases else "Summary"
     states.update(verify_states(_verify_params(plan), "Harden" if plan.rds_databases else after_harden,
-                                data_params(plan) if plan.rds_databases else None))
+                                data_params(plan) if plan.rds_databases else None,
+                                aurora=failover_tiers.aurora_canary_params(plan) if plan.aurora_databases else None))
     if plan.rds_databases:
         states["Harden"] = harden_state("$.plan.databases", after_harden)
     if plan.aurora_databases:

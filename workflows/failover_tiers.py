@@ -103,6 +103,38 @@ def restore_aurora_states() -> dict[str, asl.State]:
     return states
 
 
+# The canary in each new Aurora writer (lambdas/canary.py verify_aurora) checks every 5 s for 5 min, as the
+# other service checks (workflows/failover.py VERIFY_POLL, VERIFY_MAX).
+AURORA_VERIFY_POLL, AURORA_VERIFY_MAX = 5, 60
+AURORA_VERIFY_STATE = "VerifyAuroraData"
+
+
+def aurora_canary_params(plan: Plan) -> dict[str, Any]:
+    """The Data API canary's parameters: each DR cluster the failover made the writer, with its engine and the plan's
+    credentials secret (used when the cluster has no RDS-managed secret)."""
+    return {
+        "region": plan.dr_region,
+        "clusters": [{"dr_cluster": d.dr_cluster_identifier, "engine": d.engine,
+                      "credentials_secret": d.credentials_secret_name} for d in plan.aurora_databases],
+        "execution.$": "$$.Execution.Id",
+    }
+
+
+def aurora_canary_states(params: dict[str, Any], next_state: str, name: str = AURORA_VERIFY_STATE
+                         ) -> dict[str, asl.State]:
+    """A canary write and read in each new Aurora writer through the RDS Data API, until all pass (a cluster without
+    the HTTP endpoint passes as skipped); its checks go to ``$.aurora_checks``. The caller adds ``<name>TimedOut``
+    (where spent checks end the run, naming the failing ones)."""
+    states = asl.poll_loop(name, "Verify service", service="canary", act=("verify_aurora", params),
+                           check=("verify_aurora", params), interval_seconds=AURORA_VERIFY_POLL,
+                           max_attempts=AURORA_VERIFY_MAX, next_state="AuroraDataVerified",
+                           what="Aurora canary write (Data API)")
+    states["AuroraDataVerified"] = {"Type": "Pass", "Comment": "Verify service",
+                                    "Parameters": {"checks.$": "$.poll.checks"}, "ResultPath": "$.aurora_checks",
+                                    "Next": next_state}
+    return states
+
+
 def capacity_state(next_state: str, step: str = SCALE_STEP) -> asl.State:
     """The DR group's failover capacity: the plan's number, or its share of the primary's recent peak."""
     return asl.task(step, "autoscaling", "failover_capacity",

@@ -140,6 +140,16 @@ class AuroraGlobalDatabase(_Model):
         "as a secondary to resynchronize), or RemoveFromGlobalCluster (detach and promote the DR cluster)")
     storage_encrypted: bool = Field(default=False, description="Whether the global cluster's storage is encrypted")
     dr_kms_key_id: KmsKey | None = Field(default=None, description="DR-region KMS key of the DR cluster's storage")
+    credentials_secret: str | None = Field(
+        default=None, min_length=1, max_length=512, pattern=r"^[A-Za-z0-9/_+=.@-]+$",
+        description="Secrets Manager secret (name) with the master user's username and password, present in the DR "
+        "region (a replica secret). After a failover the canary write and read in the new writer go through the RDS "
+        "Data API with it (where the DR cluster's HTTP endpoint is enabled); a cluster whose master password RDS "
+        "manages (MasterUserSecret) uses that secret instead. Default pilotlight/<identifier>/master")
+
+    @property
+    def credentials_secret_name(self) -> str:
+        return self.credentials_secret or f"pilotlight/{self.identifier}/master"
 
 
 def _database_kind(value: Any) -> str:
