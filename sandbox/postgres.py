@@ -27,6 +27,7 @@ import contextlib
 import glob
 import os
 import pwd
+import select
 import shutil
 import signal
 import socket
@@ -245,12 +246,57 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return buf
 
 
+# A client has this long (wall seconds) to send its startup packet; then the session is dropped.
+STARTUP_TIMEOUT = 10.0
+# A session that moves no byte for this long (wall seconds) lets modeled time go on until its next byte.
+IDLE_RELEASE = 1.0
+
+
+class _Busy:
+    """Modeled time held while a session works, let go while it idles.
+
+    A session holds time from its first byte, so its writes are recorded at the modeled time they were made; a
+    session left open and idle (a client that never closed its connection) must not stop the clock for every later
+    execution in the process, so after :data:`IDLE_RELEASE` without traffic the hold is let go (``on_idle`` runs
+    first: the sandbox records the rows as they are at that moment) and taken again at the next byte.
+    """
+
+    def __init__(self, hold: Callable[[], Any], on_idle: Callable[[], None] | None) -> None:
+        self._hold = hold
+        self._on_idle = on_idle
+        self._held: Any = None
+        self._lock = threading.Lock()
+        self.last = time.monotonic()
+
+    def on(self) -> None:
+        self.last = time.monotonic()
+        with self._lock:
+            if self._held is None:
+                self._held = self._hold()
+                self._held.__enter__()
+
+    def off(self, idle: bool = False) -> None:
+        with self._lock:
+            held, self._held = self._held, None
+            if held is None:
+                return
+            try:
+                if idle and self._on_idle:
+                    self._on_idle()
+            finally:
+                held.__exit__(None, None, None)
+
+    def idle(self) -> bool:
+        return time.monotonic() - self.last >= IDLE_RELEASE
+
+
 class Forwarder:
     """A loopback listener for one instance: rewrites the startup packet's database and user, then relays.
 
     ``before_connect()`` runs before each session reaches the server (the sandbox brings a replica's rows
-    up to date there); ``after_close()`` after a session ends (the sandbox notes that a source may have
-    changed).
+    up to date there); ``after_close()`` after a session ends, or when it has been idle for
+    :data:`IDLE_RELEASE` (the sandbox notes that a source may have changed). :meth:`close` ends the listener
+    and every open session.
     """
 
     def __init__(self, server: Server, database: str, role_prefix: str,
@@ -269,12 +315,25 @@ class Forwarder:
         self._sock.listen(16)
         self.port = int(self._sock.getsockname()[1])
         self._closed = False
+        self._sessions: set[socket.socket] = set()
+        self._lock = threading.Lock()
         threading.Thread(target=self._accept, name=f"pg-forward-{database}", daemon=True).start()
 
     def close(self) -> None:
-        self._closed = True
+        """Stop listening and end every open session (a blocked ``accept`` wakes only on ``shutdown``)."""
+        with self._lock:
+            self._closed = True
+            sessions = list(self._sessions)
+        for s in (self._sock, *sessions):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._sock.close()
+
+    @property
+    def sessions(self) -> int:
+        with self._lock:
+            return len(self._sessions)
 
     def _accept(self) -> None:
         while not self._closed:
@@ -282,24 +341,38 @@ class Forwarder:
                 client, _ = self._sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self._session, args=(client,), daemon=True).start()
+            with self._lock:
+                if self._closed:
+                    client.close()
+                    return
+                self._sessions.add(client)
+            threading.Thread(target=self._session, args=(client,), name=f"pg-session-{self.database}",
+                             daemon=True).start()
 
     def _session(self, client: socket.socket) -> None:
-        # Modeled time stands still while a session is open: its writes are recorded at the time they were made.
-        with self.hold():
-            self._relay_session(client)
+        # Modeled time stands still while a session works: its writes are recorded at the time they were made.
+        busy = _Busy(self.hold, self.after_close)
+        busy.on()
+        try:
+            self._relay_session(client, busy)
+        finally:
+            busy.off()
+            with self._lock:
+                self._sessions.discard(client)
 
-    def _relay_session(self, client: socket.socket) -> None:
+    def _relay_session(self, client: socket.socket, busy: _Busy) -> None:
         upstream: socket.socket | None = None
         try:
+            client.settimeout(STARTUP_TIMEOUT)
             startup = self._startup(client)
             if startup is None:
                 return
+            client.settimeout(None)
             if self.before_connect:
                 self.before_connect()
             upstream = socket.create_connection(("127.0.0.1", self.server.port))
             upstream.sendall(startup)
-            _relay(client, upstream)
+            _relay(client, upstream, busy)
         except (OSError, ConnectionError):
             pass
         finally:
@@ -330,12 +403,22 @@ class Forwarder:
             return struct.pack("!I", len(payload) + 4) + payload
 
 
-def _relay(a: socket.socket, b: socket.socket) -> None:
+def _relay(a: socket.socket, b: socket.socket, busy: _Busy) -> None:
+    """Bytes both ways until both sides have closed; time held while they flow (see :class:`_Busy`)."""
     def pump(src: socket.socket, dst: socket.socket) -> None:
         try:
-            while chunk := src.recv(65536):
+            while True:
+                ready, _, _ = select.select([src], [], [], IDLE_RELEASE / 2)
+                if not ready:
+                    if busy.idle():
+                        busy.off(idle=True)
+                    continue
+                chunk = src.recv(65536)
+                if not chunk:
+                    return
+                busy.on()
                 dst.sendall(chunk)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: select on a socket the other pump has closed
             pass
         finally:
             with contextlib.suppress(OSError):
