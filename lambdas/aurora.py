@@ -549,7 +549,7 @@ def check_readers(region: str, dr_cluster: str, count: int, attempt: int = 0,
 _CLONE_PERMISSIONS = ["rds:RestoreDBClusterToPointInTime", "rds:CreateDBClusterSnapshot",
                       "rds:RestoreDBClusterFromSnapshot", "rds:CreateDBInstance", "rds:AddTagsToResource",
                       "rds:DescribeDBClusters", "rds:DescribeDBInstances", "rds:DescribeDBClusterSnapshots",
-                      "kms:CreateGrant", "kms:DescribeKey"]
+                      "rds:EnableHttpEndpoint", "kms:CreateGrant", "kms:DescribeKey"]
 _CLONE_RESOURCES: dict[str, str | tuple[str, ...]] = {
     # The clone (new cluster) of the live DR cluster (its source, only read), in the plan's DR subnet group.
     "rds:RestoreDBClusterToPointInTime": ("aurora_drill_cluster", "aurora_dr_cluster", "aurora_subnet_group",
@@ -563,6 +563,8 @@ _CLONE_RESOURCES: dict[str, str | tuple[str, ...]] = {
     "rds:DescribeDBClusters": ("aurora_dr_cluster", "aurora_drill_cluster"),
     "rds:DescribeDBInstances": ("aurora_dr_instance", "aurora_drill_instance"),
     "rds:DescribeDBClusterSnapshots": "aurora_drill_snapshot",
+    # The copy's RDS Data API, on when the live DR cluster's is (a clone does not inherit it).
+    "rds:EnableHttpEndpoint": "aurora_drill_cluster",
     # An encrypted clone keeps the source's DR-region key (grants made as the caller).
     "kms:CreateGrant": "aurora_dr_key",
     "kms:DescribeKey": "aurora_dr_key",

@@ -2,7 +2,8 @@
 
 - :func:`drill_clone`: a drill's isolated, writable copy of the live DR cluster, ``<dr_cluster>-drill-<id>``
   (an Aurora clone, or a cluster snapshot restored when the DR cluster is headless), and its instance
-  ``<copy>-1`` (``create_drill_clone``, ``check_drill_clone``).
+  ``<copy>-1`` (``create_drill_clone``, ``check_drill_clone``), with the RDS Data API on when the live DR cluster
+  has it (the drill's canary writes through it).
 - :func:`remove_clones`: the drill teardown of those copies and snapshots (``remove_drill_clusters``,
   ``check_drill_clusters_removed``).
 
@@ -68,6 +69,22 @@ def _clone_result(done: bool, attempt: int, name: str, method: str, cluster: dic
             "cluster": cluster_facts(cluster, found) if cluster is not None else None, **extra}
 
 
+def _data_api_as_source(rds: Any, copy: dict[str, Any], dr_cluster: str, region: str) -> bool | None:
+    """The copy's RDS Data API (HTTP endpoint) on when the live DR cluster's is: a clone or a restored snapshot does
+    not inherit it (RDS: off by default), and the drill's canary writes through it. Whether it is on; None while
+    RDS refuses it for an operation in progress (the poll asks again)."""
+    if copy.get("HttpEndpointEnabled"):
+        return True
+    if not require_cluster(rds, dr_cluster, region).get("HttpEndpointEnabled"):
+        return False
+    try:
+        return bool(rds.enable_http_endpoint(ResourceArn=copy["DBClusterArn"]).get("HttpEndpointEnabled"))
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("InvalidResourceStateFault", "InvalidDBClusterStateFault"):
+            return None
+        raise_mapped(exc, f"enable the RDS Data API on drill copy {copy.get('DBClusterIdentifier')}")
+
+
 def drill_clone(region: str, plan: str, drill_id: str, dr_cluster: str, instance_class: str | None,
                 subnet_group: str, security_groups: list[str], attempt: int) -> dict[str, Any]:
     if not drill.is_drill_id(drill_id):
@@ -94,7 +111,10 @@ def drill_clone(region: str, plan: str, drill_id: str, dr_cluster: str, instance
             create_instance(rds, copy, name + INSTANCE_SUFFIX, cls, tags)
             found = instances(rds, require_cluster(rds, name, region))
         done = copy.get("Status") == AVAILABLE and bool(found) and len(available_instances(found)) == len(found)
-        return _clone_result(done, attempt, name, method, copy, found)
+        if not done:
+            return _clone_result(done, attempt, name, method, copy, found)
+        http = _data_api_as_source(rds, copy, dr_cluster, region)
+        return _clone_result(http is not None, attempt, name, method, copy, found, http_endpoint=bool(http))
     source = require_cluster(rds, dr_cluster, region)
     if source.get("Status") != AVAILABLE:
         return _clone_result(False, attempt, name, method, None, source_status=source.get("Status"))

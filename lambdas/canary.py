@@ -397,8 +397,9 @@ def _aurora_canary(region: str, item: dict[str, Any], execution: str) -> dict[st
 @registry.action("verify_aurora",
                  permissions=["rds:DescribeDBClusters", "rds-data:ExecuteStatement", "secretsmanager:DescribeSecret",
                               "secretsmanager:GetSecretValue"],
-                 resource={"rds:DescribeDBClusters": "aurora_dr_cluster",
-                           "rds-data:ExecuteStatement": "aurora_dr_cluster",
+                 # The new DR writer (failover) or the drill's clone of it (drill).
+                 resource={"rds:DescribeDBClusters": ("aurora_dr_cluster", "aurora_drill_cluster"),
+                           "rds-data:ExecuteStatement": ("aurora_dr_cluster", "aurora_drill_cluster"),
                            "secretsmanager:DescribeSecret": "aurora_secret",
                            "secretsmanager:GetSecretValue": "aurora_secret"})
 def verify_aurora(region: str, clusters: list[dict[str, Any]], execution: str = "",

@@ -20,7 +20,11 @@ moto 5.2 keeps ``EnableHttpEndpoint`` only for Aurora Serverless v1 clusters of 
   secondary: ``InvalidResourceStateException``) or without an available instance (``DatabaseUnavailableException``),
   an SQL error (``DatabaseErrorException`` with PostgreSQL's message).
 
-Not modeled: replication between a global cluster's members (each cluster's rows are its own); transactions
+A clone or a restored snapshot (``RestoreDBClusterToPointInTime``, ``RestoreDBClusterFromSnapshot``: a drill's copy)
+has its source's master user, and its HTTP endpoint off until enabled, as in RDS.
+
+Not modeled: replication between a global cluster's members, and a clone's copy of its source's rows (each cluster's
+rows are its own); transactions
 (``BeginTransaction`` and ``transactionId``), batches, ``formatRecordsAs``; Aurora MySQL (its statements are refused
 with ``BadRequestException``: the server is PostgreSQL).
 """
@@ -84,6 +88,25 @@ class World:
         wanted = (region, str(doc.get("DBClusterIdentifier", "")).lower()) in self.owner_enabled
         self.set_enabled(arn, bool(p.get("EnableHttpEndpoint")) or wanted)
         doc["HttpEndpointEnabled"] = arn in self.enabled
+
+    def after_restore(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        """A clone or a restored snapshot has its source's users (RDS copies them with the data); its HTTP endpoint
+        is off, as RDS makes it, until enabled."""
+        doc = parsed.get("DBCluster") or {}
+        if http_response.status_code >= 300 or not doc.get("DBClusterArn"):
+            return
+        p, region = responses.api_params(context), context.get("client_region", "")
+        source = None
+        if p.get("SourceDBClusterIdentifier"):
+            source = adapters_aurora._cluster(str(p["SourceDBClusterIdentifier"]), region)
+        elif p.get("SnapshotIdentifier"):
+            snap = adapters_aurora._rds()[region].cluster_snapshots.get(str(p["SnapshotIdentifier"]))
+            source = getattr(snap, "cluster", None)
+        master = self._master(source) if source is not None else None
+        if master is not None:
+            with self.lock:
+                self.credentials[doc["DBClusterArn"]] = master
+        doc["HttpEndpointEnabled"] = doc["DBClusterArn"] in self.enabled
 
     def after_modify(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         doc = parsed.get("DBCluster") or {}
@@ -294,11 +317,14 @@ def owner_enables(region: str, identifier: str) -> None:
 def handlers(w: World) -> responses.Hooks:
     out: responses.Hooks = [(f"before-parameter-build.rds.{op}", responses.stash_api_params)
                             for op in ("CreateDBCluster", "ModifyDBCluster", "EnableHttpEndpoint",
-                                       "DisableHttpEndpoint")]
+                                       "DisableHttpEndpoint", "RestoreDBClusterToPointInTime",
+                                       "RestoreDBClusterFromSnapshot")]
     return [*out,
             ("before-parameter-build.rds-data.ExecuteStatement", responses.stash_api_params),
             ("after-call.rds.CreateDBCluster", w.after_create),
             ("after-call.rds.ModifyDBCluster", w.after_modify),
+            ("after-call.rds.RestoreDBClusterToPointInTime", w.after_restore),
+            ("after-call.rds.RestoreDBClusterFromSnapshot", w.after_restore),
             ("after-call.rds.DeleteDBCluster", w.after_delete),
             ("after-call.rds.DescribeDBClusters", w.after_describe),
             ("before-call.rds.EnableHttpEndpoint", w.before_enable),

@@ -169,11 +169,28 @@ def test_the_plans_credentials_secret_is_validated_and_named() -> None:
 # -- the failover, end to end -------------------------------------------------------------------------------------
 
 
-def test_fitness_failover_writes_a_canary_row_in_the_new_writer(fitness: Plan) -> None:
+def test_a_drill_writes_in_its_clone_then_the_failover_in_the_new_writer(fitness: Plan) -> None:
+    """One sandbox: a drill (kept) writes its canary through the Data API in its clone, whose HTTP endpoint the
+    drill enabled as the live DR cluster's is, never in the live DR cluster; then the failover writes in the new
+    DR writer."""
+    from commands.drill import drill_input, sandbox_drill
+
     db = fitness.aurora_databases[0]
     with Sandbox() as sb:
         sb.seed(fitness)
         assert sb.build_pilot_light(fitness)["ok"]
+        drilled, _, _ = sandbox_drill(sb, fitness, drill_input("test", keep=True, harden=False, force=False), None)
+        assert drilled.status == "SUCCEEDED", (drilled.failed_step, drilled.error, drilled.cause)
+        (check,) = _checks(drilled)
+        clone = check["resource"]
+        assert clone.startswith(f"{db.dr_cluster_identifier}-drill-") and check["ok"] and not check.get("skipped")
+        rds = boto3.client("rds", region_name=fitness.dr_region)
+        assert rds.describe_db_clusters(DBClusterIdentifier=clone)["DBClusters"][0]["HttpEndpointEnabled"] is True
+        assert sb.aurora_data.query(fitness.dr_region, clone, "SELECT id FROM pilotlight_canary") == [[check["row"]]]
+        assert sb.aurora_data.query(fitness.dr_region, db.dr_cluster_identifier, "SELECT 1") == [], \
+            "the drill wrote nothing in the live DR cluster"
+        assert DB_PASSWORD not in json.dumps(drilled.output)
+
         result = run_workflow(sb, fitness, "failover", {"source": "test", "approved_by": "test", "force": True})
         assert result.status == "SUCCEEDED", (result.failed_step, result.error, result.cause)
         (check,) = _checks(result)

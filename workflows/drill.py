@@ -11,7 +11,8 @@ actions) on copies named and tagged with the drill's id (:mod:`lambdas.drill`):
    its database endpoint pointed at the copy; per DR bucket, read the newest canary and write and
    delete one object under the drill's prefix.
 3. Point a drill record (``drill-<id>.<record>``) at the drill environment, then the failover's
-   verification on the copies: a canary write and read in each database copy, each drill environment's
+   verification on the copies: a canary write and read in each database copy (each Aurora clone through the
+   RDS Data API, its HTTP endpoint enabled as the live DR cluster's is), each drill environment's
    URL requested over HTTP (the plan's ``probes``). The plan's DNS name is not probed (production records
    are not moved). Service restored here: the drill's RTO.
 4. Harden the copies as the failover would (Multi-AZ, failover class) unless ``harden: false``.
@@ -50,7 +51,9 @@ def drill_document(plan: Plan) -> dict[str, Any]:
         item.update(subnet_group=db.dr_network.subnet_group, security_groups=list(db.dr_network.security_groups),
                     **{k: canary[k] for k in ("engine", "credentials_secret", "heartbeat_column")})
     for item, adb in zip(doc.get("aurora") or [], plan.aurora_databases, strict=True):
-        item.update(subnet_group=adb.dr_network.subnet_group, security_groups=list(adb.dr_network.security_groups))
+        # The Data API canary's view of the clone (engine, the plan's credentials secret), as the failover's.
+        item.update(subnet_group=adb.dr_network.subnet_group, security_groups=list(adb.dr_network.security_groups),
+                    engine=adb.engine, credentials_secret=adb.credentials_secret_name)
     doc["buckets"] = [b.destination for b in plan.buckets]
     # Only the record's place: the drill record and its target are the drill's own (lambdas/drill.py copies).
     doc["dns"] = None
@@ -167,8 +170,9 @@ def not_probed(plan: Plan) -> list[dict[str, str]]:
 
 def _verify_states(plan: Plan, record: bool) -> dict[str, asl.State]:
     """The failover's verification (:func:`workflows.failover.verify_states`: same state names, Lambda actions and
-    ``ServiceNotVerified``) on the drill's copies only: a canary write and read in each database copy, then each
-    drill environment Ready/Green with its URL answering the plan's probe, each copy writable.
+    ``ServiceNotVerified``) on the drill's copies only: a canary write and read in each database copy and, through
+    the RDS Data API, in each Aurora clone; then each drill environment Ready/Green with its URL answering the plan's
+    probe, each copy writable.
 
     With a drill record (``record``) it is checked first at Route 53 (it answers the drill environment); it is not
     requested over HTTP (a name under the production zone, whose certificate and host rules are production's), and
@@ -191,7 +195,12 @@ def _verify_states(plan: Plan, record: bool) -> dict[str, asl.State]:
         states["DrillRecordVerified"] = {"Type": "Pass", "Comment": "Verify service",
                                          "Parameters": {"checks.$": "$.poll.checks"}, "ResultPath": "$.drill_record",
                                          "Next": "VerifyService"}
-    states.update(failover.verify_states(verify, "RecordDrill", data))
+    aurora = None
+    if plan.aurora_databases:
+        # The clones (lambdas/drill.py copies: "aurora"), never the live DR cluster the failover's parameters name.
+        aurora = {k: v for k, v in failover_tiers.aurora_canary_params(plan).items() if k != "clusters"}
+        aurora["clusters.$"] = "$.drill.aurora"
+    states.update(failover.verify_states(verify, "RecordDrill", data, aurora=aurora))
     return states
 
 
