@@ -12,6 +12,9 @@ for any past execution, by anyone who may read the plan's executions, and gives 
   window of each promoted database from the canary checks (``restored.data[].heartbeat``).
 - Probes: the HTTP checks of the verification round that restored service (``restored.checks``); for an
   execution that failed, those of the last round its history holds.
+- Canary writes: the row each promoted database (or drill copy) was written and read back with, by SQL
+  (``restored.data``) or through the RDS Data API in a new Aurora writer (``restored.aurora_data``); for an
+  execution that failed, those of the last round of each its history holds.
 - Resources: the identifiers each step's Task states were scheduled with (the Lambda input, or the
   ``Payload`` of an ``arn:aws:states:::lambda:invoke`` task).
 - Critical path: :data:`CRITICAL_PATH_RULE`.
@@ -228,7 +231,7 @@ def rpo_lags(kind: str, output: Any, events: list[dict[str, Any]]) -> dict[str, 
 def _last_checks(events: list[dict[str, Any]], kind: str) -> list[Any]:
     """The newest verification round in the history whose checks include one of ``kind``."""
     for out in reversed(_exited_outputs(events)):
-        for path in (("poll", "checks"), ("data_checks", "checks")):
+        for path in (("poll", "checks"), ("data_checks", "checks"), ("aurora_checks", "checks")):
             checks = _dig(out, *path)
             if isinstance(checks, list) and any(isinstance(c, dict) and c.get("check") == kind for c in checks):
                 return checks
@@ -243,6 +246,24 @@ def probes_of(output: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]
     return [{"url": str(c.get("resource")), "ok": bool(c.get("ok")), "status": c.get("status"),
              "seconds": c.get("seconds"), "detail": c.get("detail")}
             for c in checks if isinstance(c, dict) and c.get("check") == "http probe"]
+
+
+# The canary checks (lambdas/canary.py) by where ``restored`` holds them, their check name and the report's method.
+_CANARY_CHECKS = (("data", "canary write", "SQL"), ("aurora_data", "canary write (Data API)", "RDS Data API"))
+
+
+def canary_writes_of(output: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The canary writes of the round that restored service (``restored.data``, then ``restored.aurora_data``), else
+    of the last round of each kind made. Only the fields of :class:`reports.schema.CanaryWrite` are copied."""
+    writes = []
+    for key, kind, method in _CANARY_CHECKS:
+        checks = _dig(output, "restored", key)
+        if not isinstance(checks, list):
+            checks = _last_checks(events, kind)
+        writes += [{"database": str(c.get("resource")), "method": method, "ok": bool(c.get("ok")),
+                    "skipped": bool(c.get("skipped")), "row": _text(c.get("row")), "detail": _text(c.get("detail"))}
+                   for c in checks if isinstance(c, dict) and c.get("check") == kind]
+    return writes
 
 
 def data_loss_of(output: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -456,6 +477,7 @@ def build(sfn: Any, execution_arn: str, plan: Plan, *, kind: str | None = None) 
         "rpo": rpo,
         "steps": steps,
         "probes": probes_of(result.output, events),
+        "canary_writes": canary_writes_of(result.output, events),
         "critical_path": path,
         "critical_path_rule": CRITICAL_PATH_RULE,
         "readiness_at_start": readiness,

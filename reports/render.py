@@ -106,6 +106,12 @@ def probe_rows(doc: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
              "-" if p["seconds"] is None else f"{p['seconds']:.3f} s", p["detail"] or "-") for p in doc["probes"]]
 
 
+def canary_rows(doc: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(database, method, result, row, detail) of each canary write, shared by Markdown and HTML."""
+    return [(w["database"], w["method"], "skipped" if w["skipped"] else "ok" if w["ok"] else "FAILED",
+             w["row"] or "-", w["detail"] or "-") for w in doc.get("canary_writes") or []]
+
+
 def _readiness_line(readiness: dict[str, Any] | None, kind: str) -> str:
     if readiness is None:
         return ("No readiness run had ended before the failover started." if kind == "failover"
@@ -148,6 +154,11 @@ def to_markdown(doc: dict[str, Any]) -> str:
     if doc["probes"]:
         lines += ["## Probes", "", "| URL | result | status | time | detail |", "|---|---|---:|---:|---|"]
         lines += ["| " + " | ".join(_md(v) for v in row) + " |" for row in probe_rows(doc)]
+        lines.append("")
+    canaries = canary_rows(doc)
+    if canaries:
+        lines += ["## Canary writes", "", "| database | method | result | row | detail |", "|---|---|---|---|---|"]
+        lines += ["| " + " | ".join(_md(v) for v in row) + " |" for row in canaries]
         lines.append("")
     if doc["kind"] == "drill":
         lines += ["## Teardown", ""]
@@ -314,7 +325,7 @@ def to_html(doc: dict[str, Any]) -> str:
     import markupsafe
 
     template = _environment().get_template("report.html.j2")
-    return template.render(doc=doc, rows=_rows(doc), probes=probe_rows(doc),
+    return template.render(doc=doc, rows=_rows(doc), probes=probe_rows(doc), canaries=canary_rows(doc),
                            failback=failback_rows(doc["failback"]) if doc.get("failback") else None,
                            readiness_line=_readiness_line(doc["readiness_at_start"], doc["kind"]),
                            chart=markupsafe.Markup(timeline_svg(doc)), seconds=seconds_text, version=_version())

@@ -88,6 +88,24 @@ class Probe(_Model):
     detail: str | None = Field(description="What was answered, or why the probe failed")
 
 
+class CanaryWrite(_Model):
+    """One canary write and read-back in a promoted database (a drill: in its copy), as the verification made it."""
+
+    database: str = Field(description="Where the row was written: the promoted database (a failover's DR "
+                                      "database, a failback's primary, a drill's copy) or, for the Data API, the "
+                                      "Aurora DR cluster (a drill's clone of it)")
+    method: Literal["SQL", "RDS Data API"] = Field(description="`SQL`: a PostgreSQL session from the canary function "
+                                                               "(RDS instances); `RDS Data API`: ExecuteStatement on "
+                                                               "the new Aurora writer")
+    ok: bool = Field(description="The row was written and read back (true as well when skipped)")
+    skipped: bool = Field(description="No data check for this database (an engine without a SQL canary, such as "
+                                      "MySQL, or an Aurora cluster without the Data API): control-plane checks "
+                                      "only, not a failure")
+    row: str | None = Field(description="The id of the canary row written to `pilotlight_canary` and read back; "
+                                        "null when none was written")
+    detail: str | None = Field(description="What the check found, or why it failed or was skipped")
+
+
 class StepReport(_Model):
     """One step of the timeline (the states sharing a step label, as `pilotlight status` shows them)."""
 
@@ -212,6 +230,10 @@ class Report(_Model):
     steps: list[StepReport]
     probes: list[Probe] = Field(default_factory=list, description="The HTTP(S) probes of the verification round "
                                 "that restored service (or, when none did, of its last round)")
+    canary_writes: list[CanaryWrite] = Field(default_factory=list, description="The canary writes of the "
+                                             "verification round that restored service (or, when none did, of the "
+                                             "last round made), one per promoted database or drill copy: SQL in "
+                                             "each RDS database, the RDS Data API in each Aurora writer")
     critical_path: list[str] = Field(description="Step names from the start to `Service restored`, in order (rule: "
                                                  "reports.model.CRITICAL_PATH_RULE); empty when not restored")
     critical_path_rule: str

@@ -146,3 +146,9 @@ def test_the_failback_report_has_its_downtime_rpo_and_data_check(failed_back: An
     markdown, html = reports.to_markdown(doc), reports.to_html(doc)
     assert "## Switch back" in markdown and f"{db['identifier']}.{SANDBOX_TABLE} rows | 25 | 25 | ok" in markdown
     assert "<h2>Switch back</h2>" in html
+    # The canary write of the verification, in the primary database the failback promoted.
+    (canary,) = doc["canary_writes"]
+    assert (canary["database"], canary["method"], canary["ok"], canary["skipped"]) == (
+        plan.rds_databases[0].identifier, "SQL", True, False)
+    assert canary["row"] == result.output["restored"]["data"][0]["row"]
+    assert "## Canary writes" in markdown and "<h2>Canary writes</h2>" in html

@@ -22,9 +22,11 @@ import reports
 from cli import cli
 from commands.drill import drill_input, sandbox_drill
 from reports import history, store
+from reports.model import canary_writes_of
+from reports.render import canary_rows
 from reports.schema import report_json_schema
 from sandbox import Sandbox
-from tests.conftest import REFERENCE, run_workflow
+from tests.conftest import REFERENCE, pg_connect, run_workflow
 from workflows import drill_audit
 from workflows.plan import load_plan
 
@@ -148,6 +150,26 @@ class TestReportsOfSandboxRuns:
             assert f"<code>{p['url']}</code>" in html
         assert "<h2>Probes</h2>" in html
 
+    def test_the_failover_report_lists_the_canary_row_written_in_each_promoted_database(self, runs) -> None:
+        doc, output, plan, sb = runs["docs"]["failover"], runs["failover"].output, runs["plan"], runs["sb"]
+        promoted = [db.dr_replica_identifier for db in plan.rds_databases]
+        assert [w["database"] for w in doc["canary_writes"]] == promoted
+        for write, check in zip(doc["canary_writes"], output["restored"]["data"], strict=True):
+            assert (write["method"], write["ok"], write["skipped"]) == ("SQL", True, False)
+            assert write["row"] == check["row"] and write["detail"] == check["detail"]
+            # The row is in the promoted database, as the application reads it there.
+            conn = pg_connect(sb, plan, plan.dr_region, write["database"])
+            try:
+                assert conn.run("SELECT id FROM pilotlight_canary WHERE id = :id", id=write["row"]) == [[write["row"]]]
+            finally:
+                conn.close()
+        markdown, html = reports.to_markdown(doc), reports.to_html(doc)
+        assert markdown.index("## Probes") < markdown.index("## Canary writes")
+        assert html.index("<h2>Probes</h2>") < html.index("<h2>Canary writes</h2>")
+        for w in doc["canary_writes"]:
+            assert f"| {w['database']} | SQL | ok | {w['row']} | {w['detail']} |" in markdown
+            assert f"<td><code>{w['row']}</code></td>" in html
+
     def test_the_rpo_shows_the_heartbeat_data_loss_window_beside_the_replica_lag(self, runs) -> None:
         doc, output, plan = runs["docs"]["failover"], runs["failover"].output, runs["plan"]
         (canary,) = output["restored"]["data"]
@@ -168,6 +190,23 @@ class TestReportsOfSandboxRuns:
         # The drill's canary reads the newest heartbeat in its copy, never in the live replica.
         assert doc["rpo"]["data_loss"] and all("-drill-" in w["database"] for w in doc["rpo"]["data_loss"])
         assert "Data loss (heartbeat)" in reports.to_markdown(doc)
+        # So are its canary writes: one per copy, none in the live replica.
+        writes = doc["canary_writes"]
+        assert [w["database"] for w in writes] == [w["database"] for w in doc["rpo"]["data_loss"]]
+        assert all(w["ok"] and not w["skipped"] and w["method"] == "SQL" and w["row"] for w in writes)
+        assert "## Canary writes" in reports.to_markdown(doc)
+
+    def test_aurora_and_skipped_canary_writes_render_in_both_formats(self, runs) -> None:
+        doc = json.loads(json.dumps(runs["docs"]["failover"]))
+        doc["canary_writes"] = canary_writes_of({"restored": {"aurora_data": _AURORA_CHECKS}}, [])
+        jsonschema.validate(doc, report_json_schema())
+        markdown, html = reports.to_markdown(doc), reports.to_html(doc)
+        assert "| shop-aurora-dr | RDS Data API | ok | 0123abcd | wrote and read back |" in markdown
+        assert "| shop-mysql-dr | RDS Data API | skipped | - | not verified as data: no Data API |" in markdown
+        assert "<td><code>shop-mysql-dr</code></td><td>RDS Data API</td><td>skipped</td>" in html
+        assert "FAILED" not in markdown.split("## Canary writes", 1)[1]
+        doc["canary_writes"] = []
+        assert "Canary writes" not in reports.to_markdown(doc) and "Canary writes" not in reports.to_html(doc)
 
     def test_a_failed_drill_reports_where_it_failed_and_the_lag_it_read(self, runs) -> None:
         doc = runs["docs"]["failed"]
@@ -272,6 +311,44 @@ class TestReportsOfSandboxRuns:
         assert docs["failover"]["execution_name"] in text and docs["drill"]["execution_name"] not in text
 
 
+_AURORA_CHECKS = [
+    {"check": "canary write (Data API)", "resource": "shop-aurora-dr", "ok": True, "row": "0123abcd",
+     "written_at": "2024-05-01T12:00:00+00:00", "engine": "aurora-postgresql", "detail": "wrote and read back"},
+    {"check": "canary write (Data API)", "resource": "shop-mysql-dr", "ok": True, "skipped": True,
+     "detail": "not verified as data: no Data API"},
+]
+
+
+def test_canary_writes_are_read_from_the_output_else_from_the_last_rounds_in_the_history() -> None:
+    sql = {"check": "canary write", "resource": "shop-db-dr", "ok": False, "detail": "cannot connect: timeout",
+           "password": "never-copied"}
+    probe = {"check": "http probe", "resource": "http://app/", "ok": True}
+    output = {"restored": {"checks": [probe], "data": [sql], "aurora_data": _AURORA_CHECKS}}
+    writes = canary_writes_of(output, [])
+    assert writes == [
+        {"database": "shop-db-dr", "method": "SQL", "ok": False, "skipped": False, "row": None,
+         "detail": "cannot connect: timeout"},
+        {"database": "shop-aurora-dr", "method": "RDS Data API", "ok": True, "skipped": False, "row": "0123abcd",
+         "detail": "wrote and read back"},
+        {"database": "shop-mysql-dr", "method": "RDS Data API", "ok": True, "skipped": True, "row": None,
+         "detail": "not verified as data: no Data API"}]
+    # Only the report's fields: nothing else a check might carry.
+    assert all("password" not in w and "written_at" not in w for w in writes)
+    assert [r[2] for r in canary_rows({"canary_writes": writes})] == ["FAILED", "ok", "skipped"]
+
+    # No output (the execution failed): the newest round of each kind its history holds.
+    def exited(doc: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "TaskStateExited", "stateExitedEventDetails": {"output": json.dumps(doc)}}
+
+    events = [exited({"poll": {"checks": [{**sql, "ok": False}]}}),
+              exited({"data_checks": {"checks": [{**sql, "ok": True, "row": "feed"}]},
+                      "poll": {"checks": _AURORA_CHECKS[:1]}}),
+              exited({"data_checks": {"checks": [{**sql, "ok": True, "row": "feed"}]},
+                      "aurora_checks": {"checks": _AURORA_CHECKS}, "poll": {"checks": [probe]}})]
+    assert [(w["database"], w["ok"], w["row"]) for w in canary_writes_of(None, events)] == [
+        ("shop-db-dr", True, "feed"), ("shop-aurora-dr", True, "0123abcd"), ("shop-mysql-dr", True, None)]
+
+
 def test_the_trend_compares_the_halves_medians_and_gives_the_slope() -> None:
     improving = history.trend([1500.0, 1400.0, 1300.0, 1200.0])
     assert improving["direction"] == "improving"
@@ -320,3 +397,5 @@ def test_a_failover_whose_probe_answers_500_reports_the_failing_probe_from_its_h
     # The canary write had passed before the probes: its data-loss window is in the history, and so in the report.
     assert [w["database"] for w in doc["rpo"]["data_loss"]] == ["shop-db-dr"]
     assert doc["rpo"]["data_loss_seconds"] is not None
+    # And so is its canary write, read from the same round.
+    assert [(w["database"], w["method"], w["ok"]) for w in doc["canary_writes"]] == [("shop-db-dr", "SQL", True)]
