@@ -318,7 +318,9 @@ def _aurora_secret(region: str, cluster: dict[str, Any], secret_name: str) -> st
     managed = (cluster.get("MasterUserSecret") or {}).get("SecretArn")
     if managed and managed.split(":")[3] == region:
         return str(managed)
-    return str(client("secretsmanager", region).describe_secret(SecretId=secret_name)["ARN"])
+    described = client("secretsmanager", region).describe_secret(SecretId=secret_name)
+    # ARN is optional in DescribeSecret's answer: without it the name goes, and a refusal names the secret.
+    return str(described.get("ARN") or secret_name)
 
 
 def _field(value: dict[str, Any]) -> Any:
