@@ -194,7 +194,19 @@ class Server:
                     "shared_buffers": "16MB", "log_min_messages": "fatal", "logging_collector": "off"}
             with open(data / "postgresql.conf", "a", encoding="utf-8") as f:
                 f.writelines(f"{k} = {v}\n" for k, v in conf.items())
-            self._run([str(self.bin / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-s", "start"], user)
+            for attempt in range(3):
+                # The port was free when picked; another process may bind it before the server does (parallel
+                # test workers open hundreds of loopback sockets): then a new port (a later line wins).
+                try:
+                    self._run([str(self.bin / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-s",
+                               "start"], user)
+                    break
+                except PostgresUnavailable:
+                    if attempt == 2:
+                        raise
+                    self.port = _free_port()
+                    with open(data / "postgresql.conf", "a", encoding="utf-8") as f:
+                        f.write(f"port = {self.port}\n")
             self.dir = base
             self._user = user
             self.started_seconds = time.monotonic() - began

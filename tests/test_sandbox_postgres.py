@@ -1,4 +1,4 @@
-"""The sandbox's PostgreSQL forwarder never stops modeled time for good.
+"""The sandbox's PostgreSQL server starts where it can, and its forwarder never stops modeled time for good.
 
 A session holds modeled time while it works, so its writes are recorded at the time they were made. A client
 that connects and never speaks, or leaves its connection open and idle, or a forwarder closed with sessions
@@ -140,3 +140,24 @@ def test_closing_the_forwarder_ends_its_open_sessions_and_its_listener(rig):
         assert not t.is_alive(), "the listener's accept thread ended"
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", rig.fwd.port), timeout=1)
+
+
+@pytest.mark.skipif(postgres.find_bin() is None, reason="PostgreSQL server binaries are not installed")
+def test_a_server_whose_port_was_taken_meanwhile_starts_on_another(monkeypatch):
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    busy = int(taken.getsockname()[1])
+    free = postgres._free_port
+    picks = iter([busy])
+    monkeypatch.setattr(postgres, "_free_port", lambda: next(picks, None) or free())
+    server = postgres.Server()
+    try:
+        server.start()
+        assert server.port != busy
+        conn = server.admin()
+        assert conn.run("SHOW port") == [[str(server.port)]]
+        conn.close()
+    finally:
+        server.stop()
+        taken.close()
