@@ -182,7 +182,7 @@ RESOURCE_KINDS: dict[str, Callable[[_Arns], list[str]]] = {
         "eb_storage_bucket", "eb_storage_object", "instance_profile", "instance_role", "eb_passed_role",
         "drill_db", "drill_db_snapshot", "drill_environment", "drill_object", "drill_execution", "failover_execution",
         "drill_statemachine", "teardown_statemachine", "failover_statemachine", "plan_execution", "workflow_execution",
-        "report_object",
+        "report_object", "claim_table",
     )
 }
 # The data and compute tiers' kinds (DynamoDB, Aurora, Auto Scaling): infra/iam_tiers.py.

@@ -429,6 +429,12 @@ class _Arns:
             return []
         return [self._dr("states", f"execution:{render.state_machine_name(self.plan, 'failover')}:*")]
 
+    # The plan's failover claim table (lambdas/guard.py claim; created by infra/claim.py).
+    def claim_table(self) -> list[str]:
+        from lambdas import guard
+
+        return [self._dr("dynamodb", f"table/{guard.claim_table(self.plan.name)}")]
+
     # -- The dashboard widget (lambdas/widget.py): one state machine each, never the plan's others ---------
     def _machine(self, workflow: str) -> list[str]:
         from workflows import render

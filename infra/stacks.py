@@ -35,8 +35,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from infra import claim, nag, vpc
 from infra import iam as plan_iam
-from infra import nag, vpc
 from reports.store import bucket_name as reports_bucket_name
 from workflows import asl, plan_accounts, render
 from workflows.plan import Plan
@@ -167,6 +167,7 @@ class DrStack(Stack):
         # need the key, granted per principal below, and EventBridge publishes the failure notices
         # (topic and key statements scoped to that one rule, in _failure_notifications).
         self.reports_bucket = self._reports_bucket()
+        self.claim = claim.table(self, plan)  # the guard rails' one-failover-at-a-time claim
         self.functions = self._functions(code_dir)
         self.machines = self._state_machines(render.render_all(plan) if builders is None else builders)
         self._alarm_trigger()

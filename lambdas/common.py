@@ -195,16 +195,18 @@ def _client_config(fast: bool) -> Any:
     return Config(retries={"mode": "standard", "max_attempts": 3})
 
 
-def client(service: str, region: str, *, fast: bool = False) -> Any:
+def client(service: str, region: str, *, fast: bool = False, own: bool = False) -> Any:
     """A boto3 client with parameter validation on (botocore's default) and standard retries.
 
     In a cross-account plan (:data:`ACCOUNTS_ENV` set by the deployment) a client for a region whose resources
     live in another account acts with the credentials of the role the plan names there (:func:`assumed_keys`);
-    without it, nothing more than the client is made (no STS call).
+    without it, nothing more than the client is made (no STS call). ``own``: a resource of the deployment itself
+    (the failover claim table) in a service the plan's tiers also use: the function's own credentials.
     """
     import boto3
 
-    return boto3.client(service, region_name=region, config=_client_config(fast), **assumed_keys(service, region))
+    keys = {} if own else assumed_keys(service, region)
+    return boto3.client(service, region_name=region, config=_client_config(fast), **keys)
 
 
 # Cross-account plans (workflows/plan_accounts.py) --------------------------------------------------------------

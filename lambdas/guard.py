@@ -5,6 +5,10 @@
   started in the same millisecond (two alarms of one outage) still agree on exactly one winner. An
   execution reads its own start date with DescribeExecution, which is strongly consistent: ListExecutions
   is eventually consistent and may not list an execution started a moment ago, not even to itself;
+- and, because two runs started together may each not be listed to the other, the run that passes every
+  rail then *claims* the plan (:func:`claim`): a conditional write to the plan's item in a DynamoDB table of the
+  deployment, which is atomic and strongly consistent. A run that finds the claim held by a failover still
+  RUNNING stops with ``AlreadyRunning``; a claim whose failover has ended is taken over;
 - an automatic (alarm-triggered) run within ``min_interval_minutes`` of a previous run (one started
   before it, that was not itself refused by these rails or aborted before acting) is refused;
 - refused while every trigger alarm is OK, unless forced (no trigger alarms: health unknown, allowed);
@@ -23,7 +27,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas import drill as drills
-from lambdas.common import Registry, aws_errors, client, raise_mapped
+from lambdas.common import CONNECTION_ERRORS, Registry, aws_errors, client, raise_mapped
 from lambdas.errors import GUARD_ERRORS, Aborted, AlreadyRunning, InvalidInput, PrimaryHealthy, TooSoon
 
 registry = Registry("guard")
@@ -114,12 +118,81 @@ def trigger_problem(trigger: dict[str, Any], alarms: list[dict[str, str]]) -> st
     return None
 
 
+# -- the claim: one failover acts even when neither of two runs lists the other ---------------------------------
+# A table of the deployment (infra/claim.py) in the DR region, one item per plan: {plan, execution, claimed_at}.
+# PutItem with a condition is atomic and GetItem with ConsistentRead strongly consistent (DynamoDB API reference),
+# so of two runs that each passed the oldest-wins rule, exactly one writes the item. DynamoDB in the DR region is
+# what the failover depends on anyway; where the table cannot be reached (a deployment older than it, an outage of
+# DynamoDB itself) the oldest-wins rule stands alone and the output says so: a lock never holds back a failover.
+CLAIM_ATTEMPTS = 3
+
+
+def claim_table(plan: str) -> str:
+    """The claim table's name (one per plan: its IAM grant is that one table)."""
+    return f"pilotlight-{plan}-claim"
+
+
+def _holder_running(sfn: Any, holder: str) -> bool:
+    try:
+        return sfn.describe_execution(executionArn=holder)["status"] == "RUNNING"
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ExecutionDoesNotExist":
+            return False  # a claim left by a state machine deleted since
+        raise_mapped(exc, f"describe failover {holder.rsplit(':', 1)[-1]}")
+        raise
+
+
+def claim(sfn: Any, plan: str, region: str, execution_arn: str) -> dict[str, Any]:
+    """Claim the plan for this failover, or raise ``AlreadyRunning`` naming the running failover that holds it.
+
+    The first write is conditioned on no item; a claim held by a failover that is no longer RUNNING is taken over
+    with a write conditioned on that failover's ARN, so two takers still leave one holder. A retried step of the
+    same execution finds its own claim. Returns ``{"held", "table", "took_over"}``, or ``held: false`` with the
+    reason when the table could not be used."""
+    ddb = client("dynamodb", region, own=True)
+    table = claim_table(plan)
+    item = {"plan": {"S": plan}, "execution": {"S": execution_arn},
+            "claimed_at": {"S": datetime.now(UTC).isoformat()}}
+    holder: str | None = None
+    for _ in range(CLAIM_ATTEMPTS):
+        condition: dict[str, Any] = (
+            {"ConditionExpression": "attribute_not_exists(#plan)", "ExpressionAttributeNames": {"#plan": "plan"}}
+            if holder is None else
+            {"ConditionExpression": "#execution = :holder", "ExpressionAttributeNames": {"#execution": "execution"},
+             "ExpressionAttributeValues": {":holder": {"S": holder}}})
+        try:
+            ddb.put_item(TableName=table, Item=item, **condition)
+            return {"held": True, "table": table, "took_over": holder}
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code != "ConditionalCheckFailedException":
+                return {"held": False, "table": table, "took_over": None,
+                        "reason": f"{code}: the claim was not made; the oldest-wins rule alone decided"}
+        except CONNECTION_ERRORS as exc:
+            return {"held": False, "table": table, "took_over": None,
+                    "reason": f"{type(exc).__name__}: the claim was not made; the oldest-wins rule alone decided"}
+        try:
+            found = ddb.get_item(TableName=table, Key={"plan": {"S": plan}}, ConsistentRead=True).get("Item")
+        except (ClientError, *CONNECTION_ERRORS) as exc:
+            return {"held": False, "table": table, "took_over": None,
+                    "reason": f"{type(exc).__name__}: the claim could not be read; the oldest-wins rule alone decided"}
+        holder = (found or {}).get("execution", {}).get("S")
+        if holder == execution_arn:
+            return {"held": True, "table": table, "took_over": None}  # this execution's retried step
+        if holder is not None and _holder_running(sfn, holder):
+            raise AlreadyRunning(f"failover {holder.rsplit(':', 1)[-1]} holds the plan's failover claim ({table}) "
+                                 "and is running; this one stops without acting")
+    raise AlreadyRunning(f"the plan's failover claim ({table}) changed hands {CLAIM_ATTEMPTS} times while this "
+                         "failover tried to take it; this one stops without acting")
+
+
 @registry.action(
     "check",
     permissions=["cloudwatch:DescribeAlarms", "states:ListExecutions", "states:DescribeExecution",
-                 "states:StopExecution"],
+                 "states:StopExecution", "dynamodb:PutItem", "dynamodb:GetItem"],
     resource={"cloudwatch:DescribeAlarms": "alarm", "states:ListExecutions": "statemachine",
-              "states:DescribeExecution": "failover_execution", "states:StopExecution": "drill_execution"},
+              "states:DescribeExecution": "failover_execution", "states:StopExecution": "drill_execution",
+              "dynamodb:PutItem": "claim_table", "dynamodb:GetItem": "claim_table"},
 )
 def check(
     state_machine_arn: str,
@@ -167,9 +240,13 @@ def check(
         )
     health = "unknown" if not states else ("in_alarm" if any(s["state"] == "ALARM" for s in states) else "not_ok")
     preempted = []
+    claimed = None
     if plan:
+        # Last of the rails: only the run that is about to act claims the plan.
+        claimed = claim(sfn, plan, region, execution_arn)
         preempted = _preempt_drills(sfn, drills.machine_arn(state_machine_arn, plan, "drill"), execution_arn)
     return {
+        "claim": claimed,
         "preempted_drills": preempted,
         "automatic": automatic,
         "forced": forced,

@@ -12,6 +12,7 @@ Inside the ``with`` block every boto3 client created through ``boto3.client`` ta
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -286,6 +287,7 @@ class Sandbox:
                      "Action": "sts:AssumeRole"}]}),
             )["Role"]["Arn"]
         boto3.client("sns", region_name=plan.dr_region).create_topic(Name=render.topic_name(plan))
+        self._claim_table(plan)
         sfn = boto3.client("stepfunctions", region_name=plan.dr_region)
         subs = self.substitutions(plan)
         arns = {}
@@ -303,6 +305,18 @@ class Sandbox:
         # The plan's EventBridge rules, as the CDK app deploys them (workflows/triggers.py).
         triggers.deploy_rules(plan, self.account_id, arns, self.topic_arn(plan))
         return arns
+
+    @staticmethod
+    def _claim_table(plan: Plan) -> None:
+        """The failover claim table, as infra/claim.py makes it (on-demand, key ``plan``)."""
+        from lambdas import guard
+
+        ddb = boto3.client("dynamodb", region_name=plan.dr_region)
+        # Deployed again: the table and its claim stay, as a stack update keeps them.
+        with contextlib.suppress(ddb.exceptions.ResourceInUseException):
+            ddb.create_table(TableName=guard.claim_table(plan.name), BillingMode="PAY_PER_REQUEST",
+                             AttributeDefinitions=[{"AttributeName": "plan", "AttributeType": "S"}],
+                             KeySchema=[{"AttributeName": "plan", "KeyType": "HASH"}])
 
     def run_replicate(
         self, plan: Plan, *, pace: float | None = None, source: str = "sandbox", on_progress: Any = None

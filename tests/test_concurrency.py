@@ -188,6 +188,50 @@ def test_an_execution_not_listed_yet_still_loses_to_an_older_one(automatic_estat
     _assert_failed_over_once(sb, plan, arns[0], arns[1:])
 
 
+def _claim_holder(plan: Plan) -> str | None:
+    from lambdas import guard
+
+    item = boto3.client("dynamodb", region_name=plan.dr_region).get_item(
+        TableName=guard.claim_table(plan.name), Key={"plan": {"S": plan.name}}, ConsistentRead=True).get("Item")
+    return item["execution"]["S"] if item else None
+
+
+def test_two_failovers_that_never_list_each_other_still_act_once_by_the_claim(automatic_estate):
+    """The worst case of an eventually consistent ListExecutions: two runs started together, neither ever listed
+    (not even to itself). Both pass the oldest-wins rule; the conditional write to the claim table lets one act.
+    A later failover takes over the claim of the ended one."""
+    sb, plan = automatic_estate
+    sb.simulate_disaster(plan)
+
+    def list_nobody(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["executions"] = []
+
+    events = boto3.DEFAULT_SESSION.events
+    events.register("after-call.sfn.ListExecutions", list_nobody, unique_id="test-empty-list")
+    try:
+        arns = _start_together(sb, plan, [("failover", ALARM_EVENT)] * 2)
+        sfn = _sfn(plan)
+        results = {arn: follow(sfn, arn, poll_seconds=0.05, timeout_seconds=600) for arn in arns}
+    finally:
+        events.unregister("after-call.sfn.ListExecutions", unique_id="test-empty-list")
+
+    assert sorted(r.status for r in results.values()) == ["FAILED", "SUCCEEDED"]
+    (winner,) = [arn for arn, r in results.items() if r.status == "SUCCEEDED"]
+    (loser,) = [arn for arn in arns if arn != winner]
+    assert results[loser].error == "AlreadyRunning"
+    assert "holds the plan's failover claim" in results[loser].cause
+    assert winner.rsplit(":", 1)[-1] in results[loser].cause
+    assert {p["action"] for p in _lambda_calls(plan, loser)} <= REFUSED_ACTIONS
+    _assert_failed_over_once(sb, plan, winner, [loser])
+    assert _claim_holder(plan) == winner
+
+    # The winner has ended: the next failover (an operator's) takes its claim over.
+    again = follow(_sfn(plan), sb.start(plan, "failover", {**OPERATOR, "force": True}), poll_seconds=0.05,
+                   timeout_seconds=600)
+    assert again.error != "AlreadyRunning", again.cause
+    assert _claim_holder(plan) == again.execution_arn
+
+
 def test_a_refused_trigger_does_not_hold_back_the_next_one(automatic_estate):
     """The minimum interval counts runs that acted: an alarm refused a minute ago (primary still healthy) must
     not make the real outage's run TooSoon."""

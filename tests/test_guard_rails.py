@@ -189,3 +189,20 @@ def test_a_trigger_that_is_not_this_plans_alarm_going_off_is_refused_before_anyt
         assert (result.status, result.error) == ("FAILED", "InvalidInput"), what
         assert message in result.cause, (what, result.cause)
     assert _is_replica(plan) and _record_value(plan) != plan.dns_dr_target
+
+
+def test_a_claim_table_that_cannot_be_reached_never_holds_the_failover_back(estate):
+    """The claim is a lock of the deployment's: without its table (a stack older than it, DynamoDB in trouble) the
+    oldest-wins rule decides alone, and the guard's output says so."""
+    from lambdas import guard
+
+    sandbox, plan = estate
+    boto3.client("dynamodb", region_name=plan.dr_region).delete_table(TableName=guard.claim_table(plan.name))
+    try:
+        result = run_workflow(sandbox, plan, "failover", {"source": "test", "approved_by": "test", "force": True})
+        assert result.status == "SUCCEEDED", (result.failed_step, result.error, result.cause)
+        claim = result.output["guard"]["claim"]
+        assert claim["held"] is False and claim["reason"].startswith("ResourceNotFoundException")
+        assert not _is_replica(plan)
+    finally:
+        sandbox._claim_table(plan)

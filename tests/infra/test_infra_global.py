@@ -212,9 +212,14 @@ def test_dynamodb_item_writes_are_on_the_plan_tables_only(synth):
     for action, resources in ddb.items():
         if action.startswith("dynamodb:") and plan_iam.is_mutating(action):
             assert resources <= dr_tables | primary_tables, (action, resources)
-    # No other function writes items.
+    # No other function writes items, but the guard rails' claim, on the plan's claim table alone.
+    claim_table = f"arn:aws:dynamodb:{plan.dr_region}:{ACCOUNT}:table/pilotlight-{plan.name}-claim"
     for service, other in statements.items():
-        if service != "dynamodb":
+        if service == "guard":
+            guard = _grants(other)
+            assert guard["dynamodb:PutItem"] == guard["dynamodb:GetItem"] == {claim_table}
+            assert "dynamodb:DeleteItem" not in guard
+        elif service != "dynamodb":
             assert not {"dynamodb:PutItem", "dynamodb:DeleteItem"} & set(_grants(other)), service
 
 
@@ -241,3 +246,15 @@ def test_roles_passed_to_ec2_are_the_plan_instance_roles(synth):
     passed = [s for s in function_role_statements(synth.dr)["autoscaling"] if "iam:PassRole" in as_list(s["Action"])]
     assert passed and {r for s in passed for r in as_list(s["Resource"])} == roles
     assert all(s["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}} for s in passed)
+
+
+def test_the_failover_claim_table_is_the_one_the_guard_writes(synth):
+    """One on-demand table per plan, key ``plan``, point-in-time recovery on, named as lambdas/guard.py names it."""
+    from lambdas import guard
+
+    tables = {props["Properties"]["TableName"]: props["Properties"]
+              for props in synth.dr.of_type("AWS::DynamoDB::Table").values()}
+    claim = tables[guard.claim_table(synth.plan.name)]
+    assert claim["KeySchema"] == [{"AttributeName": "plan", "KeyType": "HASH"}]
+    assert claim["BillingMode"] == "PAY_PER_REQUEST"
+    assert claim["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
