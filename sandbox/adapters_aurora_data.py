@@ -218,12 +218,7 @@ class World:
                 name = re.sub(r"[^a-z0-9_]", "_", f"a{next(self._names)}_{ident}_{database}".lower())[:63]
             role = f"{name}__{user}"[:63]
             if (arn, database) not in self.created:
-                admin = self.server.admin()
-                try:
-                    admin.run(f'CREATE ROLE "{role}" NOLOGIN')
-                    admin.run(f'CREATE DATABASE "{name}" OWNER "{role}"')
-                finally:
-                    admin.close()
+                self.server.create_database(name, role)
                 self.created[(arn, database)] = name
             return name, role
 

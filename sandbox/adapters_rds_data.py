@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID
-from pg8000.native import literal
 
 from sandbox import clock, resolver, responses
 from sandbox.postgres import Forwarder, Server
@@ -118,13 +117,7 @@ class World:
     def _materialize(self, inst: Instance) -> None:
         if inst.materialized:
             return
-        role = f"{inst.database}__{inst.username}"
-        admin = self.server.admin()
-        try:
-            admin.run(f'CREATE ROLE "{role}" LOGIN PASSWORD {literal(inst.password)}')
-            admin.run(f'CREATE DATABASE "{inst.database}" OWNER "{role}"')
-        finally:
-            admin.close()
+        self.server.create_database(inst.database, f"{inst.database}__{inst.username}", inst.password)
         inst.materialized = True
         if inst.source is not None:
             self._set_read_only(inst, True)

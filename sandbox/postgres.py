@@ -233,6 +233,19 @@ class Server:
         if out.returncode != 0:
             raise PostgresUnavailable(f"{name} failed: {out.stderr.strip() or out.stdout.strip()}")
 
+    def create_database(self, name: str, owner: str, password: str | None = None) -> None:
+        """A role ``owner`` (able to log in with ``password``; without one, a role to ``SET ROLE`` to) and a database
+        ``name`` it owns."""
+        from pg8000.native import literal
+
+        login = f"LOGIN PASSWORD {literal(password)}" if password is not None else "NOLOGIN"
+        admin = self.admin()
+        try:
+            admin.run(f'CREATE ROLE "{owner}" {login}')
+            admin.run(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+        finally:
+            admin.close()
+
     def admin(self, database: str = "postgres") -> Any:
         """A superuser connection over the Unix socket (autocommit)."""
         import pg8000.native

@@ -58,7 +58,22 @@ class DbNetwork(_Model):
         return unique_values(value)
 
 
-class Database(_Model):
+def _credentials_secret(description: str) -> Any:
+    """The plan's name for the Secrets Manager secret of a database's master user (optional)."""
+    return Field(default=None, min_length=1, max_length=512, pattern=r"^[A-Za-z0-9/_+=.@-]+$",
+                 description=description)
+
+
+class _MasterSecret:
+    """A database whose master user's secret the canary reads (its model has ``identifier`` and
+    ``credentials_secret``): the plan's name for it, else the default."""
+
+    @property
+    def credentials_secret_name(self: Any) -> str:
+        return str(self.credentials_secret or f"pilotlight/{self.identifier}/master")
+
+
+class Database(_MasterSecret, _Model):
     """An RDS instance with its cross-region read replica (the pilot light)."""
 
     kind: Literal["rds"] = Field(default="rds", description="rds (the default) or aurora-global")
@@ -76,9 +91,8 @@ class Database(_Model):
     az2_replica: Az2Replica | None = None
     storage_encrypted: bool = Field(default=False, description="Whether the source instance is encrypted")
     dr_kms_key_id: KmsKey | None = Field(default=None, description="DR-region KMS key for encrypted copies")
-    credentials_secret: str | None = Field(
-        default=None, min_length=1, max_length=512, pattern=r"^[A-Za-z0-9/_+=.@-]+$",
-        description="Secrets Manager secret (name) with the master user's username and password, present in both "
+    credentials_secret: str | None = _credentials_secret(
+        "Secrets Manager secret (name) with the master user's username and password, present in both "
         "regions (a replica secret in the DR region). The failover's canary write and replicate's heartbeat read it; "
         "an instance whose master password RDS manages (MasterUserSecret) uses that secret instead. "
         "Default pilotlight/<identifier>/master")
@@ -86,10 +100,6 @@ class Database(_Model):
         default=None, pattern=r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$",
         description="table.column (e.g. orders.updated_at) of an application table whose newest value measures the "
         "data-loss window after promotion; default: replicate writes a row to pilotlight_heartbeat on every run")
-
-    @property
-    def credentials_secret_name(self) -> str:
-        return self.credentials_secret or f"pilotlight/{self.identifier}/master"
 
 
 class Probes(_Model):
@@ -105,7 +115,7 @@ class Probes(_Model):
     timeout_seconds: int = Field(default=5, ge=1, le=30, description="Per request")
 
 
-class AuroraGlobalDatabase(_Model):
+class AuroraGlobalDatabase(_MasterSecret, _Model):
     """An Aurora Global Database: the writer cluster in the primary region, a secondary cluster in the DR region.
 
     Replicate keeps the DR cluster a member of the global cluster with a writer-capable instance (none
@@ -140,16 +150,11 @@ class AuroraGlobalDatabase(_Model):
         "as a secondary to resynchronize), or RemoveFromGlobalCluster (detach and promote the DR cluster)")
     storage_encrypted: bool = Field(default=False, description="Whether the global cluster's storage is encrypted")
     dr_kms_key_id: KmsKey | None = Field(default=None, description="DR-region KMS key of the DR cluster's storage")
-    credentials_secret: str | None = Field(
-        default=None, min_length=1, max_length=512, pattern=r"^[A-Za-z0-9/_+=.@-]+$",
-        description="Secrets Manager secret (name) with the master user's username and password, present in the DR "
+    credentials_secret: str | None = _credentials_secret(
+        "Secrets Manager secret (name) with the master user's username and password, present in the DR "
         "region (a replica secret). After a failover the canary write and read in the new writer go through the RDS "
         "Data API with it (where the DR cluster's HTTP endpoint is enabled); a cluster whose master password RDS "
         "manages (MasterUserSecret) uses that secret instead. Default pilotlight/<identifier>/master")
-
-    @property
-    def credentials_secret_name(self) -> str:
-        return self.credentials_secret or f"pilotlight/{self.identifier}/master"
 
 
 def _database_kind(value: Any) -> str:
