@@ -90,6 +90,14 @@ class LambdaHost:
                 "stackTrace": traceback.format_exception(exc)[-3:],
             }
             return responses.ok({"StatusCode": 200, "FunctionError": "Unhandled", "Payload": _stream(payload)})
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - SystemExit, a test's stand-in calling pytest.fail...
+            # The runtime exits (Runtime.ExitError): the task fails as Lambda.Unknown. Were it let through, it would
+            # end the interpreter's task thread without a word and leave the execution waiting forever.
+            payload = {"errorType": "Lambda.Unknown",
+                       "errorMessage": f"Runtime exited: {type(exc).__name__}: {exc}"[:1024]}
+            return responses.ok({"StatusCode": 200, "FunctionError": "Unhandled", "Payload": _stream(payload)})
         finally:
             self._local.function = outer
         return responses.ok({"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": _stream(result)})

@@ -104,11 +104,13 @@ def test_bad_event_raises_a_named_error_before_acting(monkeypatch, case):
         monkeypatch.delenv(name)
     for name, value in (case.env or {}).items():
         monkeypatch.setenv(name, value)
-    # Nothing may reach AWS: the event is refused before the action runs.
+    # Nothing may reach AWS: the event is refused before the action runs. The module is imported before the
+    # patches: imported under them, its `from lambdas.common import client` would keep the failing stand-in
+    # after this test (the patch's undo restores what it found), and a later test's workflow would call it.
+    module = importlib.import_module(f"lambdas.{case.module}")
     monkeypatch.setattr("lambdas.common.client", lambda *a, **k: pytest.fail("the step called AWS"))
-    monkeypatch.setattr(f"lambdas.{case.module}.client", lambda *a, **k: pytest.fail("the step called AWS"),
-                        raising=False)
-    handler = importlib.import_module(f"lambdas.{case.module}").handler
+    monkeypatch.setattr(module, "client", lambda *a, **k: pytest.fail("the step called AWS"), raising=False)
+    handler = module.handler
     with pytest.raises(errors.PilotLightError) as raised:
         handler(case.event, None)
     assert type(raised.value).__name__ == case.error

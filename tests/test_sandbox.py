@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -48,6 +49,29 @@ def test_lambda_errors_surface_with_their_class_name():
         payload = json.loads(out["Payload"].read())
         assert payload["errorType"] == "ResourceNotFound"
         assert "missing-db does not exist" in payload["errorMessage"]
+
+
+def test_a_function_whose_runtime_exits_fails_its_task_instead_of_hanging_the_execution(monkeypatch):
+    """A handler that ends with a BaseException (SystemExit, a test's stand-in calling pytest.fail) is reported as
+    the Lambda service reports a runtime that exited: the state machine's task fails, the execution ends."""
+    from lambdas import rds
+
+    def exits(**_):
+        raise SystemExit("the runtime exited")
+
+    action = rds.registry.actions["check_promoted"]
+    monkeypatch.setitem(rds.registry.actions, "check_promoted", dataclasses.replace(action, func=exits))
+    with Sandbox() as sb:
+        sb.lambdas.register("pilotlight-t-rds", "rds")
+        sfn = boto3.client("stepfunctions", region_name="us-west-2")
+        arn = _machine(sfn, {"StartAt": "T", "States": {"T": {
+            "Type": "Task", "Resource": "arn:aws:lambda:us-west-2:123456789012:function:pilotlight-t-rds",
+            "Parameters": {"action": "check_promoted", "region": "us-west-2", "identifier": "db"},
+            "TimeoutSeconds": 300, "End": True}}})
+        described = _run(sfn, arn)
+    assert described["status"] == "FAILED"
+    assert described["error"] == "Lambda.Unknown"
+    assert "SystemExit: the runtime exited" in described["cause"]
 
 
 def test_unknown_function_is_not_found():
