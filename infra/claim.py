@@ -23,7 +23,7 @@ def table(scope: Construct, plan: Plan) -> dynamodb.Table:
         scope,
         "FailoverClaim",
         table_name=guard.claim_table(plan.name),
-        partition_key=dynamodb.Attribute(name="plan", type=dynamodb.AttributeType.STRING),
+        partition_key=dynamodb.Attribute(name=guard.CLAIM_KEY, type=dynamodb.AttributeType.STRING),
         billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
         point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
             point_in_time_recovery_enabled=True),

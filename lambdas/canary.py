@@ -312,6 +312,11 @@ _AURORA_SQL = {
 }
 
 
+def _aws_error(exc: Exception) -> str:
+    """What an AWS call answered, in a check's words: the error code, or the connection error's type."""
+    return str(exc.response.get("Error", {}).get("Code", "")) if isinstance(exc, ClientError) else type(exc).__name__
+
+
 def _aurora_secret(region: str, cluster: dict[str, Any], secret_name: str) -> str:
     """The ARN the Data API reads the master user's credentials from: the cluster's RDS-managed secret, or the plan's
     secret in ``region`` (the Data API takes an ARN; DescribeSecret gives it without reading the value)."""
@@ -330,18 +335,14 @@ def _field(value: dict[str, Any]) -> Any:
     return next(iter(value.values()), None)
 
 
-def _aurora_canary(region: str, item: dict[str, Any], execution: str) -> dict[str, Any]:
+def _aurora_canary(rds: Any, data: Any, region: str, item: dict[str, Any], execution: str) -> dict[str, Any]:
     identifier = item["dr_cluster"]
     check: dict[str, Any] = {"check": "canary write (Data API)", "resource": identifier, "ok": False}
     engine = item.get("engine", "aurora-postgresql")
-    rds_client = client("rds", region)
     try:
-        found = rds_client.describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"]
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        return {**check, "detail": f"cannot describe the cluster: {code}"}
-    except CONNECTION_ERRORS as exc:
-        return {**check, "detail": f"cannot describe the cluster: {type(exc).__name__}"}
+        found = rds.describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"]
+    except (ClientError, *CONNECTION_ERRORS) as exc:
+        return {**check, "detail": f"cannot describe the cluster: {_aws_error(exc)}"}
     cluster = found[0] if found else {}
     if not cluster.get("HttpEndpointEnabled"):
         # Not a failure of the service: without the Data API this cluster gets the control-plane checks only.
@@ -353,12 +354,9 @@ def _aurora_canary(region: str, item: dict[str, Any], execution: str) -> dict[st
                 "detail": f"not verified as data: no Data API canary for engine {engine} (control-plane checks only)"}
     try:
         secret_arn = _aurora_secret(region, cluster, item["credentials_secret"])
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        return {**check, "detail": f"cannot find the credentials secret {item['credentials_secret']}: {code}"}
-    except CONNECTION_ERRORS as exc:
-        return {**check, "detail": f"cannot find the credentials secret: {type(exc).__name__}"}
-    data = client("rds-data", region)
+    except (ClientError, *CONNECTION_ERRORS) as exc:
+        return {**check, "detail": f"cannot find the credentials secret {item['credentials_secret']}: "
+                                   f"{_aws_error(exc)}"}
     base: dict[str, Any] = {"resourceArn": cluster["DBClusterArn"], "secretArn": secret_arn}
     if engine == "aurora-postgresql":
         base["database"] = cluster.get("DatabaseName") or "postgres"
@@ -412,5 +410,6 @@ def verify_aurora(region: str, clusters: list[dict[str, Any]], execution: str = 
     ``clusters``: ``dr_cluster``, ``engine``, ``credentials_secret`` (the plan's secret name, used when the cluster
     has no RDS-managed ``MasterUserSecret``). The Data API reads the secret with this function's
     secretsmanager:GetSecretValue; the function never reads its value, and no result carries it."""
-    checks = [_aurora_canary(region, c, execution) for c in clusters]
+    rds, data = client("rds", region), client("rds-data", region)
+    checks = [_aurora_canary(rds, data, region, c, execution) for c in clusters]
     return {"done": all(c["ok"] for c in checks), "attempt": attempt + 1, "checks": checks}

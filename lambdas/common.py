@@ -15,7 +15,7 @@ import types
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -379,7 +379,7 @@ def aws_errors(what: str) -> Iterator[None]:
         raise unavailable(exc, what) from exc
 
 
-def raise_mapped(exc: ClientError | BotoCoreError, what: str) -> None:
+def raise_mapped(exc: ClientError | BotoCoreError, what: str) -> NoReturn:
     """Re-raise an AWS error as the pilotlight error class the workflows retry or catch by name.
 
     Takes a ClientError or one of :data:`CONNECTION_ERRORS` (an endpoint that could not be reached).

@@ -236,8 +236,8 @@ def copies(doc: dict[str, Any], drill: str) -> dict[str, Any]:
         "subnet_group": a["subnet_group"],
         "security_groups": a["security_groups"],
         # The Data API canary's (lambdas/canary.py verify_aurora): the clone has the live cluster's users.
-        "engine": a.get("engine", "aurora-postgresql"),
-        "credentials_secret": a.get("credentials_secret", f"pilotlight/{a['identifier']}/master"),
+        "engine": a["engine"],
+        "credentials_secret": a["credentials_secret"],
     } for a in doc.get("aurora") or []]
     compute = [{  # the drill group is named by lambdas.autoscaling from the DR group's name and the drill id
         "name": g["name"], "dr_group_name": g["dr_group_name"], "dr_launch_template": g["dr_launch_template"],

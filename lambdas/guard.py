@@ -125,6 +125,7 @@ def trigger_problem(trigger: dict[str, Any], alarms: list[dict[str, str]]) -> st
 # what the failover depends on anyway; where the table cannot be reached (a deployment older than it, an outage of
 # DynamoDB itself) the oldest-wins rule stands alone and the output says so: a lock never holds back a failover.
 CLAIM_ATTEMPTS = 3
+CLAIM_KEY = "plan"  # the table's partition key (infra/claim.py, and the sandbox's copy of the table)
 
 
 def claim_table(plan: str) -> str:
@@ -139,7 +140,12 @@ def _holder_running(sfn: Any, holder: str) -> bool:
         if exc.response["Error"]["Code"] == "ExecutionDoesNotExist":
             return False  # a claim left by a state machine deleted since
         raise_mapped(exc, f"describe failover {holder.rsplit(':', 1)[-1]}")
-        raise
+
+
+def _unclaimed(table: str, exc: Exception, what: str) -> dict[str, Any]:
+    why = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+    return {"held": False, "table": table, "took_over": None,
+            "reason": f"{why}: the claim {what}; the oldest-wins rule alone decided"}
 
 
 def claim(sfn: Any, plan: str, region: str, execution_arn: str) -> dict[str, Any]:
@@ -151,31 +157,26 @@ def claim(sfn: Any, plan: str, region: str, execution_arn: str) -> dict[str, Any
     reason when the table could not be used."""
     ddb = client("dynamodb", region, own=True)
     table = claim_table(plan)
-    item = {"plan": {"S": plan}, "execution": {"S": execution_arn},
-            "claimed_at": {"S": datetime.now(UTC).isoformat()}}
+    key = {CLAIM_KEY: {"S": plan}}
+    item = {**key, "execution": {"S": execution_arn}, "claimed_at": {"S": datetime.now(UTC).isoformat()}}
     holder: str | None = None
     for _ in range(CLAIM_ATTEMPTS):
         condition: dict[str, Any] = (
-            {"ConditionExpression": "attribute_not_exists(#plan)", "ExpressionAttributeNames": {"#plan": "plan"}}
+            {"ConditionExpression": "attribute_not_exists(#key)", "ExpressionAttributeNames": {"#key": CLAIM_KEY}}
             if holder is None else
             {"ConditionExpression": "#execution = :holder", "ExpressionAttributeNames": {"#execution": "execution"},
              "ExpressionAttributeValues": {":holder": {"S": holder}}})
         try:
             ddb.put_item(TableName=table, Item=item, **condition)
             return {"held": True, "table": table, "took_over": holder}
-        except ClientError as exc:
-            code = exc.response["Error"]["Code"]
-            if code != "ConditionalCheckFailedException":
-                return {"held": False, "table": table, "took_over": None,
-                        "reason": f"{code}: the claim was not made; the oldest-wins rule alone decided"}
-        except CONNECTION_ERRORS as exc:
-            return {"held": False, "table": table, "took_over": None,
-                    "reason": f"{type(exc).__name__}: the claim was not made; the oldest-wins rule alone decided"}
-        try:
-            found = ddb.get_item(TableName=table, Key={"plan": {"S": plan}}, ConsistentRead=True).get("Item")
         except (ClientError, *CONNECTION_ERRORS) as exc:
-            return {"held": False, "table": table, "took_over": None,
-                    "reason": f"{type(exc).__name__}: the claim could not be read; the oldest-wins rule alone decided"}
+            if not (isinstance(exc, ClientError)
+                    and exc.response["Error"]["Code"] == "ConditionalCheckFailedException"):
+                return _unclaimed(table, exc, "was not made")
+        try:
+            found = ddb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+        except (ClientError, *CONNECTION_ERRORS) as exc:
+            return _unclaimed(table, exc, "could not be read")
         holder = (found or {}).get("execution", {}).get("S")
         if holder == execution_arn:
             return {"held": True, "table": table, "took_over": None}  # this execution's retried step

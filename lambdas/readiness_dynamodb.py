@@ -146,7 +146,6 @@ def _parameter_check(ctx: dict[str, Any], table: str, parameter: str) -> dict[st
             return result("write-region-setting", table, NOT_READY, f"write-region parameter {parameter} does not "
                           f"exist in {dr}; the failover sets it there", parameter=parameter)
         raise_mapped(exc, f"read parameter {parameter} in {dr}")
-        raise
     return result("write-region-setting", table, READY, f"write-region parameter {parameter} exists in {dr} "
                   f"({found.get('Value')!r}); the failover sets it to {dr}", parameter=parameter,
                   value=found.get("Value"))

@@ -212,7 +212,6 @@ def read_readiness(ssm: Any, plan: str) -> dict[str, Any]:
         if exc.response["Error"]["Code"] == "ParameterNotFound":
             return {"found": False, "status": "UNKNOWN", "parameter": name, "families": []}
         raise_mapped(exc, f"read {name}")
-        raise
     except ValueError:
         return {"found": True, "status": "UNREADABLE", "parameter": name, "families": []}
     families: dict[str, list[dict[str, Any]]] = {}

@@ -315,8 +315,8 @@ class Sandbox:
         # Deployed again: the table and its claim stay, as a stack update keeps them.
         with contextlib.suppress(ddb.exceptions.ResourceInUseException):
             ddb.create_table(TableName=guard.claim_table(plan.name), BillingMode="PAY_PER_REQUEST",
-                             AttributeDefinitions=[{"AttributeName": "plan", "AttributeType": "S"}],
-                             KeySchema=[{"AttributeName": "plan", "KeyType": "HASH"}])
+                             AttributeDefinitions=[{"AttributeName": guard.CLAIM_KEY, "AttributeType": "S"}],
+                             KeySchema=[{"AttributeName": guard.CLAIM_KEY, "KeyType": "HASH"}])
 
     def run_replicate(
         self, plan: Plan, *, pace: float | None = None, source: str = "sandbox", on_progress: Any = None
